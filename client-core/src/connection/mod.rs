@@ -1,0 +1,469 @@
+//! The sans-IO hub connection: negotiate, transport choice and fallback, handshake, the state
+//! machine of `protocol.md` 3.2, keep-alive and server timeout, calls, reconnect and stateful
+//! reconnect.
+//!
+//! A shell drives a [`Connection`] like this, after every input:
+//!
+//! ```text
+//! while let Some(t) = conn.poll_transmit() { perform t (HTTP request, WebSocket open/send/close) }
+//! while let Some(e) = conn.poll_event() { deliver e to the application }
+//! arm a timer for conn.poll_timeout(); when it fires call conn.handle_timeout(now)
+//! ```
+
+use crate::protocol::{Protocol, RawValue, TransferFormat};
+use crate::reconnect::ReconnectPolicy;
+use crate::transport::{TransportKind, TransportSet};
+use crate::{Duration, Error, Instant};
+use bytes::Bytes;
+
+/// Settings of one connection; see each field for the reference client's default.
+pub struct Config {
+    /// The hub URL (`http(s)://host/hubs/name`; `ws(s)` is accepted with `skip_negotiation`).
+    pub url: String,
+    /// The hub protocol. Default JSON.
+    pub protocol: Protocol,
+    /// The transports the client may use. Default all.
+    pub transports: TransportSet,
+    /// Connect straight over WebSockets without negotiating (WebSockets only).
+    pub skip_negotiation: bool,
+    /// Ask for stateful reconnect (`useStatefulReconnect=true`, handshake version 2).
+    pub stateful_reconnect: bool,
+    /// Bytes of unacknowledged messages before sends wait. Default 100,000.
+    pub stateful_reconnect_buffer_size: usize,
+    /// Send a Ping after this long without sending. Default 15 s.
+    pub keep_alive_interval: Duration,
+    /// Close when nothing arrives for this long. Default 30 s.
+    pub server_timeout: Duration,
+    /// Timeout of negotiate, POST send and DELETE requests. Default 100 s.
+    pub http_timeout: Duration,
+    /// Timeout of one long poll. Default 100 s.
+    pub long_poll_timeout: Duration,
+    /// Delay of the coalesced Ack under stateful reconnect. Default 1 s.
+    pub ack_delay: Duration,
+    /// The reconnect policy; `None` means no automatic reconnect.
+    pub reconnect_policy: Option<Box<dyn ReconnectPolicy>>,
+    /// The largest message accepted from the server, in bytes. Default 1 MiB.
+    pub max_message_size: usize,
+    /// Headers sent on every HTTP request (and on the WebSocket upgrade when
+    /// `headers_on_websocket`).
+    pub headers: Vec<(String, String)>,
+    /// The user-agent value (`Microsoft SignalR/x.y (...)` style).
+    pub user_agent: String,
+    /// The header that carries it: `User-Agent` (native) or `X-SignalR-User-Agent` (browser).
+    pub user_agent_header: String,
+    /// Whether an access-token factory exists (the core then asks for a token with
+    /// [`Transmit::FetchAccessToken`] before every negotiate).
+    pub has_access_token_factory: bool,
+    /// Put the token in the `access_token` query of WebSocket and SSE URLs (browsers, which
+    /// cannot set headers there) instead of an `Authorization` header.
+    pub access_token_in_query: bool,
+    /// Whether headers (user headers, `Authorization`) can be sent on the WebSocket upgrade and
+    /// the SSE request (native: yes; browser: no).
+    pub headers_on_websocket: bool,
+}
+
+impl Config {
+    /// The defaults of the reference client for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            protocol: Protocol::Json,
+            transports: TransportSet::ALL,
+            skip_negotiation: false,
+            stateful_reconnect: false,
+            stateful_reconnect_buffer_size: 100_000,
+            keep_alive_interval: Duration::from_secs(15),
+            server_timeout: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(100),
+            long_poll_timeout: Duration::from_secs(100),
+            ack_delay: Duration::from_secs(1),
+            reconnect_policy: None,
+            max_message_size: crate::protocol::DEFAULT_MAX_MESSAGE_SIZE,
+            headers: Vec::new(),
+            user_agent: String::new(),
+            user_agent_header: "User-Agent".into(),
+            has_access_token_factory: false,
+            access_token_in_query: false,
+            headers_on_websocket: true,
+        }
+    }
+}
+
+/// The connection states of `protocol.md` 3.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not connected; `start` is allowed.
+    Disconnected,
+    /// Negotiating, opening a transport or handshaking.
+    Connecting,
+    /// Handshake done; calls flow.
+    Connected,
+    /// `stop` was called; waiting for the transport to close.
+    Disconnecting,
+    /// Lost the connection; waiting for or making a reconnect attempt.
+    Reconnecting,
+}
+
+/// Identifies one HTTP request the core asked for, so the shell can report its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// HTTP methods the core uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    /// Long polls and the SSE stream.
+    Get,
+    /// Negotiate and sends.
+    Post,
+    /// Ending a long-polling connection.
+    Delete,
+}
+
+/// An HTTP request for the shell to perform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRequest {
+    /// Report the outcome with this id.
+    pub id: RequestId,
+    /// The method.
+    pub method: HttpMethod,
+    /// The absolute URL.
+    pub url: String,
+    /// Every header to send (user headers, user agent, `Authorization`, `Content-Type`, `Accept`).
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for none).
+    pub body: Bytes,
+    /// Give up after this long and report [`HttpEvent::Failed`] with `timed_out`.
+    pub timeout: Option<Duration>,
+    /// Deliver the body as it arrives ([`HttpEvent::Head`], then [`HttpEvent::Chunk`]s, then
+    /// [`HttpEvent::End`]) instead of one [`HttpEvent::Response`] (used for SSE).
+    pub streaming: bool,
+}
+
+/// Something the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transmit {
+    /// Perform an HTTP request and report it with [`Connection::handle_http`].
+    Http(HttpRequest),
+    /// Abort a request in flight (a long poll or an SSE stream); report nothing more for it.
+    AbortHttp(RequestId),
+    /// Run the access-token factory and answer with [`Connection::provide_access_token`].
+    FetchAccessToken,
+    /// Open a WebSocket to `url` (`ws://` or `wss://`) with these upgrade headers; report with
+    /// [`Connection::handle_websocket`].
+    OpenWebSocket {
+        /// The URL.
+        url: String,
+        /// The headers for the upgrade request (empty in browsers).
+        headers: Vec<(String, String)>,
+    },
+    /// Send one WebSocket message, as a text frame for [`TransferFormat::Text`].
+    WebSocketSend {
+        /// The payload (one or more framed hub messages).
+        data: Bytes,
+        /// Text or binary frame.
+        format: TransferFormat,
+    },
+    /// Close the WebSocket (normal closure).
+    CloseWebSocket,
+}
+
+/// An HTTP outcome the shell reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpEvent {
+    /// A whole response (non-streaming requests).
+    Response {
+        /// The status code.
+        status: u16,
+        /// The body.
+        body: Bytes,
+    },
+    /// The status of a streaming response; chunks follow.
+    Head {
+        /// The status code.
+        status: u16,
+    },
+    /// More body of a streaming response.
+    Chunk(Bytes),
+    /// A streaming response ended (cleanly when `error` is `None`).
+    End {
+        /// Why the stream broke, if it did.
+        error: Option<String>,
+    },
+    /// The request failed without a response.
+    Failed {
+        /// The request timed out (the shell's timer for [`HttpRequest::timeout`]).
+        timed_out: bool,
+        /// A description for error messages.
+        message: String,
+    },
+}
+
+/// A WebSocket outcome the shell reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WebSocketEvent {
+    /// The upgrade succeeded.
+    Opened,
+    /// The upgrade failed (including HTTP statuses such as 401, 404, 409).
+    Failed {
+        /// The HTTP status of a refused upgrade, if any.
+        status: Option<u16>,
+        /// A description for error messages.
+        message: String,
+    },
+    /// One message arrived (text or binary payload bytes).
+    Message(Bytes),
+    /// The socket closed.
+    Closed {
+        /// The close code, if a close frame arrived.
+        code: Option<u16>,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+/// The answer to a server invocation that expects a result (a client result).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientResult {
+    /// The handler's value.
+    Value(RawValue),
+    /// The handler failed; the text goes to the server.
+    Error(String),
+    /// No handler gave a result ("Client didn't provide a result.").
+    NoResult,
+    /// More than one handler gave a result ("Client provided multiple results.").
+    MultipleResults,
+}
+
+/// Something for the application.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The state changed.
+    StateChanged {
+        /// The old state.
+        from: State,
+        /// The new state.
+        to: State,
+    },
+    /// `start` succeeded; `connection_id` is `None` after `skip_negotiation`.
+    Started {
+        /// The connection id.
+        connection_id: Option<String>,
+    },
+    /// `start` failed; no `Closed` follows.
+    StartFailed(Error),
+    /// The connection lost its transport and is reconnecting (`onreconnecting`).
+    Reconnecting(Error),
+    /// A reconnect attempt succeeded (`onreconnected`).
+    Reconnected {
+        /// The new connection id.
+        connection_id: Option<String>,
+    },
+    /// The connection ended (`onclose`); `None` after `stop` or when retries ran out.
+    Closed(Option<Error>),
+    /// The server invoked a client method. When `invocation_id` is set the server awaits a
+    /// result: answer with [`Connection::complete_client_result`].
+    Invocation {
+        /// The method name as sent.
+        target: String,
+        /// The arguments, still encoded.
+        arguments: Vec<RawValue>,
+        /// Set when the server expects a result.
+        invocation_id: Option<String>,
+    },
+    /// An `invoke` finished: `Ok(None)` for a void completion.
+    InvocationCompleted {
+        /// The id `invoke` returned.
+        id: String,
+        /// The result or why it failed.
+        result: Result<Option<RawValue>, Error>,
+    },
+    /// One item of a stream started with [`Connection::stream`].
+    StreamItem {
+        /// The id `stream` returned.
+        id: String,
+        /// The item, still encoded.
+        item: RawValue,
+    },
+    /// A stream ended; `Err` after its earlier items were delivered.
+    StreamCompleted {
+        /// The id `stream` returned.
+        id: String,
+        /// How it ended.
+        result: Result<(), Error>,
+    },
+    /// A message queued by `send`, `invoke`, `stream` or an upload call was handed to the
+    /// transport (for `send` this is when its future resolves); `Err` if it never will be.
+    Written {
+        /// The operation id the call returned.
+        op: u64,
+        /// Whether it was written.
+        result: Result<(), Error>,
+    },
+}
+
+/// The sans-IO SignalR client connection.
+pub struct Connection {
+    config: Config,
+}
+
+impl Connection {
+    /// A connection in [`State::Disconnected`].
+    pub fn new(config: Config) -> Self {
+        Connection { config }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        todo!("engine")
+    }
+
+    /// The connection id of the current connection, if connected after a negotiate.
+    pub fn connection_id(&self) -> Option<&str> {
+        todo!("engine")
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Begins connecting; fails unless [`State::Disconnected`].
+    pub fn start(&mut self, now: Instant) -> Result<(), Error> {
+        let _ = now;
+        todo!("engine")
+    }
+
+    /// Stops the connection (idempotent): sends Close when connected, cancels reconnects.
+    pub fn stop(&mut self, now: Instant) {
+        let _ = now;
+        todo!("engine")
+    }
+
+    /// Changes the hub URL; allowed only in Disconnected or Reconnecting.
+    pub fn set_url(&mut self, url: String) -> Result<(), Error> {
+        let _ = url;
+        todo!("engine")
+    }
+
+    /// Queues a non-blocking invocation. Returns the operation id reported in
+    /// [`Event::Written`].
+    pub fn send(&mut self, now: Instant, target: &str, arguments: Vec<RawValue>) -> Result<u64, Error> {
+        let _ = (now, target, arguments);
+        todo!("engine")
+    }
+
+    /// Queues a blocking invocation whose outcome comes as [`Event::InvocationCompleted`].
+    /// `stream_ids` are upload streams made with [`Connection::new_upload_stream`].
+    /// Returns `(invocation id, operation id)`.
+    pub fn invoke(
+        &mut self,
+        now: Instant,
+        target: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+    ) -> Result<(String, u64), Error> {
+        let _ = (now, target, arguments, stream_ids);
+        todo!("engine")
+    }
+
+    /// Queues a StreamInvocation; items come as [`Event::StreamItem`], the end as
+    /// [`Event::StreamCompleted`]. Returns `(invocation id, operation id)`.
+    pub fn stream(
+        &mut self,
+        now: Instant,
+        target: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+    ) -> Result<(String, u64), Error> {
+        let _ = (now, target, arguments, stream_ids);
+        todo!("engine")
+    }
+
+    /// Queues a non-blocking invocation with upload streams. Returns the operation id.
+    pub fn send_with_streams(
+        &mut self,
+        now: Instant,
+        target: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+    ) -> Result<u64, Error> {
+        let _ = (now, target, arguments, stream_ids);
+        todo!("engine")
+    }
+
+    /// Cancels a stream: sends CancelInvocation and ignores its later items.
+    pub fn cancel_stream(&mut self, now: Instant, id: &str) {
+        let _ = (now, id);
+        todo!("engine")
+    }
+
+    /// A new upload stream id (from the invocation-id counter).
+    pub fn new_upload_stream(&mut self) -> String {
+        todo!("engine")
+    }
+
+    /// Queues one item of an upload stream. Returns the operation id.
+    pub fn upload_item(&mut self, now: Instant, stream_id: &str, item: RawValue) -> Result<u64, Error> {
+        let _ = (now, stream_id, item);
+        todo!("engine")
+    }
+
+    /// Ends an upload stream, with an error text if it failed. Returns the operation id.
+    pub fn upload_complete(&mut self, now: Instant, stream_id: &str, error: Option<String>) -> Result<u64, Error> {
+        let _ = (now, stream_id, error);
+        todo!("engine")
+    }
+
+    /// Answers a server invocation that expects a result.
+    pub fn complete_client_result(&mut self, now: Instant, invocation_id: &str, result: ClientResult) {
+        let _ = (now, invocation_id, result);
+        todo!("engine")
+    }
+
+    /// The access-token factory's answer to [`Transmit::FetchAccessToken`] (`Ok(None)`: no token).
+    pub fn provide_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
+        let _ = (now, token);
+        todo!("engine")
+    }
+
+    /// Reports the outcome of an HTTP request.
+    pub fn handle_http(&mut self, now: Instant, id: RequestId, event: HttpEvent) {
+        let _ = (now, id, event);
+        todo!("engine")
+    }
+
+    /// Reports what happened on the WebSocket.
+    pub fn handle_websocket(&mut self, now: Instant, event: WebSocketEvent) {
+        let _ = (now, event);
+        todo!("engine")
+    }
+
+    /// Reports that the deadline of [`Connection::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = now;
+        todo!("engine")
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        todo!("engine")
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        todo!("engine")
+    }
+
+    /// The next deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        todo!("engine")
+    }
+
+    /// Whether stateful-reconnect backpressure holds new sends (unacknowledged bytes ≥ buffer).
+    pub fn is_send_blocked(&self) -> bool {
+        todo!("engine")
+    }
+
+    #[doc(hidden)]
+    pub fn _unused(_: TransportKind) {}
+}

@@ -1,0 +1,32 @@
+//! `talkback-core`: the sans-IO SignalR protocol engine.
+//!
+//! No sockets, no clock, no runtime, no randomness of its own. A shell (native tokio, browser)
+//! feeds it inputs carrying the current time and drains its outputs:
+//!
+//! - inputs: [`Connection::start`], [`Connection::handle_http`], [`Connection::handle_websocket`],
+//!   [`Connection::handle_timeout`], user commands such as [`Connection::invoke`];
+//! - outputs: [`Connection::poll_transmit`] (HTTP requests, WebSocket operations),
+//!   [`Connection::poll_event`] (state changes, server invocations, call results) and
+//!   [`Connection::poll_timeout`] (the next deadline).
+//!
+//! The wire format ([`protocol`]) and negotiate types ([`negotiate`]) are also what the
+//! `talkback-fixture` server speaks, so there is one implementation of the format.
+
+pub mod connection;
+pub mod error;
+pub mod negotiate;
+pub mod protocol;
+pub mod reconnect;
+pub mod sse;
+pub mod stateful;
+pub mod transport;
+
+pub use connection::{
+    ClientResult, Config, Connection, Event, HttpEvent, HttpMethod, HttpRequest, RequestId,
+    State, Transmit, WebSocketEvent,
+};
+pub use error::Error;
+pub use protocol::{HubMessage, Protocol, RawValue, TransferFormat};
+pub use reconnect::{ReconnectPolicy, RetryContext};
+pub use transport::{TransportKind, TransportSet};
+pub use web_time::{Duration, Instant};

@@ -1,0 +1,244 @@
+//! Hub protocol wire types and codecs (`protocol.md` section 2).
+//!
+//! [`HubMessage`] is the one in-memory form of the nine hub message types. A [`Protocol`] turns it
+//! into framed bytes and back: JSON with `0x1E` record separators, MessagePack with VarInt length
+//! prefixes. Arguments, results and stream items stay in their wire encoding as [`RawValue`] until
+//! the application asks for a serde type.
+
+mod framing;
+mod handshake;
+mod json;
+mod msgpack;
+mod value;
+
+pub use framing::{BinaryFramer, Framer, TextFramer, DEFAULT_MAX_MESSAGE_SIZE, RECORD_SEPARATOR};
+pub use handshake::{HandshakeRequest, HandshakeResponse};
+pub use value::{decode_arguments, encode_arguments, RawValue, ValueError};
+
+use std::collections::BTreeMap;
+
+/// Message headers: string keys to string values, carried through and otherwise ignored.
+pub type Headers = BTreeMap<String, String>;
+
+/// The hub protocol spoken on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `"json"`: UTF-8 JSON records each ended by `0x1E`; text transfer format.
+    Json,
+    /// `"messagepack"`: MessagePack arrays with VarInt length prefixes; binary transfer format.
+    MessagePack,
+}
+
+/// The transfer format a transport must carry for a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransferFormat {
+    /// UTF-8 text (`"Text"`).
+    Text,
+    /// Arbitrary bytes (`"Binary"`).
+    Binary,
+}
+
+/// One hub message (`protocol.md` 2.2).
+#[derive(Clone, Debug, PartialEq)]
+pub enum HubMessage {
+    /// Type 1: call a method, blocking when it has an invocation id.
+    Invocation(Invocation),
+    /// Type 2: one item of a stream.
+    StreamItem(StreamItem),
+    /// Type 3: the end of an invocation or stream.
+    Completion(Completion),
+    /// Type 4: call a streaming method.
+    StreamInvocation(Invocation),
+    /// Type 5: stop a stream the caller started.
+    CancelInvocation(CancelInvocation),
+    /// Type 6: keep-alive, no payload.
+    Ping,
+    /// Type 7: the sender is closing the connection.
+    Close(Close),
+    /// Type 8: the highest trackable sequence id processed (stateful reconnect).
+    Ack(u64),
+    /// Type 9: the id of the next trackable message after a reconnect (stateful reconnect).
+    Sequence(u64),
+}
+
+/// An Invocation (type 1) or StreamInvocation (type 4).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Invocation {
+    /// The caller's id for this call; `None` means non-blocking (no response allowed).
+    pub invocation_id: Option<String>,
+    /// The method name.
+    pub target: String,
+    /// The arguments, still encoded.
+    pub arguments: Vec<RawValue>,
+    /// Ids of upload streams that follow as StreamItems; `None` when the field is absent.
+    pub stream_ids: Option<Vec<String>>,
+    /// Headers, carried through.
+    pub headers: Headers,
+}
+
+/// A StreamItem (type 2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamItem {
+    /// The invocation (or upload stream) id the item belongs to.
+    pub invocation_id: String,
+    /// The item, still encoded.
+    pub item: RawValue,
+    /// Headers, carried through.
+    pub headers: Headers,
+}
+
+/// How a Completion ended its invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompletionResult {
+    /// No result (JSON: neither `result` nor `error`; MessagePack: kind 2).
+    Void,
+    /// A result value, which may be an encoded `null` (MessagePack kind 3).
+    Value(RawValue),
+    /// An error text (MessagePack kind 1).
+    Error(String),
+}
+
+/// A Completion (type 3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// The invocation (or upload stream) id being completed.
+    pub invocation_id: String,
+    /// The outcome.
+    pub result: CompletionResult,
+    /// Headers, carried through.
+    pub headers: Headers,
+}
+
+/// A CancelInvocation (type 5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CancelInvocation {
+    /// The stream invocation to cancel.
+    pub invocation_id: String,
+    /// Headers, carried through.
+    pub headers: Headers,
+}
+
+/// A Close (type 7).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Close {
+    /// Why the sender closes, if it says.
+    pub error: Option<String>,
+    /// Whether a client with automatic reconnect should reconnect.
+    pub allow_reconnect: bool,
+}
+
+impl HubMessage {
+    /// The numeric message type (1 to 9).
+    pub fn type_id(&self) -> u8 {
+        match self {
+            HubMessage::Invocation(_) => 1,
+            HubMessage::StreamItem(_) => 2,
+            HubMessage::Completion(_) => 3,
+            HubMessage::StreamInvocation(_) => 4,
+            HubMessage::CancelInvocation(_) => 5,
+            HubMessage::Ping => 6,
+            HubMessage::Close(_) => 7,
+            HubMessage::Ack(_) => 8,
+            HubMessage::Sequence(_) => 9,
+        }
+    }
+
+    /// Whether stateful reconnect numbers and buffers this message (types 1 to 5).
+    pub fn is_trackable(&self) -> bool {
+        self.type_id() <= 5
+    }
+}
+
+/// What decoding one framed record produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A hub message.
+    Message(HubMessage),
+    /// A well-formed record of a message type this library does not know; skip it.
+    Unknown {
+        /// The unknown type number.
+        type_id: u64,
+    },
+}
+
+/// The peer sent bytes that break the hub protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A record or frame is larger than the configured maximum.
+    #[error("message of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge {
+        /// The size announced or buffered so far.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A MessagePack length prefix runs past five bytes or announces more than 2 GB.
+    #[error("Messages bigger than 2GB are not supported.")]
+    LengthPrefixTooLarge,
+    /// The payload is not a valid message (wrong shape, wrong types, bad UTF-8, bad JSON).
+    #[error("Invalid payload: {0}")]
+    InvalidPayload(String),
+    /// A required field is missing or empty.
+    #[error("Invalid payload: missing or empty '{0}'")]
+    MissingField(&'static str),
+    /// MessagePack headers are not a map of strings.
+    #[error("Invalid headers.")]
+    InvalidHeaders,
+    /// A Completion carries both a result and an error.
+    #[error("Completion has both a result and an error")]
+    ResultAndError,
+    /// The handshake response was not what a handshake response must be.
+    #[error("Invalid handshake response: {0}")]
+    InvalidHandshake(String),
+}
+
+impl Protocol {
+    /// The name used in the handshake: `"json"` or `"messagepack"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::MessagePack => "messagepack",
+        }
+    }
+
+    /// The protocol for a handshake name, if known.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Protocol::Json),
+            "messagepack" => Some(Protocol::MessagePack),
+            _ => None,
+        }
+    }
+
+    /// The transfer format this protocol needs from a transport.
+    pub fn transfer_format(self) -> TransferFormat {
+        match self {
+            Protocol::Json => TransferFormat::Text,
+            Protocol::MessagePack => TransferFormat::Binary,
+        }
+    }
+
+    /// Appends `message`, framed (`0x1E` or a length prefix), to `out`.
+    pub fn encode(self, message: &HubMessage, out: &mut Vec<u8>) {
+        match self {
+            Protocol::Json => json::encode(message, out),
+            Protocol::MessagePack => msgpack::encode(message, out),
+        }
+    }
+
+    /// Decodes one record whose framing was already removed by a [`Framer`].
+    pub fn decode(self, record: &[u8]) -> Result<Decoded, ProtocolError> {
+        match self {
+            Protocol::Json => json::decode(record),
+            Protocol::MessagePack => msgpack::decode(record),
+        }
+    }
+
+    /// A framer that splits this protocol's byte stream into records.
+    pub fn framer(self, max_message_size: usize) -> Framer {
+        match self {
+            Protocol::Json => Framer::Text(TextFramer::new(max_message_size)),
+            Protocol::MessagePack => Framer::Binary(BinaryFramer::new(max_message_size)),
+        }
+    }
+}

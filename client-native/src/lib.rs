@@ -1,0 +1,1 @@
+//! `talkback`: the SignalR client for tokio.

@@ -1,0 +1,1 @@
+//! `talkback-fixture`: the SignalR service side for tests.
