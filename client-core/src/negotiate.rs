@@ -1,11 +1,56 @@
 //! Negotiate: the URL, the response forms (v0, v1, redirect, error) and the connect URL
 //! (`protocol.md` 1.1 to 1.4). Both the client and the fixture use these types.
 
+use serde_json::{Map, Value};
+
 use crate::protocol::TransferFormat;
-use crate::transport::TransportKind;
+use crate::transport::{TransportKind, TransportSet};
 
 /// The most redirects a client follows before giving up.
 pub const MAX_REDIRECTS: usize = 100;
+
+/// The largest negotiate body [`NegotiateResponse::parse`] accepts.
+pub const MAX_NEGOTIATE_BODY: usize = 64 * 1024;
+
+/// The longest connection id, token, URL, access token or error text accepted in a response.
+pub const MAX_FIELD_LEN: usize = 8 * 1024;
+
+/// The most `availableTransports` entries accepted.
+pub const MAX_TRANSPORTS: usize = 32;
+
+/// Error text: no transport of the server is usable by this client.
+pub const NO_COMMON_TRANSPORT: &str =
+    "None of the transports supported by the client are supported by the server.";
+/// Error text (prefix): every usable transport failed.
+pub const UNABLE_TO_CONNECT: &str =
+    "Unable to connect to the server with any of the available transports.";
+/// Error text: more than [`MAX_REDIRECTS`] redirects.
+pub const REDIRECT_LIMIT_EXCEEDED: &str = "Negotiate redirection limit exceeded.";
+/// Appended to the unexpected-status error when the status is 404.
+pub const NOT_FOUND_HINT: &str =
+    " Either this is not a SignalR endpoint or there is a proxy blocking the connection.";
+/// Error text (prefix) wrapping any negotiate failure.
+pub const NEGOTIATION_FAILED_PREFIX: &str = "Failed to complete negotiation with the server: ";
+/// Error text: `skip_negotiation` without WebSockets-only.
+pub const SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS: &str =
+    "Negotiation can only be skipped when using the WebSocket transport directly.";
+/// Error text: the server turned on stateful reconnect that the client did not ask for.
+pub const UNREQUESTED_STATEFUL_RECONNECT: &str =
+    "Client didn't negotiate Stateful Reconnect but the server did.";
+
+/// `Unexpected status code returned from negotiate '<code>'`, with the 404 hint for 404.
+pub fn unexpected_status_message(status: u16) -> String {
+    let mut text = format!("Unexpected status code returned from negotiate '{status}'");
+    if status == 404 {
+        text.push_str(NOT_FOUND_HINT);
+    }
+    text
+}
+
+/// `Failed to complete negotiation with the server: <error>`.
+pub fn negotiation_failed_message(error: &str) -> String {
+    format!("{NEGOTIATION_FAILED_PREFIX}{error}")
+}
 
 /// One entry of `availableTransports`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,29 +94,75 @@ pub enum NegotiateResponse {
 }
 
 /// Builds `POST {base}/negotiate?{query}&negotiateVersion=1[&useStatefulReconnect=true]`.
+///
+/// The existing query is kept; `negotiateVersion` is not added when already present (any case),
+/// nor `useStatefulReconnect`.
 pub fn negotiate_url(base: &str, stateful_reconnect: bool) -> Result<String, url::ParseError> {
-    let _ = (base, stateful_reconnect);
-    todo!("negotiate")
+    let mut url = url::Url::parse(base)?;
+    let path = url.path().to_owned();
+    if path.ends_with('/') {
+        url.set_path(&format!("{path}negotiate"));
+    } else {
+        url.set_path(&format!("{path}/negotiate"));
+    }
+    let has =
+        |url: &url::Url, key: &str| url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case(key));
+    let need_version = !has(&url, "negotiateVersion");
+    let need_stateful = stateful_reconnect && !has(&url, "useStatefulReconnect");
+    let mut query = url.query().unwrap_or("").to_owned();
+    let mut add = |pair: &str| {
+        if !query.is_empty() && !query.ends_with('&') {
+            query.push('&');
+        }
+        query.push_str(pair);
+    };
+    if need_version {
+        add("negotiateVersion=1");
+    }
+    if need_stateful {
+        add("useStatefulReconnect=true");
+    }
+    url.set_query(Some(&query));
+    Ok(url.into())
 }
 
 /// Appends `id=<token>` with `?` or `&`, not re-encoding the token (as the reference client).
 pub fn connect_url(base: &str, connection_token: &str) -> String {
-    let _ = (base, connection_token);
-    todo!("negotiate")
+    append_query_pair(base, "id", connection_token)
 }
 
-impl NegotiateResponse {
-    /// Parses a negotiate body; unknown fields are ignored, a `ProtocolVersion` field is an ASP.NET
-    /// SignalR server and is rejected.
-    pub fn parse(body: &[u8]) -> Result<Self, NegotiateParseError> {
-        let _ = body;
-        todo!("negotiate")
-    }
+/// Appends `access_token=<token>` with the token percent-encoded as JavaScript's
+/// `encodeURIComponent` does (browser WebSockets and Server-Sent Events cannot send headers).
+pub fn with_access_token(url: &str, token: &str) -> String {
+    append_query_pair(url, "access_token", &encode_uri_component(token))
+}
 
-    /// Serializes the response as a server sends it (`connectionToken` only for version ≥ 1).
-    pub fn to_json(&self) -> String {
-        todo!("negotiate")
+/// `encodeURIComponent`: keeps `A-Z a-z 0-9 - _ . ! ~ * ' ( )`, percent-encodes other UTF-8 bytes.
+pub fn encode_uri_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
+    out
+}
+
+/// The WebSocket URL for an HTTP URL: a leading `http` becomes `ws` (`https` -> `wss`); other
+/// URLs are returned unchanged.
+pub fn websocket_url(url: &str) -> String {
+    if url.len() >= 4 && url[..4].eq_ignore_ascii_case("http") {
+        format!("ws{}", &url[4..])
+    } else {
+        url.to_owned()
+    }
+}
+
+fn append_query_pair(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
 }
 
 /// A negotiate body could not be used.
@@ -85,5 +176,301 @@ pub enum NegotiateParseError {
     AspNetSignalR,
 }
 
-#[doc(hidden)]
-pub fn _uses(_: TransportKind) {}
+fn invalid(text: impl Into<String>) -> NegotiateParseError {
+    NegotiateParseError::Invalid(text.into())
+}
+
+/// A bounded optional string field; `null` counts as absent.
+fn string_field(
+    obj: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, NegotiateParseError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => Err(invalid(format!(
+            "'{key}' is longer than {MAX_FIELD_LEN} bytes"
+        ))),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("'{key}' is not a string"))),
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+fn parse_transport(value: &Value) -> Result<AvailableTransport, NegotiateParseError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid("an availableTransports entry is not an object"))?;
+    let transport = string_field(obj, "transport")?
+        .ok_or_else(|| invalid("an availableTransports entry has no 'transport'"))?;
+    let mut transfer_formats = Vec::new();
+    match obj.get("transferFormats") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item.as_str() {
+                    Some("Text") if !transfer_formats.contains(&TransferFormat::Text) => {
+                        transfer_formats.push(TransferFormat::Text)
+                    }
+                    Some("Binary") if !transfer_formats.contains(&TransferFormat::Binary) => {
+                        transfer_formats.push(TransferFormat::Binary)
+                    }
+                    Some(_) => {}
+                    None => return Err(invalid("'transferFormats' holds a non-string")),
+                }
+            }
+        }
+        Some(_) => return Err(invalid("'transferFormats' is not an array")),
+    }
+    Ok(AvailableTransport {
+        transport,
+        transfer_formats,
+    })
+}
+
+impl NegotiateResponse {
+    /// Parses a negotiate body; unknown fields are ignored, a `ProtocolVersion` field is an ASP.NET
+    /// SignalR server and is rejected.
+    ///
+    /// Checks in the reference client's order: `error`, then `ProtocolVersion`, then a redirect
+    /// `url`, then the connection fields; an empty `error`, `url` or `accessToken` counts as
+    /// absent, as in the reference client. Bodies over [`MAX_NEGOTIATE_BODY`] and strings over
+    /// [`MAX_FIELD_LEN`] are refused. Never panics.
+    pub fn parse(body: &[u8]) -> Result<Self, NegotiateParseError> {
+        if body.len() > MAX_NEGOTIATE_BODY {
+            return Err(invalid(format!(
+                "the body is {} bytes, more than the {MAX_NEGOTIATE_BODY} allowed",
+                body.len()
+            )));
+        }
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid("the body is not a JSON object"))?;
+
+        // As the reference client, empty strings count as absent (JavaScript truthiness).
+        if let Some(error) = string_field(obj, "error")?.filter(|e| !e.is_empty()) {
+            return Ok(NegotiateResponse::Error(error));
+        }
+        if obj.get("ProtocolVersion").is_some_and(is_truthy) {
+            return Err(NegotiateParseError::AspNetSignalR);
+        }
+        if let Some(url) = string_field(obj, "url")?.filter(|u| !u.is_empty()) {
+            let access_token = string_field(obj, "accessToken")?.filter(|t| !t.is_empty());
+            return Ok(NegotiateResponse::Redirect { url, access_token });
+        }
+
+        let negotiate_version = match obj.get("negotiateVersion") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| invalid("'negotiateVersion' is not a small non-negative integer"))?,
+        };
+        let connection_id = string_field(obj, "connectionId")?
+            .ok_or_else(|| invalid("'connectionId' is missing"))?;
+        let connection_token = if negotiate_version >= 1 {
+            string_field(obj, "connectionToken")?
+                .ok_or_else(|| invalid("'connectionToken' is missing for negotiateVersion 1"))?
+        } else {
+            connection_id.clone()
+        };
+        let available_transports = match obj.get("availableTransports") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() > MAX_TRANSPORTS => {
+                return Err(invalid(format!(
+                    "more than {MAX_TRANSPORTS} availableTransports entries"
+                )))
+            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(parse_transport)
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("'availableTransports' is not an array")),
+        };
+        let use_stateful_reconnect = match obj.get("useStatefulReconnect") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("'useStatefulReconnect' is not a boolean")),
+        };
+        Ok(NegotiateResponse::Connection(NegotiateConnection {
+            connection_id,
+            connection_token,
+            negotiate_version,
+            available_transports,
+            use_stateful_reconnect,
+        }))
+    }
+
+    /// Serializes the response as a server sends it (`connectionToken` only for version ≥ 1).
+    pub fn to_json(&self) -> String {
+        let mut obj = Map::new();
+        match self {
+            NegotiateResponse::Connection(c) => {
+                obj.insert("negotiateVersion".into(), c.negotiate_version.into());
+                obj.insert("connectionId".into(), c.connection_id.clone().into());
+                if c.negotiate_version >= 1 {
+                    obj.insert("connectionToken".into(), c.connection_token.clone().into());
+                }
+                let transports: Vec<Value> = c
+                    .available_transports
+                    .iter()
+                    .map(|t| {
+                        let formats: Vec<Value> = t
+                            .transfer_formats
+                            .iter()
+                            .map(|f| Value::from(format_name(*f)))
+                            .collect();
+                        let mut entry = Map::new();
+                        entry.insert("transport".into(), t.transport.clone().into());
+                        entry.insert("transferFormats".into(), formats.into());
+                        Value::Object(entry)
+                    })
+                    .collect();
+                obj.insert("availableTransports".into(), transports.into());
+                if c.use_stateful_reconnect {
+                    obj.insert("useStatefulReconnect".into(), true.into());
+                }
+            }
+            NegotiateResponse::Redirect { url, access_token } => {
+                obj.insert("url".into(), url.clone().into());
+                if let Some(token) = access_token {
+                    obj.insert("accessToken".into(), token.clone().into());
+                }
+            }
+            NegotiateResponse::Error(error) => {
+                obj.insert("error".into(), error.clone().into());
+            }
+        }
+        Value::Object(obj).to_string()
+    }
+}
+
+/// The negotiate name of a transfer format (`"Text"`, `"Binary"`).
+pub fn format_name(format: TransferFormat) -> &'static str {
+    match format {
+        TransferFormat::Text => "Text",
+        TransferFormat::Binary => "Binary",
+    }
+}
+
+/// A server transport the client will not try, and why (reference client text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedTransport {
+    /// The transport name as the server wrote it.
+    pub transport: String,
+    /// The reason, e.g. `'LongPolling' is disabled by the client.`
+    pub reason: String,
+}
+
+/// The outcome of [`choose_transports`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportChoice {
+    /// The transports to try, in server order.
+    pub candidates: Vec<TransportKind>,
+    /// The server transports left out, in server order.
+    pub skipped: Vec<SkippedTransport>,
+}
+
+impl TransportChoice {
+    /// The error when no candidate is left: [`NO_COMMON_TRANSPORT`] if nothing was skipped,
+    /// otherwise the aggregate listing each skip reason. `None` if there are candidates.
+    pub fn no_candidate_error(&self) -> Option<String> {
+        if !self.candidates.is_empty() {
+            return None;
+        }
+        if self.skipped.is_empty() {
+            return Some(NO_COMMON_TRANSPORT.to_owned());
+        }
+        let failures: Vec<String> = self.skipped.iter().map(|s| s.failure_text()).collect();
+        Some(unable_to_connect_message(&failures))
+    }
+}
+
+impl SkippedTransport {
+    /// `<name> failed: <reason>`, the form used in the aggregate error.
+    pub fn failure_text(&self) -> String {
+        transport_failed_message(&self.transport, &self.reason)
+    }
+}
+
+/// `<name> failed: <error>`: one failure in the aggregate error.
+pub fn transport_failed_message(transport: &str, error: &str) -> String {
+    format!("{transport} failed: {error}")
+}
+
+/// `Unable to connect to the server with any of the available transports. <f1> <f2> ...`, or
+/// [`NO_COMMON_TRANSPORT`] when there are no failures.
+pub fn unable_to_connect_message(failures: &[String]) -> String {
+    if failures.is_empty() {
+        return NO_COMMON_TRANSPORT.to_owned();
+    }
+    format!("{UNABLE_TO_CONNECT} {}", failures.join(" "))
+}
+
+/// Picks the server's transports this client may try, in server order, with the reasons for the
+/// others (`protocol.md` 1.4, checklist item 31).
+pub fn choose_transports(
+    available: &[AvailableTransport],
+    client: TransportSet,
+    format: TransferFormat,
+) -> TransportChoice {
+    let mut choice = TransportChoice::default();
+    for entry in available {
+        let skip = |reason: String| SkippedTransport {
+            transport: entry.transport.clone(),
+            reason,
+        };
+        let Some(kind) = TransportKind::from_name(&entry.transport) else {
+            choice.skipped.push(skip(format!(
+                "Skipping transport '{}' because it is not supported by this client.",
+                entry.transport
+            )));
+            continue;
+        };
+        if !client.contains(kind) {
+            choice.skipped.push(skip(format!(
+                "'{}' is disabled by the client.",
+                kind.name()
+            )));
+            continue;
+        }
+        if !entry.transfer_formats.contains(&format) {
+            choice.skipped.push(skip(format!(
+                "'{}' does not support {}.",
+                kind.name(),
+                format_name(format)
+            )));
+            continue;
+        }
+        if !choice.candidates.contains(&kind) {
+            choice.candidates.push(kind);
+        }
+    }
+    choice
+}
+
+/// `Failed to start the transport '<T>': <error>` (logged before trying the next transport).
+pub fn failed_to_start_transport_message(transport: &str, error: &str) -> String {
+    format!("Failed to start the transport '{transport}': {error}")
+}
+
+/// Whether the user's base URL already asks for stateful reconnect (`useStatefulReconnect=true`
+/// in its query, key in any case), which also switches the option on.
+pub fn url_requests_stateful_reconnect(base: &str) -> bool {
+    url::Url::parse(base).is_ok_and(|url| {
+        url.query_pairs().any(|(k, v)| {
+            k.eq_ignore_ascii_case("useStatefulReconnect") && v.eq_ignore_ascii_case("true")
+        })
+    })
+}

@@ -242,3 +242,73 @@ impl Protocol {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(protocol: Protocol, bytes: &[u8]) -> Vec<Decoded> {
+        let mut framer = protocol.framer(DEFAULT_MAX_MESSAGE_SIZE);
+        framer.push(bytes);
+        let mut out = Vec::new();
+        while let Some(record) = framer.next_record().unwrap() {
+            out.push(protocol.decode(&record).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn the_spec_msgpack_invocation_decodes_and_encodes_to_the_same_bytes() {
+        let body = b"\x96\x01\x80\xa3xyz\xa6method\x91\x2a\x90";
+        let mut framed = vec![body.len() as u8];
+        framed.extend_from_slice(body);
+        let decoded = decode_all(Protocol::MessagePack, &framed);
+        let Decoded::Message(HubMessage::Invocation(inv)) = &decoded[0] else {
+            panic!("{decoded:?}")
+        };
+        assert_eq!(inv.invocation_id.as_deref(), Some("xyz"));
+        assert_eq!(inv.target, "method");
+        assert_eq!(inv.arguments[0].decode::<i64>().unwrap(), 42);
+        assert_eq!(inv.stream_ids, Some(vec![]));
+        let mut out = Vec::new();
+        Protocol::MessagePack.encode(&HubMessage::Invocation(inv.clone()), &mut out);
+        assert_eq!(out, framed);
+    }
+
+    #[test]
+    fn json_messages_round_trip_through_text_records() {
+        let text = "{\"type\":1,\"invocationId\":\"123\",\"target\":\"Send\",\"arguments\":[42,\"Test Message\"]}\x1e{\"type\":3,\"invocationId\":\"1\",\"result\":null}\x1e{\"type\":6}\x1e";
+        let decoded = decode_all(Protocol::Json, text.as_bytes());
+        let mut out = Vec::new();
+        for d in &decoded {
+            let Decoded::Message(m) = d else { panic!() };
+            Protocol::Json.encode(m, &mut out);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), text);
+    }
+
+    #[test]
+    fn arguments_split_and_join_in_both_protocols() {
+        for p in [Protocol::Json, Protocol::MessagePack] {
+            let args = encode_arguments(p, &(1, "two", vec![3u8])).unwrap();
+            assert_eq!(args.len(), 3);
+            let back: (i32, String, Vec<u8>) = decode_arguments(&args).unwrap();
+            assert_eq!(back, (1, "two".into(), vec![3]));
+            assert!(encode_arguments(p, &()).unwrap().is_empty());
+            let () = decode_arguments(&[]).unwrap();
+        }
+    }
+
+    #[test]
+    fn values_transcode_between_protocols() {
+        let v = serde_json::json!({"a": [1, -2, 2.5, "x", null, true]});
+        let json = RawValue::encode(Protocol::Json, &v).unwrap();
+        let packed = json.to_protocol(Protocol::MessagePack).unwrap();
+        let back: serde_json::Value = packed
+            .to_protocol(Protocol::Json)
+            .unwrap()
+            .decode()
+            .unwrap();
+        assert_eq!(back, v);
+    }
+}
