@@ -7,7 +7,7 @@ seconds="${1:-60}"
 for target in $(cargo +nightly fuzz list); do
   log="$(mktemp)"
   cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
-  execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)"
+  execs="$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || true)"
   echo "$target: ${execs:-?} executions in ${seconds}s"
   rm -f "$log"
 done

@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Decoded::Message(message)) = Protocol::MessagePack.decode(data) {
         let mut out = Vec::new();
         Protocol::MessagePack.encode(&message, &mut out);
-        let again = Protocol::MessagePack.decode(frame_body(&out)).expect("re-encoded message decodes");
+        let again = Protocol::MessagePack.decode(&frame_body(&out)).expect("re-encoded message decodes");
         assert_eq!(again, Decoded::Message(message));
     }
 });
