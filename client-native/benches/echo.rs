@@ -1,0 +1,2 @@
+//! Echo benchmark (enabled once the fixture lands).
+fn main() {}

@@ -1,0 +1,212 @@
+//! [`HubConnectionBuilder`]: the settings of a connection.
+
+use crate::connection::HubConnection;
+use crate::driver::TokenFactory;
+use crate::error::{BoxError, Error, Result};
+use talkback_core::reconnect::ListReconnectPolicy;
+use futures::FutureExt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use talkback_core::{Config, Protocol, ReconnectPolicy, TransportKind, TransportSet};
+
+/// Builds a [`HubConnection`]; every setting has the reference client's default.
+///
+/// ```no_run
+/// # async fn demo() -> talkback::Result<()> {
+/// use talkback::{HubConnectionBuilder, Protocol};
+/// let conn = HubConnectionBuilder::new("http://localhost:5000/hubs/chat")
+///     .with_automatic_reconnect()
+///     .with_protocol(Protocol::MessagePack)
+///     .build()?;
+/// conn.start().await?;
+/// let sum: i64 = conn.invoke("Add", (1, 2)).await?;
+/// # Ok(()) }
+/// ```
+pub struct HubConnectionBuilder {
+    config: Config,
+    reconnect_policy_set: bool,
+    errors: Vec<String>,
+    token_factory: Option<TokenFactory>,
+    log_message_content: bool,
+}
+
+impl HubConnectionBuilder {
+    /// A builder for the hub at `url` (`http(s)://host/path`; `ws(s)://` with
+    /// [`HubConnectionBuilder::skip_negotiation`]).
+    pub fn new(url: impl Into<String>) -> Self {
+        let mut config = Config::new(url);
+        config.user_agent = crate::user_agent::user_agent();
+        config.user_agent_header = "User-Agent".into();
+        config.headers_on_websocket = true;
+        config.access_token_in_query = false;
+        HubConnectionBuilder {
+            config,
+            reconnect_policy_set: false,
+            errors: Vec::new(),
+            token_factory: None,
+            log_message_content: false,
+        }
+    }
+
+    fn set_policy(mut self, policy: Box<dyn ReconnectPolicy>) -> Self {
+        if self.reconnect_policy_set {
+            self.errors
+                .push("A reconnectPolicy has already been set.".into());
+        }
+        self.reconnect_policy_set = true;
+        self.config.reconnect_policy = Some(policy);
+        self
+    }
+
+    /// Reconnects automatically after 0, 2, 10 and 30 seconds, then gives up.
+    pub fn with_automatic_reconnect(self) -> Self {
+        self.set_policy(Box::new(ListReconnectPolicy::default()))
+    }
+
+    /// Reconnects automatically after each of `delays`, then gives up.
+    pub fn with_automatic_reconnect_delays(self, delays: Vec<Duration>) -> Self {
+        self.set_policy(Box::new(ListReconnectPolicy::new(delays)))
+    }
+
+    /// Reconnects automatically as `policy` decides (a closure `|context| Some(delay)` works,
+    /// and so do the policies of [`crate::reconnect`]).
+    pub fn with_reconnect_policy(self, policy: impl ReconnectPolicy) -> Self {
+        self.set_policy(Box::new(policy))
+    }
+
+    /// Asks for stateful reconnect: a dropped WebSocket is reopened transparently and no
+    /// message is lost or duplicated.
+    pub fn with_stateful_reconnect(mut self) -> Self {
+        self.config.stateful_reconnect = true;
+        self
+    }
+
+    /// Stateful reconnect with a buffer of `bytes` unacknowledged bytes (default 100,000).
+    pub fn with_stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.stateful_reconnect = true;
+        self.config.stateful_reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// Calls `factory` for a bearer token before every negotiate (and after a 401).
+    ///
+    /// ```no_run
+    /// # let builder = talkback::HubConnectionBuilder::new("http://localhost/hub");
+    /// let builder = builder.with_access_token_factory(|| async { Ok("token".to_string()) });
+    /// ```
+    pub fn with_access_token_factory<F, Fut>(mut self, factory: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<String, BoxError>> + Send + 'static,
+    {
+        let factory: TokenFactory = Arc::new(move || {
+            let fut = factory();
+            async move { fut.await.map(Some).map_err(|e| e.to_string()) }.boxed()
+        });
+        self.token_factory = Some(factory);
+        self.config.has_access_token_factory = true;
+        self
+    }
+
+    /// The hub protocol (default JSON).
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = protocol;
+        self
+    }
+
+    /// The transports the client may use (default all, in the server's order).
+    pub fn with_transports(mut self, transports: TransportSet) -> Self {
+        self.config.transports = transports;
+        self
+    }
+
+    /// Connects straight over WebSockets without negotiating (requires WebSockets as the only
+    /// transport; the connection id is then unknown).
+    pub fn skip_negotiation(mut self, skip: bool) -> Self {
+        self.config.skip_negotiation = skip;
+        self
+    }
+
+    /// A header sent on every HTTP request and on the WebSocket upgrade.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Send a Ping after this long without sending (default 15 s).
+    pub fn with_keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.config.keep_alive_interval = interval;
+        self
+    }
+
+    /// Close when nothing arrives from the server for this long (default 30 s).
+    pub fn with_server_timeout(mut self, timeout: Duration) -> Self {
+        self.config.server_timeout = timeout;
+        self
+    }
+
+    /// The timeout of negotiate, POST send and DELETE requests (default 100 s).
+    pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http_timeout = timeout;
+        self
+    }
+
+    /// The largest message accepted from the server, in bytes (default 1 MiB).
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Whether trace logs include message payloads (default off).
+    pub fn log_message_content(mut self, enabled: bool) -> Self {
+        self.log_message_content = enabled;
+        self
+    }
+
+    /// Checks the settings and makes the connection (in the Disconnected state).
+    pub fn build(self) -> Result<HubConnection> {
+        if let Some(e) = self.errors.first() {
+            return Err(Error::Config(e.clone()));
+        }
+        let url = url::Url::parse(&self.config.url)
+            .map_err(|e| Error::Config(format!("Cannot resolve '{}': {e}", self.config.url)))?;
+        match url.scheme() {
+            "http" | "https" => {}
+            "ws" | "wss" if self.config.skip_negotiation => {}
+            "ws" | "wss" => {
+                return Err(Error::Config(
+                    "a ws:// or wss:// URL needs skip_negotiation(true)".into(),
+                ))
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "unsupported URL scheme '{other}' (use http, https, ws or wss)"
+                )))
+            }
+        }
+        if self.config.skip_negotiation
+            && self.config.transports != TransportSet::only(TransportKind::WebSockets)
+        {
+            return Err(Error::Config(
+                "Negotiation can only be skipped when using the WebSocket transport directly."
+                    .into(),
+            ));
+        }
+        if self.config.transports.0 & TransportSet::ALL.0 == 0 {
+            return Err(Error::Config("no transport is enabled".into()));
+        }
+        for (name, value) in &self.config.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(Error::Config(format!("invalid header '{name}'")));
+            }
+        }
+        Ok(HubConnection::new(
+            self.config,
+            self.token_factory,
+            self.log_message_content,
+        ))
+    }
+}

@@ -1,0 +1,476 @@
+//! [`HubConnection`]: the async API over one connection's driver task.
+
+use crate::driver::{
+    self, Command, DriverSeed, Shared, TokenFactory, COMMAND_QUEUE, CONTROL_QUEUE, STREAM_BUFFER,
+};
+use crate::error::{Error, Result};
+use crate::handlers::{HandlerId, Registry};
+use crate::stream::{decode_item, keep_raw, HubStream};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use talkback_core::protocol::{encode_arguments, RawValue};
+use talkback_core::{Config, Connection, Protocol, State};
+use tokio::sync::{mpsc, oneshot};
+
+/// A connection to a SignalR hub. Cheap to clone; every clone drives the same connection.
+///
+/// Calls go to one driver task per connection, spawned on the current tokio runtime at the
+/// first call. The task ends once the connection is Disconnected and every clone (and every
+/// [`HubStream`]) is dropped; handlers that capture a clone keep it alive until `stop`.
+///
+/// # Handlers and backpressure
+///
+/// `on` handlers run in order on one task per connection; a slow handler makes the client stop
+/// reading the transport once a bounded queue is full (see the `handlers` module docs), so a
+/// slow consumer applies TCP backpressure instead of growing memory. Stream consumers are
+/// treated the same way: each stream buffers at most a few dozen items.
+#[derive(Clone)]
+pub struct HubConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    control: mpsc::Sender<Command>,
+    seed: Mutex<Option<DriverSeed>>,
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    protocol: Protocol,
+}
+
+fn gone() -> Error {
+    Error::Runtime("the connection's driver task has stopped".into())
+}
+
+impl std::fmt::Debug for HubConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnection")
+            .field("state", &self.state())
+            .field("connection_id", &self.connection_id())
+            .finish()
+    }
+}
+
+impl HubConnection {
+    pub(crate) fn new(
+        config: Config,
+        token_factory: Option<TokenFactory>,
+        log_message_content: bool,
+    ) -> Self {
+        let protocol = config.protocol;
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let shared = Arc::new(Shared::new());
+        let registry = Arc::new(Registry::default());
+        let seed = DriverSeed {
+            conn: Connection::new(config),
+            commands: commands_rx,
+            control: control_rx,
+            token_factory,
+            registry: registry.clone(),
+            shared: shared.clone(),
+            log_message_content,
+        };
+        HubConnection {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                control: control_tx,
+                seed: Mutex::new(Some(seed)),
+                shared,
+                registry,
+                protocol,
+            }),
+        }
+    }
+
+    /// The command queue, spawning the driver on the current runtime at the first use.
+    fn commands(&self) -> Result<&mpsc::Sender<Command>> {
+        let mut seed = self.inner.seed.lock().unwrap_or_else(|e| e.into_inner());
+        if seed.is_some() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(Error::Runtime("no tokio runtime is running".into()));
+            }
+            if let Some(seed) = seed.take() {
+                driver::spawn(seed);
+            }
+        }
+        Ok(&self.inner.commands)
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands()?.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Like `request`, on the control queue, which backpressure never holds back.
+    async fn control<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands()?;
+        self.inner
+            .control
+            .send(make(tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    fn encode<A: Serialize + ?Sized>(&self, arguments: &A) -> Result<Vec<RawValue>> {
+        encode_arguments(self.inner.protocol, arguments).map_err(Error::Encode)
+    }
+
+    /// The hub protocol of this connection.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.inner.shared.state()
+    }
+
+    /// The connection id given by negotiate; `None` when not connected or after
+    /// `skip_negotiation`.
+    pub fn connection_id(&self) -> Option<String> {
+        self.inner.shared.connection_id()
+    }
+
+    /// Connects: negotiates, opens a transport and completes the handshake. Fails unless the
+    /// connection is Disconnected.
+    pub async fn start(&self) -> Result<()> {
+        self.control(Command::Start).await?
+    }
+
+    /// Stops the connection (sending Close when connected) and waits until it is Disconnected.
+    /// Stopping a Disconnected connection does nothing.
+    pub async fn stop(&self) -> Result<()> {
+        self.control(Command::Stop).await
+    }
+
+    /// Registers a handler for the client method `name` (matched case-insensitively). The
+    /// arguments are decoded into the tuple `T`; when they do not fit, the call is logged and
+    /// skipped. Returns an id for [`HubConnection::off_handler`].
+    pub fn on<T, F>(&self, name: &str, handler: F) -> HandlerId
+    where
+        T: DeserializeOwned,
+        F: Fn(T) + Send + Sync + 'static,
+    {
+        self.inner.registry.on(name, handler)
+    }
+
+    /// Registers a handler that gets the arguments still encoded.
+    pub fn on_raw<F>(&self, name: &str, handler: F) -> HandlerId
+    where
+        F: Fn(&[RawValue]) + Send + Sync + 'static,
+    {
+        self.inner.registry.on_raw(name, handler)
+    }
+
+    /// Registers a handler that sees every server invocation (method name and encoded
+    /// arguments), whatever other handlers exist. It never answers a client-result request.
+    pub fn on_any<F>(&self, handler: F)
+    where
+        F: Fn(&str, &[RawValue]) + Send + Sync + 'static,
+    {
+        self.inner.registry.on_any(handler)
+    }
+
+    /// Registers a client-result handler: when the server invokes `name` and awaits a result,
+    /// the handler's `Ok` value is sent back, or its error text.
+    pub fn on_result<T, R, E, F, Fut>(&self, name: &str, handler: F) -> HandlerId
+    where
+        T: DeserializeOwned,
+        R: Serialize,
+        E: std::fmt::Display,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<R, E>> + Send + 'static,
+    {
+        self.inner
+            .registry
+            .on_result(self.inner.protocol, name, handler)
+    }
+
+    /// Registers a client-result handler on encoded values.
+    pub fn on_result_raw<F, Fut>(&self, name: &str, handler: F) -> HandlerId
+    where
+        F: Fn(Vec<RawValue>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<RawValue, String>> + Send + 'static,
+    {
+        self.inner.registry.on_result_raw(name, handler)
+    }
+
+    /// Removes every handler of `name`.
+    pub fn off(&self, name: &str) {
+        self.inner.registry.off(name)
+    }
+
+    /// Removes one handler of `name`.
+    pub fn off_handler(&self, name: &str, id: HandlerId) {
+        self.inner.registry.off_handler(name, id)
+    }
+
+    /// Called when the connection ends: `None` after `stop` or when reconnect attempts ran out.
+    pub fn on_close<F>(&self, callback: F)
+    where
+        F: Fn(Option<Error>) + Send + Sync + 'static,
+    {
+        self.inner.registry.on_close(Arc::new(callback))
+    }
+
+    /// Called when the connection was lost and automatic reconnect begins.
+    pub fn on_reconnecting<F>(&self, callback: F)
+    where
+        F: Fn(Error) + Send + Sync + 'static,
+    {
+        self.inner.registry.on_reconnecting(Arc::new(callback))
+    }
+
+    /// Called after a successful automatic reconnect, with the new connection id (rejoin
+    /// groups here: the server forgot them).
+    pub fn on_reconnected<F>(&self, callback: F)
+    where
+        F: Fn(Option<String>) + Send + Sync + 'static,
+    {
+        self.inner.registry.on_reconnected(Arc::new(callback))
+    }
+
+    /// Invokes `method` with a tuple of arguments and waits for its result. A void completion
+    /// decodes as `null` (so `()` and `Option<_>` fit it).
+    pub async fn invoke<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Serialize,
+    ) -> Result<R> {
+        let arguments = self.encode(&arguments)?;
+        let result = self.invoke_raw(method, arguments).await?;
+        self.decode_result(result)
+    }
+
+    fn decode_result<R: DeserializeOwned>(&self, result: Option<RawValue>) -> Result<R> {
+        let raw = result.unwrap_or_else(|| RawValue::null(self.inner.protocol));
+        raw.decode().map_err(Error::Decode)
+    }
+
+    /// Invokes `method` with encoded arguments; `None` is a void completion.
+    pub async fn invoke_raw(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+    ) -> Result<Option<RawValue>> {
+        self.invoke_with_streams(method, arguments, Vec::new())
+            .await
+    }
+
+    async fn invoke_with_streams(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+    ) -> Result<Option<RawValue>> {
+        self.request(|reply| Command::Invoke {
+            target: method.to_string(),
+            arguments,
+            stream_ids,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sends a non-blocking invocation; resolves once it is handed to the transport.
+    pub async fn send(&self, method: &str, arguments: impl Serialize) -> Result<()> {
+        let arguments = self.encode(&arguments)?;
+        self.send_raw(method, arguments).await
+    }
+
+    /// Sends a non-blocking invocation with encoded arguments.
+    pub async fn send_raw(&self, method: &str, arguments: Vec<RawValue>) -> Result<()> {
+        self.send_with_streams(method, arguments, Vec::new()).await
+    }
+
+    async fn send_with_streams(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+    ) -> Result<()> {
+        self.request(|reply| Command::Send {
+            target: method.to_string(),
+            arguments,
+            stream_ids,
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts a server-to-client stream; its items decode into `T`.
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Serialize,
+    ) -> Result<HubStream<T>> {
+        let arguments = self.encode(&arguments)?;
+        self.start_stream(method, arguments, Vec::new(), decode_item::<T>)
+            .await
+    }
+
+    /// Starts a server-to-client stream with encoded arguments and items.
+    pub async fn stream_raw(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+    ) -> Result<HubStream<RawValue>> {
+        self.start_stream(method, arguments, Vec::new(), keep_raw)
+            .await
+    }
+
+    async fn start_stream<T>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        stream_ids: Vec<String>,
+        decode: fn(RawValue) -> Result<T>,
+    ) -> Result<HubStream<T>> {
+        let (items_tx, items_rx) = mpsc::channel(STREAM_BUFFER);
+        let id = self
+            .request(|reply| Command::Stream {
+                target: method.to_string(),
+                arguments,
+                stream_ids,
+                items: items_tx,
+                reply,
+            })
+            .await??;
+        Ok(HubStream::new(
+            id,
+            items_rx,
+            self.inner.control.clone(),
+            decode,
+        ))
+    }
+
+    /// Invokes `method` with `arguments` plus one upload stream (sent item by item as it
+    /// yields, then completed) and waits for the result.
+    pub async fn invoke_with_upload<R, S>(
+        &self,
+        method: &str,
+        arguments: impl Serialize,
+        upload: S,
+    ) -> Result<R>
+    where
+        R: DeserializeOwned,
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send,
+    {
+        let arguments = self.encode(&arguments)?;
+        let stream_id = self.request(Command::NewUploadStream).await?;
+        let (reply, result) = oneshot::channel();
+        self.commands()?
+            .send(Command::Invoke {
+                target: method.to_string(),
+                arguments,
+                stream_ids: vec![stream_id.clone()],
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        self.spawn_upload(stream_id, upload);
+        let result = result.await.map_err(|_| gone())??;
+        self.decode_result(result)
+    }
+
+    /// Sends a non-blocking invocation with one upload stream; resolves once the invocation is
+    /// written (the items keep flowing in the background).
+    pub async fn send_with_upload<S>(
+        &self,
+        method: &str,
+        arguments: impl Serialize,
+        upload: S,
+    ) -> Result<()>
+    where
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send,
+    {
+        let arguments = self.encode(&arguments)?;
+        let stream_id = self.request(Command::NewUploadStream).await?;
+        let (reply, written) = oneshot::channel();
+        self.commands()?
+            .send(Command::Send {
+                target: method.to_string(),
+                arguments,
+                stream_ids: vec![stream_id.clone()],
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        self.spawn_upload(stream_id, upload);
+        written.await.map_err(|_| gone())?
+    }
+
+    /// Starts a server-to-client stream that takes one upload stream.
+    pub async fn stream_with_upload<T, S>(
+        &self,
+        method: &str,
+        arguments: impl Serialize,
+        upload: S,
+    ) -> Result<HubStream<T>>
+    where
+        T: DeserializeOwned,
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send,
+    {
+        let arguments = self.encode(&arguments)?;
+        let stream_id = self.request(Command::NewUploadStream).await?;
+        let stream = self
+            .start_stream(method, arguments, vec![stream_id.clone()], decode_item::<T>)
+            .await?;
+        self.spawn_upload(stream_id, upload);
+        Ok(stream)
+    }
+
+    /// Pumps an upload stream: each item waits until the previous one was handed to the
+    /// transport, so a fast producer cannot outrun the connection.
+    fn spawn_upload<S>(&self, stream_id: String, upload: S)
+    where
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send,
+    {
+        let commands = self.inner.commands.clone();
+        let protocol = self.inner.protocol;
+        tokio::spawn(async move {
+            let mut upload = std::pin::pin!(upload);
+            let mut error = None;
+            while let Some(item) = upload.next().await {
+                let item = match RawValue::encode(protocol, &item) {
+                    Ok(item) => item,
+                    Err(e) => {
+                        error = Some(format!("could not encode an upload item: {e}"));
+                        break;
+                    }
+                };
+                let (reply, written) = oneshot::channel();
+                let command = Command::UploadItem {
+                    stream_id: stream_id.clone(),
+                    item,
+                    reply,
+                };
+                if commands.send(command).await.is_err() {
+                    return;
+                }
+                match written.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(%stream_id, error = %e, "upload stopped");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            let _ = commands
+                .send(Command::UploadComplete { stream_id, error })
+                .await;
+        });
+    }
+}

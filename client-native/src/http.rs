@@ -1,0 +1,146 @@
+//! Performing the core's HTTP requests with reqwest: negotiate, long polls, POST sends, DELETE
+//! and the Server-Sent Events stream.
+
+use crate::driver::Io;
+use bytes::{Bytes, BytesMut};
+use talkback_core::{HttpEvent, HttpMethod, HttpRequest};
+use tokio::sync::mpsc;
+
+/// The largest non-streaming response body accepted (a long poll may batch many messages).
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
+
+/// A reqwest client for one connection: rustls, no default timeout (each request carries its
+/// own), connection reuse for polls and sends.
+pub(crate) fn new_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Performs `request` and reports its outcome (or its stream of chunks) on `io`.
+pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: mpsc::Sender<Io>) {
+    let id = request.id;
+    let event = |e: HttpEvent| Io::Http(id, e);
+    let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+    let method = match request.method {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+    };
+    let mut builder = client.request(method, &request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if !request.body.is_empty() {
+        builder = builder.body(request.body.clone());
+    }
+    let sent = builder.send();
+    let response = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, sent).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = io.send(event(timed_out())).await;
+                return;
+            }
+        },
+        None => sent.await,
+    };
+    let mut response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = io
+                .send(event(HttpEvent::Failed {
+                    timed_out: e.is_timeout(),
+                    message: describe(&e),
+                }))
+                .await;
+            return;
+        }
+    };
+    let status = response.status().as_u16();
+    if request.streaming {
+        if io.send(event(HttpEvent::Head { status })).await.is_err() {
+            return;
+        }
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if io.send(event(HttpEvent::Chunk(chunk))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = io.send(event(HttpEvent::End { error: None })).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = io
+                        .send(event(HttpEvent::End {
+                            error: Some(describe(&e)),
+                        }))
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+    let body = read_body(&mut response);
+    let outcome = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, body).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        },
+        None => body.await,
+    };
+    let e = match outcome {
+        Ok(body) => HttpEvent::Response { status, body },
+        Err(e) => e,
+    };
+    let _ = io.send(event(e)).await;
+}
+
+fn timed_out() -> HttpEvent {
+    HttpEvent::Failed {
+        timed_out: true,
+        message: "The request timed out.".into(),
+    }
+}
+
+async fn read_body(response: &mut reqwest::Response) -> Result<Bytes, HttpEvent> {
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+                    return Err(HttpEvent::Failed {
+                        timed_out: false,
+                        message: format!(
+                            "the response body exceeds the limit of {MAX_RESPONSE_BODY} bytes"
+                        ),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => {
+                return Err(HttpEvent::Failed {
+                    timed_out: e.is_timeout(),
+                    message: describe(&e),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Tests of the IO layer (WebSocket and HTTP tasks) against a small axum server, without the
+//! protocol engine.
+
+use crate::driver::Io;
+use crate::http;
+use crate::websocket::{self, Outgoing};
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use bytes::Bytes;
+use std::time::Duration;
+use talkback_core::{
+    HttpEvent, HttpMethod, HttpRequest, RequestId, TransferFormat, WebSocketEvent,
+};
+use tokio::sync::mpsc;
+
+async fn echo_socket(mut socket: WebSocket) {
+    while let Some(Ok(message)) = socket.recv().await {
+        match message {
+            Message::Text(t) if t.as_str() == "bye" => {
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 4001,
+                        reason: "bye".into(),
+                    })))
+                    .await;
+                return;
+            }
+            Message::Text(_) | Message::Binary(_) => {
+                let sent = socket.send(message).await;
+                if sent.is_err() {
+                    return;
+                }
+            }
+            // Keep reading: the next read flushes tungstenite's automatic close reply.
+            _ => {}
+        }
+    }
+}
+
+async fn ws(upgrade: WebSocketUpgrade, headers: HeaderMap) -> Response {
+    if headers.get("x-test").map(|v| v.as_bytes()) != Some(b"yes") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    upgrade.on_upgrade(echo_socket)
+}
+
+async fn chunks() -> Response {
+    let parts = futures::stream::iter(["one", "two", "three"]).then(|p| async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok::<_, std::io::Error>(Bytes::from(p))
+    });
+    Response::new(Body::from_stream(parts))
+}
+
+use futures::StreamExt;
+
+async fn server() -> String {
+    let app = Router::new()
+        .route("/ws", any(ws))
+        .route(
+            "/echo",
+            post(|body: Bytes| async move { (StatusCode::CREATED, body) }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route("/chunks", get(chunks));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("127.0.0.1:{}", addr.port())
+}
+
+async fn next(rx: &mut mpsc::Receiver<Io>) -> Io {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an IO event within 5 s")
+        .expect("the IO channel stays open")
+}
+
+async fn next_ws(rx: &mut mpsc::Receiver<Io>) -> WebSocketEvent {
+    match next(rx).await {
+        Io::WebSocket(1, e) => e,
+        _ => panic!("expected a WebSocket event of generation 1"),
+    }
+}
+
+async fn next_http(rx: &mut mpsc::Receiver<Io>) -> HttpEvent {
+    match next(rx).await {
+        Io::Http(RequestId(7), e) => e,
+        _ => panic!("expected an HTTP event of request 7"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let headers = vec![("X-Test".to_string(), "yes".to_string())];
+    let socket = websocket::open(1, format!("ws://{addr}/ws"), headers, 1 << 20, io);
+    assert_eq!(next_ws(&mut rx).await, WebSocketEvent::Opened);
+    socket
+        .out
+        .send(Outgoing::Frame(
+            Bytes::from_static(b"hello"),
+            TransferFormat::Text,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_ws(&mut rx).await,
+        WebSocketEvent::Message(Bytes::from_static(b"hello"))
+    );
+    socket
+        .out
+        .send(Outgoing::Frame(
+            Bytes::from_static(&[0, 1, 2]),
+            TransferFormat::Binary,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_ws(&mut rx).await,
+        WebSocketEvent::Message(Bytes::from_static(&[0, 1, 2]))
+    );
+    socket
+        .out
+        .send(Outgoing::Frame(
+            Bytes::from_static(b"bye"),
+            TransferFormat::Text,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_ws(&mut rx).await,
+        WebSocketEvent::Closed {
+            code: Some(4001),
+            reason: "bye".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn websocket_close_request_ends_with_a_closed_event() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let headers = vec![("x-test".to_string(), "yes".to_string())];
+    let socket = websocket::open(1, format!("ws://{addr}/ws"), headers, 1 << 20, io);
+    assert_eq!(next_ws(&mut rx).await, WebSocketEvent::Opened);
+    socket.out.send(Outgoing::Close).await.unwrap();
+    match next_ws(&mut rx).await {
+        WebSocketEvent::Closed { code, .. } => assert_eq!(code, Some(1000)),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_refused_upgrade_reports_the_http_status() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let _socket = websocket::open(1, format!("ws://{addr}/ws"), Vec::new(), 1 << 20, io);
+    match next_ws(&mut rx).await {
+        WebSocketEvent::Failed { status, .. } => assert_eq!(status, Some(401)),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_to_a_closed_port_fails_without_a_status() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let (io, mut rx) = mpsc::channel(16);
+    let _socket = websocket::open(
+        1,
+        format!("ws://127.0.0.1:{port}/ws"),
+        Vec::new(),
+        1 << 20,
+        io,
+    );
+    match next_ws(&mut rx).await {
+        WebSocketEvent::Failed { status, .. } => assert_eq!(status, None),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+fn request(
+    method: HttpMethod,
+    url: String,
+    timeout: Option<Duration>,
+    streaming: bool,
+) -> HttpRequest {
+    HttpRequest {
+        id: RequestId(7),
+        method,
+        url,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: Bytes::from_static(b"payload"),
+        timeout,
+        streaming,
+    }
+}
+
+#[tokio::test]
+async fn http_request_reports_status_and_whole_body() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let client = http::new_client().unwrap();
+    let req = request(HttpMethod::Post, format!("http://{addr}/echo"), None, false);
+    tokio::spawn(http::perform(client, req, io));
+    assert_eq!(
+        next_http(&mut rx).await,
+        HttpEvent::Response {
+            status: 201,
+            body: Bytes::from_static(b"payload")
+        }
+    );
+}
+
+#[tokio::test]
+async fn http_request_past_its_timeout_reports_timed_out() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let client = http::new_client().unwrap();
+    let mut req = request(
+        HttpMethod::Get,
+        format!("http://{addr}/slow"),
+        Some(Duration::from_millis(100)),
+        false,
+    );
+    req.body = Bytes::new();
+    tokio::spawn(http::perform(client, req, io));
+    match next_http(&mut rx).await {
+        HttpEvent::Failed { timed_out, .. } => assert!(timed_out),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn streaming_http_request_reports_head_chunks_and_end() {
+    let addr = server().await;
+    let (io, mut rx) = mpsc::channel(16);
+    let client = http::new_client().unwrap();
+    let mut req = request(HttpMethod::Get, format!("http://{addr}/chunks"), None, true);
+    req.body = Bytes::new();
+    tokio::spawn(http::perform(client, req, io));
+    assert_eq!(next_http(&mut rx).await, HttpEvent::Head { status: 200 });
+    let mut body = Vec::new();
+    loop {
+        match next_http(&mut rx).await {
+            HttpEvent::Chunk(c) => body.extend_from_slice(&c),
+            HttpEvent::End { error } => {
+                assert_eq!(error, None);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(body, b"onetwothree");
+}
+
+#[tokio::test]
+async fn http_request_to_a_closed_port_fails_without_timing_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let (io, mut rx) = mpsc::channel(16);
+    let client = http::new_client().unwrap();
+    let req = request(
+        HttpMethod::Post,
+        format!("http://127.0.0.1:{port}/x"),
+        None,
+        false,
+    );
+    tokio::spawn(http::perform(client, req, io));
+    match next_http(&mut rx).await {
+        HttpEvent::Failed { timed_out, message } => {
+            assert!(!timed_out);
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

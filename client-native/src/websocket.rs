@@ -1,0 +1,205 @@
+//! The WebSocket transport with tokio-tungstenite: one task opens the socket and then reads it,
+//! another writes the frames the driver hands it.
+
+use crate::driver::Io;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use talkback_core::{TransferFormat, WebSocketEvent};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+/// Frames queued for one socket's writer task.
+pub const WRITE_QUEUE: usize = 64;
+
+/// How long to wait for the server's answer to our close frame before calling the socket closed.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the driver asks a socket's writer to do.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// Send one message.
+    Frame(Bytes, TransferFormat),
+    /// Send a normal-closure close frame.
+    Close,
+}
+
+/// The driver's handle on the current socket.
+pub(crate) struct Socket {
+    /// The socket's generation; events of older sockets are ignored.
+    pub generation: u64,
+    /// Frames for the writer task (none until the socket opened).
+    pub out: mpsc::Sender<Outgoing>,
+    task: AbortHandle,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens a socket to `url`; reports `Opened`/`Failed`, then messages and the close, on `io`.
+pub(crate) fn open(
+    generation: u64,
+    url: String,
+    headers: Vec<(String, String)>,
+    max_message_size: usize,
+    io: mpsc::Sender<Io>,
+) -> Socket {
+    let (out_tx, out_rx) = mpsc::channel(WRITE_QUEUE);
+    let task = tokio::spawn(run(generation, url, headers, max_message_size, io, out_rx));
+    Socket {
+        generation,
+        out: out_tx,
+        task: task.abort_handle(),
+    }
+}
+
+fn failed(status: Option<u16>, message: String) -> WebSocketEvent {
+    WebSocketEvent::Failed { status, message }
+}
+
+async fn run(
+    generation: u64,
+    url: String,
+    headers: Vec<(String, String)>,
+    max_message_size: usize,
+    io: mpsc::Sender<Io>,
+    mut out: mpsc::Receiver<Outgoing>,
+) {
+    let report = |e: WebSocketEvent| Io::WebSocket(generation, e);
+    let mut request = match url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = io.send(report(failed(None, e.to_string()))).await;
+            return;
+        }
+    };
+    for (name, value) in &headers {
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) else {
+            let message = format!("invalid header '{name}' for the WebSocket request");
+            let _ = io.send(report(failed(None, message))).await;
+            return;
+        };
+        request.headers_mut().append(name, value);
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size));
+    let stream =
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+            Ok((stream, _response)) => stream,
+            Err(WsError::Http(response)) => {
+                let status = response.status();
+                let message = format!(
+                    "WebSocket failed to connect: the server answered the upgrade with {status}"
+                );
+                let _ = io
+                    .send(report(failed(Some(status.as_u16()), message)))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let message = format!("WebSocket failed to connect: {e}");
+                let _ = io.send(report(failed(None, message))).await;
+                return;
+            }
+        };
+    if io.send(report(WebSocketEvent::Opened)).await.is_err() {
+        return;
+    }
+    let (mut sink, mut source) = stream.split();
+
+    let writer_io = io.clone();
+    let writer = async move {
+        while let Some(item) = out.recv().await {
+            let result = match item {
+                Outgoing::Frame(data, TransferFormat::Binary) => {
+                    sink.send(Message::Binary(data)).await
+                }
+                Outgoing::Frame(data, TransferFormat::Text) => {
+                    match Utf8Bytes::try_from(data.clone()) {
+                        Ok(text) => sink.send(Message::Text(text)).await,
+                        Err(_) => sink.send(Message::Binary(data)).await,
+                    }
+                }
+                Outgoing::Close => {
+                    let frame = CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "".into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    // Wait for the server's close frame, but not forever.
+                    tokio::time::sleep(CLOSE_TIMEOUT).await;
+                    let closed = WebSocketEvent::Closed {
+                        code: None,
+                        reason: "the server did not answer the close frame".into(),
+                    };
+                    let _ = writer_io.send(report(closed)).await;
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                let closed = WebSocketEvent::Closed {
+                    code: None,
+                    reason: format!("WebSocket write failed: {e}"),
+                };
+                let _ = writer_io.send(report(closed)).await;
+                return;
+            }
+        }
+        // The driver dropped the socket: close it quietly.
+        let _ = sink.close().await;
+        std::future::pending::<()>().await;
+    };
+
+    let reader = async {
+        loop {
+            let event = match source.next().await {
+                Some(Ok(Message::Text(text))) => WebSocketEvent::Message(Bytes::from(text)),
+                Some(Ok(Message::Binary(data))) => WebSocketEvent::Message(data),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = match frame {
+                        Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
+                        None => (None, String::new()),
+                    };
+                    let _ = io
+                        .send(report(WebSocketEvent::Closed { code, reason }))
+                        .await;
+                    return;
+                }
+                Some(Err(e)) => {
+                    let closed = WebSocketEvent::Closed {
+                        code: None,
+                        reason: format!("WebSocket read failed: {e}"),
+                    };
+                    let _ = io.send(report(closed)).await;
+                    return;
+                }
+                None => {
+                    let closed = WebSocketEvent::Closed {
+                        code: None,
+                        reason: "the connection ended without a close frame".into(),
+                    };
+                    let _ = io.send(report(closed)).await;
+                    return;
+                }
+            };
+            if io.send(report(event)).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = reader => {}
+        () = writer => {}
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared helpers of the integration tests: the in-process fixture, the transport × protocol
+//! combinations, builders with short timeouts.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+use talkback::{HubConnection, HubConnectionBuilder, Protocol, TransportKind, TransportSet};
+
+/// Every transport × protocol pair that exists (MessagePack needs binary, so not over SSE).
+pub const COMBOS: [(TransportKind, Protocol); 5] = [
+    (TransportKind::WebSockets, Protocol::Json),
+    (TransportKind::WebSockets, Protocol::MessagePack),
+    (TransportKind::ServerSentEvents, Protocol::Json),
+    (TransportKind::LongPolling, Protocol::Json),
+    (TransportKind::LongPolling, Protocol::MessagePack),
+];
+
+/// A running in-process fixture.
+pub struct Hub {
+    pub server: talkback_fixture::Server,
+}
+
+impl Hub {
+    /// Starts a fixture on a loopback port.
+    pub async fn start() -> Hub {
+        let server = talkback_fixture::spawn(talkback_fixture::Config::default())
+            .await
+            .expect("the fixture starts");
+        Hub { server }
+    }
+
+    /// The URL of the `test` hub.
+    pub fn url(&self) -> String {
+        format!("{}/hubs/test", self.server.url())
+    }
+
+    /// Drops a connection's transport without a Close message.
+    pub fn drop_transport(&self, connection_id: &str) {
+        self.server.faults().drop_transport(connection_id);
+    }
+
+    /// Stops sending pings to every connection.
+    pub fn stop_pings(&self) {
+        self.server.faults().stop_pings(true);
+    }
+
+    /// Refuses WebSocket upgrades.
+    pub fn refuse_websockets(&self) {
+        self.server.faults().refuse_transport_at_connect(TransportKind::WebSockets);
+    }
+}
+
+/// A builder for the test hub with one transport, one protocol and short timeouts.
+pub fn builder(hub: &Hub, transport: TransportKind, protocol: Protocol) -> HubConnectionBuilder {
+    HubConnectionBuilder::new(hub.url())
+        .with_transports(TransportSet::only(transport))
+        .with_protocol(protocol)
+        .with_http_timeout(Duration::from_secs(5))
+}
+
+/// Connects to the test hub with one transport and protocol.
+pub async fn connect(hub: &Hub, transport: TransportKind, protocol: Protocol) -> HubConnection {
+    let conn = builder(hub, transport, protocol).build().expect("builds");
+    within(conn.start()).await.expect("starts");
+    conn
+}
+
+/// Fails the test when `f` takes more than 10 seconds.
+pub async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("finished within 10 s")
+}
+
+/// Waits until `check` holds, polling every 10 ms, for at most 10 seconds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A label for assertion messages.
+pub fn label(transport: TransportKind, protocol: Protocol) -> String {
+    format!("{} + {}", transport.name(), protocol.name())
+}

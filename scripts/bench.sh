@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — build and run the benchmarks in one run, against one release fixture, and print
+# the Rust client's figures next to the official JavaScript client's with their ratios.
+#
+# Every benchmark program prints result lines `RESULT <side>.<measurement> <value> <unit>`; the
+# sides are `rust`, `js` and `raw_ws` (raw JSON frames over a WebSocket, the ceiling). Measurements
+# with the same name on two sides are compared.
+#
+#   scripts/bench.sh
+#   BENCH_SECONDS=10 BENCH_CONNECTIONS=1000 scripts/bench.sh
+#   RUST_BENCH_CMD='cargo run --release -p talkback-examples --example bench --' scripts/bench.sh
+#
+# The Rust side runs $RUST_BENCH_CMD if set; otherwise the first of these that exists: an example or
+# binary named `bench` in the workspace. Its command gets the fixture URL as its last argument and
+# in $BENCH_URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+exec </dev/null
+
+header() { printf '\n== %s\n' "$*"; }
+OUT="$(mktemp -d)"
+FIXTURE_PID=""
+cleanup() {
+  if [ -n "$FIXTURE_PID" ]; then kill "$FIXTURE_PID" 2>/dev/null || true; wait "$FIXTURE_PID" 2>/dev/null || true; fi
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+header "build (release)"
+cargo build --release -p talkback-fixture
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+FIXTURE_BIN="$TARGET_DIR/release/talkback-fixture"
+(cd tests/interop && { [ -d node_modules/@microsoft/signalr ] || npm ci --no-audit --no-fund --loglevel=error; })
+
+rust_cmd="${RUST_BENCH_CMD:-}"
+if [ -z "$rust_cmd" ]; then
+  rust_cmd="$(cargo metadata --format-version 1 --no-deps | node -e '
+    let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{
+      const m = JSON.parse(s);
+      for (const p of m.packages) for (const t of p.targets) {
+        if (t.name === "bench" && t.kind.includes("example")) { console.log(`cargo run --release -q -p ${p.name} --example bench --`); return; }
+        if (t.name === "bench" && t.kind.includes("bin")) { console.log(`cargo run --release -q -p ${p.name} --bin bench --`); return; }
+      }
+    });')"
+fi
+
+header "fixture"
+"$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+FIXTURE_PID=$!
+URL=""
+for _ in $(seq 1 100); do
+  URL="$(sed -n 's/.*listening on \(http:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' "$OUT/fixture.log" | head -n 1)"
+  [ -n "$URL" ] && break
+  sleep 0.1
+done
+if [ -z "$URL" ]; then echo "the fixture did not start:"; cat "$OUT/fixture.log"; exit 1; fi
+echo "fixture at $URL ($FIXTURE_BIN)"
+export BENCH_URL="$URL"
+
+status=0
+header "Rust client"
+if [ -n "$rust_cmd" ]; then
+  echo "\$ $rust_cmd $URL"
+  # shellcheck disable=SC2086
+  if ! $rust_cmd "$URL" | tee "$OUT/rust.txt"; then echo "the Rust benchmark failed"; status=1; fi
+else
+  echo "no Rust benchmark program found (set RUST_BENCH_CMD, or add an example or binary named 'bench')"
+  : > "$OUT/rust.txt"
+fi
+
+header "official JavaScript client (@microsoft/signalr, Node $(node --version))"
+if ! node --expose-gc tests/interop/bench.mjs | tee "$OUT/js.txt"; then echo "the JavaScript benchmark failed"; status=1; fi
+
+header "side by side"
+cat "$OUT/rust.txt" "$OUT/js.txt" | grep '^RESULT ' | node -e '
+  let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+    const r = {};
+    for (const line of s.split("\n")) {
+      const [, key, value, unit] = line.split(" ");
+      if (!key) continue;
+      const dot = key.indexOf(".");
+      const side = key.slice(0, dot), name = key.slice(dot + 1);
+      (r[name] ??= {})[side] = { value: Number(value), unit };
+    }
+    const fmt = (x) => x ? `${x.value} ${x.unit}` : "-";
+    console.log(["measurement".padEnd(30), "rust".padStart(18), "js".padStart(18), "raw_ws".padStart(18), "rust/js".padStart(9)].join(" "));
+    for (const [name, sides] of Object.entries(r)) {
+      const ratio = sides.rust && sides.js && sides.js.value ? (sides.rust.value / sides.js.value).toFixed(2) : "-";
+      console.log([name.padEnd(30), fmt(sides.rust).padStart(18), fmt(sides.js).padStart(18), fmt(sides.raw_ws).padStart(18), ratio.padStart(9)].join(" "));
+    }
+    console.log("(ops/s: higher is better; bytes: lower is better)");
+  });'
+exit "$status"

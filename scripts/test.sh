@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# scripts/test.sh — set up what the tests need (idempotently) and run every test of Talkback.
+#
+# Steps, in order: setup (rustfmt/clippy components, the wasm32 target, npm ci), cargo fmt --check,
+# cargo clippy -D warnings, cargo test (nextest when installed, plus doc tests), cargo check of
+# talkback-core for wasm32-unknown-unknown, the interop suite (the official JavaScript client
+# against the fixture). Every step runs even when an earlier one failed (set FAIL_FAST=1 to stop
+# at the first failure); the script ends with a summary and exits non-zero if any step failed.
+#
+# Environment:
+#   FAIL_FAST=1            stop after the first failing step
+#   TEST_RUNNER=auto|nextest|cargo   (default auto: nextest if installed, else cargo test)
+#   SKIP_WASM=1            skip the wasm32 check (reported as skipped)
+#   SKIP_INTEROP=1         skip the interop suite (reported as skipped)
+#   WASM_TOOLCHAIN_MODE    see scripts/wasm-setup.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CI="${CI:-true}"
+export NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+exec </dev/null
+
+FAIL_FAST="${FAIL_FAST:-0}"
+TEST_RUNNER="${TEST_RUNNER:-auto}"
+T_START=$(date +%s)
+SUMMARY=()
+FAILED=0
+WASM_ENV_FILE="${WASM_ENV_FILE:-$ROOT/target/wasm-toolchain.env}"
+export WASM_ENV_FILE
+
+header() {
+  printf '\n==================================================================\n'
+  printf '== %s\n' "$*"
+  printf '==================================================================\n'
+}
+
+# step NAME COMMAND... : runs one step, records its status and duration.
+step() {
+  local name="$1"; shift
+  header "$name"
+  printf '$ %s\n' "$*"
+  local t0 rc
+  t0=$(date +%s)
+  # A subshell with errexit, so that a failing command inside a step function fails the step.
+  set +e
+  ( set -e; "$@" )
+  rc=$?
+  set -e
+  local dt=$(( $(date +%s) - t0 ))
+  if [ "$rc" -eq 0 ]; then
+    SUMMARY+=("$(printf '%-6s %5ss  %s' ok "$dt" "$name")")
+  else
+    SUMMARY+=("$(printf '%-6s %5ss  %s (exit %s)' FAILED "$dt" "$name" "$rc")")
+    FAILED=$((FAILED + 1))
+    if [ "$FAIL_FAST" = 1 ]; then finish; fi
+  fi
+  return 0
+}
+
+skip() {
+  local name="$1" why="$2"
+  header "$name"
+  echo "skipped: $why"
+  SUMMARY+=("$(printf '%-6s %5s   %s (%s)' skip - "$name" "$why")")
+}
+
+finish() {
+  header "summary"
+  printf '%s\n' "${SUMMARY[@]}"
+  printf 'total: %s s\n' "$(( $(date +%s) - T_START ))"
+  if [ "$FAILED" -gt 0 ]; then
+    echo "RESULT: $FAILED step(s) failed"
+    exit 1
+  fi
+  echo "RESULT: all steps passed"
+  exit 0
+}
+
+# ------------------------------------------------------------------------------------ setup
+setup_rust() {
+  command -v cargo >/dev/null || { echo "cargo not found (install rustup stable)"; return 1; }
+  cargo --version
+  local component
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      rustup component add "$component"
+    fi
+  done
+}
+
+setup_wasm() {
+  rm -f "$WASM_ENV_FILE"
+  scripts/wasm-setup.sh
+}
+
+setup_node() {
+  command -v node >/dev/null || { echo "node not found (Node 20 or later is needed)"; return 1; }
+  command -v npm >/dev/null || { echo "npm not found"; return 1; }
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  echo "node $(node --version), npm $(npm --version 2>/dev/null)"
+  if [ "$major" -lt 20 ]; then echo "Node $major is too old: Node 20 or later is needed"; return 1; fi
+  # npm ci only when package-lock.json changed since the last install.
+  local stamp=tests/interop/node_modules/.talkback-lock-stamp
+  if [ -f "$stamp" ] && cmp -s "$stamp" tests/interop/package-lock.json; then
+    echo "tests/interop/node_modules is up to date"
+  else
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/interop/package-lock.json "$stamp"
+  fi
+}
+
+# ------------------------------------------------------------------------------------ checks
+run_tests() {
+  local runner="$TEST_RUNNER"
+  if [ "$runner" = auto ]; then
+    if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
+  fi
+  if [ "$runner" = nextest ]; then
+    echo "runner: cargo nextest (plus cargo test --doc)"
+    cargo nextest run --workspace --all-features --no-fail-fast --no-tests=warn
+    cargo test --workspace --all-features --doc
+  else
+    echo "runner: cargo test"
+    cargo test --workspace --all-features --no-fail-fast
+  fi
+}
+
+wasm_check() {
+  if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
+  local tc
+  tc="$(sed -n 's/^WASM_RUSTUP_TOOLCHAIN=//p' "$WASM_ENV_FILE")"
+  echo "toolchain: $tc"
+  RUSTUP_TOOLCHAIN="$tc" cargo check -p talkback-core --target wasm32-unknown-unknown
+}
+
+interop() {
+  cargo build -p talkback-fixture
+  local target_dir
+  target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/run.mjs
+}
+
+step "setup: Rust components (rustfmt, clippy)" setup_rust
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target" "SKIP_WASM=1"; else step "setup: wasm32 target" setup_wasm; fi
+if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "setup: Node packages (npm ci)" "SKIP_INTEROP=1"; else step "setup: Node packages (npm ci)" setup_node; fi
+
+step "cargo fmt --all -- --check" cargo fmt --all -- --check
+step "cargo clippy --workspace --all-targets --all-features -- -D warnings" \
+  cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "cargo test --workspace --all-features" run_tests
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "cargo check -p talkback-core --target wasm32-unknown-unknown" "SKIP_WASM=1"
+else step "cargo check -p talkback-core --target wasm32-unknown-unknown" wasm_check; fi
+if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
+else step "interop: official JavaScript client against the fixture" interop; fi
+
+finish

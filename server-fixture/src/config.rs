@@ -1,0 +1,67 @@
+//! [`FixtureConfig`]: every limit and timeout of the fixture, with the ASP.NET Core defaults.
+
+use std::time::Duration;
+use talkback_core::transport::TransportSet;
+
+/// How the fixture listens and behaves. `Default` gives the server defaults of `protocol.md` 3.1.
+///
+/// **Slow consumers**: every connection has one bounded outbound queue of
+/// [`outbound_queue_capacity`](Self::outbound_queue_capacity) messages. A message that finds the
+/// queue full aborts that connection at once (its transport closes without a Close message and
+/// the hub forgets it), so one slow peer never grows the server's memory nor slows other peers.
+#[derive(Clone, Debug)]
+pub struct FixtureConfig {
+    /// Interface to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind; 0 picks a free port (default 0).
+    pub port: u16,
+    /// How long a new transport may take to send its handshake (default 15 s).
+    pub handshake_timeout: Duration,
+    /// A Ping is sent after this long without sending anything (default 15 s).
+    pub keep_alive_interval: Duration,
+    /// A connection that sends nothing for this long is closed (default 30 s; not for long
+    /// polling, whose polls are an inherent keep-alive).
+    pub client_timeout: Duration,
+    /// The largest hub message accepted from a client, in bytes (default 32 KB).
+    pub max_receive_message_size: usize,
+    /// The largest HTTP POST body accepted for SSE and long polling sends (default 1 MiB).
+    pub max_post_body: usize,
+    /// How long a long poll waits for data before answering 200 empty (default 90 s).
+    pub long_poll_timeout: Duration,
+    /// Outbound queue bound per connection, in messages (default 1024); see the type docs.
+    pub outbound_queue_capacity: usize,
+    /// Whether negotiate may agree to stateful reconnect (default true).
+    pub allow_stateful_reconnect: bool,
+    /// How long a stateful-reconnect connection waits for its client to come back (default 30 s).
+    pub reconnect_window: Duration,
+    /// The most unacknowledged bytes kept for replay per connection (default 100 000).
+    pub replay_buffer_bytes: usize,
+    /// Whether unexpected hub errors carry their detail to the client (default false).
+    pub detailed_errors: bool,
+    /// The transports offered and accepted (default all three).
+    pub transports: TransportSet,
+    /// Lowest negotiate version accepted (default 0).
+    pub min_negotiate_version: u32,
+}
+
+impl Default for FixtureConfig {
+    fn default() -> Self {
+        FixtureConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            handshake_timeout: Duration::from_secs(15),
+            keep_alive_interval: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(30),
+            max_receive_message_size: 32 * 1024,
+            max_post_body: 1024 * 1024,
+            long_poll_timeout: Duration::from_secs(90),
+            outbound_queue_capacity: 1024,
+            allow_stateful_reconnect: true,
+            reconnect_window: Duration::from_secs(30),
+            replay_buffer_bytes: 100_000,
+            detailed_errors: false,
+            transports: TransportSet::ALL,
+            min_negotiate_version: 0,
+        }
+    }
+}
