@@ -3,6 +3,7 @@
 //! `cargo bench -p talkback-core --bench codec`; the headline figure is the invocation with one
 //! 2 KB string argument (messages per second = 1 / time per iteration).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 use talkback_core::protocol::{
@@ -56,7 +57,7 @@ fn messages(protocol: Protocol) -> Vec<(&'static str, HubMessage)> {
 
 fn codec(c: &mut Criterion) {
     for protocol in [Protocol::Json, Protocol::MessagePack] {
-        let mut group = c.benchmark_group(format!("{}", protocol.name()));
+        let mut group = c.benchmark_group(protocol.name());
         group.throughput(Throughput::Elements(1));
         for (name, message) in messages(protocol) {
             group.bench_function(format!("encode/{name}"), |b| {

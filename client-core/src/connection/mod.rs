@@ -10,10 +10,15 @@
 //! arm a timer for conn.poll_timeout(); when it fires call conn.handle_timeout(now)
 //! ```
 
+mod engine;
+mod link;
+
+pub use engine::Connection;
+
 use crate::protocol::{Protocol, RawValue, TransferFormat};
 use crate::reconnect::ReconnectPolicy;
-use crate::transport::{TransportKind, TransportSet};
-use crate::{Duration, Error, Instant};
+use crate::transport::TransportSet;
+use crate::{Duration, Error};
 use bytes::Bytes;
 
 /// Settings of one connection; see each field for the reference client's default.
@@ -299,171 +304,4 @@ pub enum Event {
         /// Whether it was written.
         result: Result<(), Error>,
     },
-}
-
-/// The sans-IO SignalR client connection.
-pub struct Connection {
-    config: Config,
-}
-
-impl Connection {
-    /// A connection in [`State::Disconnected`].
-    pub fn new(config: Config) -> Self {
-        Connection { config }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> State {
-        todo!("engine")
-    }
-
-    /// The connection id of the current connection, if connected after a negotiate.
-    pub fn connection_id(&self) -> Option<&str> {
-        todo!("engine")
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Begins connecting; fails unless [`State::Disconnected`].
-    pub fn start(&mut self, now: Instant) -> Result<(), Error> {
-        let _ = now;
-        todo!("engine")
-    }
-
-    /// Stops the connection (idempotent): sends Close when connected, cancels reconnects.
-    pub fn stop(&mut self, now: Instant) {
-        let _ = now;
-        todo!("engine")
-    }
-
-    /// Changes the hub URL; allowed only in Disconnected or Reconnecting.
-    pub fn set_url(&mut self, url: String) -> Result<(), Error> {
-        let _ = url;
-        todo!("engine")
-    }
-
-    /// Queues a non-blocking invocation. Returns the operation id reported in
-    /// [`Event::Written`].
-    pub fn send(&mut self, now: Instant, target: &str, arguments: Vec<RawValue>) -> Result<u64, Error> {
-        let _ = (now, target, arguments);
-        todo!("engine")
-    }
-
-    /// Queues a blocking invocation whose outcome comes as [`Event::InvocationCompleted`].
-    /// `stream_ids` are upload streams made with [`Connection::new_upload_stream`].
-    /// Returns `(invocation id, operation id)`.
-    pub fn invoke(
-        &mut self,
-        now: Instant,
-        target: &str,
-        arguments: Vec<RawValue>,
-        stream_ids: Vec<String>,
-    ) -> Result<(String, u64), Error> {
-        let _ = (now, target, arguments, stream_ids);
-        todo!("engine")
-    }
-
-    /// Queues a StreamInvocation; items come as [`Event::StreamItem`], the end as
-    /// [`Event::StreamCompleted`]. Returns `(invocation id, operation id)`.
-    pub fn stream(
-        &mut self,
-        now: Instant,
-        target: &str,
-        arguments: Vec<RawValue>,
-        stream_ids: Vec<String>,
-    ) -> Result<(String, u64), Error> {
-        let _ = (now, target, arguments, stream_ids);
-        todo!("engine")
-    }
-
-    /// Queues a non-blocking invocation with upload streams. Returns the operation id.
-    pub fn send_with_streams(
-        &mut self,
-        now: Instant,
-        target: &str,
-        arguments: Vec<RawValue>,
-        stream_ids: Vec<String>,
-    ) -> Result<u64, Error> {
-        let _ = (now, target, arguments, stream_ids);
-        todo!("engine")
-    }
-
-    /// Cancels a stream: sends CancelInvocation and ignores its later items.
-    pub fn cancel_stream(&mut self, now: Instant, id: &str) {
-        let _ = (now, id);
-        todo!("engine")
-    }
-
-    /// A new upload stream id (from the invocation-id counter).
-    pub fn new_upload_stream(&mut self) -> String {
-        todo!("engine")
-    }
-
-    /// Queues one item of an upload stream. Returns the operation id.
-    pub fn upload_item(&mut self, now: Instant, stream_id: &str, item: RawValue) -> Result<u64, Error> {
-        let _ = (now, stream_id, item);
-        todo!("engine")
-    }
-
-    /// Ends an upload stream, with an error text if it failed. Returns the operation id.
-    pub fn upload_complete(&mut self, now: Instant, stream_id: &str, error: Option<String>) -> Result<u64, Error> {
-        let _ = (now, stream_id, error);
-        todo!("engine")
-    }
-
-    /// Answers a server invocation that expects a result.
-    pub fn complete_client_result(&mut self, now: Instant, invocation_id: &str, result: ClientResult) {
-        let _ = (now, invocation_id, result);
-        todo!("engine")
-    }
-
-    /// The access-token factory's answer to [`Transmit::FetchAccessToken`] (`Ok(None)`: no token).
-    pub fn provide_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
-        let _ = (now, token);
-        todo!("engine")
-    }
-
-    /// Reports the outcome of an HTTP request.
-    pub fn handle_http(&mut self, now: Instant, id: RequestId, event: HttpEvent) {
-        let _ = (now, id, event);
-        todo!("engine")
-    }
-
-    /// Reports what happened on the WebSocket.
-    pub fn handle_websocket(&mut self, now: Instant, event: WebSocketEvent) {
-        let _ = (now, event);
-        todo!("engine")
-    }
-
-    /// Reports that the deadline of [`Connection::poll_timeout`] passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!("engine")
-    }
-
-    /// The next thing for the shell to do.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!("engine")
-    }
-
-    /// The next event for the application.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        todo!("engine")
-    }
-
-    /// The next deadline, if any.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!("engine")
-    }
-
-    /// Whether stateful-reconnect backpressure holds new sends (unacknowledged bytes ≥ buffer).
-    pub fn is_send_blocked(&self) -> bool {
-        todo!("engine")
-    }
-
-    #[doc(hidden)]
-    pub fn _unused(_: TransportKind) {}
 }

@@ -190,6 +190,10 @@ pub enum ProtocolError {
     /// The handshake response was not what a handshake response must be.
     #[error("Invalid handshake response: {0}")]
     InvalidHandshake(String),
+    /// A well-formed message arrived where the protocol does not allow it (a StreamItem for an
+    /// `invoke`, a Sequence id from the future, ...); the text is the reference client's.
+    #[error("{0}")]
+    Violation(String),
 }
 
 impl Protocol {
