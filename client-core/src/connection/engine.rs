@@ -117,9 +117,7 @@ struct Reconnect {
 /// How a lost connection may recover.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Recovery {
-    /// A stateful re-attach first, then the reconnect policy.
-    Any,
-    /// The reconnect policy only.
+    /// The reconnect policy.
     Policy,
     /// Neither (a server Close without `allowReconnect`).
     None,
@@ -510,6 +508,7 @@ impl Connection {
             }
             WebSocketEvent::Closed { code, reason } => {
                 let was_open = link.opened;
+                let target = link.ws_target.clone();
                 self.link = None;
                 let error = match code {
                     Some(1000) => None,
@@ -534,8 +533,8 @@ impl Connection {
                 } else if self.is_reattaching() {
                     let reason = self.reattach_reason.take();
                     self.lost(now, reason, Recovery::Policy);
-                } else {
-                    self.lost(now, error, Recovery::Any);
+                } else if !self.try_reattach(error.clone(), target) {
+                    self.lost(now, error, Recovery::Policy);
                 }
             }
         }
@@ -1088,38 +1087,15 @@ impl Connection {
 
     /// The connection (Connected) lost its transport or must close with `error`.
     fn lost(&mut self, now: Instant, error: Option<Error>, recovery: Recovery) {
+        if self.attempt.is_some() {
+            let error = error.unwrap_or_else(|| Error::Transport(CLOSED_DURING_HANDSHAKE.into()));
+            return self.fail_attempt(now, error);
+        }
         if self.state != State::Connected {
             if self.state == State::Disconnecting {
                 self.finish_stop();
             }
             return;
-        }
-        if recovery == Recovery::Any {
-            if let (Some(buffer), Some((url, headers))) = (
-                self.stateful.as_mut(),
-                self.link.as_ref().and_then(|l| l.ws_target.clone()),
-            ) {
-                // Transparent re-attach: same URL, no state change, then Sequence and replay.
-                buffer.disconnected();
-                self.reattach_reason = error;
-                self.timers.ping = None;
-                self.timers.ack = None;
-                let mut link = Link::new(
-                    TransportKind::WebSockets,
-                    self.link
-                        .as_ref()
-                        .map(|l| l.url.clone())
-                        .unwrap_or_default(),
-                    self.config.protocol,
-                    self.config.max_message_size,
-                );
-                link.handshake_done = true;
-                link.ws_target = Some((url.clone(), headers.clone()));
-                self.link = Some(link);
-                self.transmits
-                    .push_back(Transmit::OpenWebSocket { url, headers });
-                return;
-            }
         }
         self.close_link();
         self.end_connection(error.clone());
@@ -1147,6 +1123,37 @@ impl Connection {
                 self.timers.retry = Some(now + delay);
             }
         }
+    }
+
+    /// A stateful WebSocket dropped: re-open the same URL without any state change, then send
+    /// Sequence and replay (`protocol.md` 1.11). Returns false when stateful reconnect is off.
+    fn try_reattach(
+        &mut self,
+        error: Option<Error>,
+        target: Option<(String, Vec<(String, String)>)>,
+    ) -> bool {
+        let (Some(buffer), Some((url, headers))) = (self.stateful.as_mut(), target) else {
+            return false;
+        };
+        if self.state != State::Connected || buffer.is_reattaching() {
+            return false;
+        }
+        buffer.disconnected();
+        self.reattach_reason = error;
+        self.timers.ping = None;
+        self.timers.ack = None;
+        let mut link = Link::new(
+            TransportKind::WebSockets,
+            url.clone(),
+            self.config.protocol,
+            self.config.max_message_size,
+        );
+        link.handshake_done = true;
+        link.ws_target = Some((url.clone(), headers.clone()));
+        self.link = Some(link);
+        self.transmits
+            .push_back(Transmit::OpenWebSocket { url, headers });
+        true
     }
 
     /// Asks the policy for the next delay after a failed reconnect attempt.
@@ -1860,5 +1867,128 @@ mod tests {
         assert_eq!(conn.state(), State::Disconnected);
         assert!(t.contains(&Transmit::CloseWebSocket));
         assert_eq!(e.last(), Some(&Event::Closed(None)));
+    }
+
+    fn connect_ws(config: Config, negotiate: &[u8], t0: Instant) -> Connection {
+        let mut conn = Connection::new(config);
+        conn.start(t0).unwrap();
+        let (t, _) = drain(&mut conn);
+        let Transmit::Http(req) = &t[0] else {
+            panic!("{t:?}")
+        };
+        let body = Bytes::copy_from_slice(negotiate);
+        conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+        conn.handle_websocket(t0, WebSocketEvent::Opened);
+        conn.handle_websocket(t0, WebSocketEvent::Message(Bytes::from_static(b"{}\x1e")));
+        drain(&mut conn);
+        assert_eq!(conn.state(), State::Connected);
+        conn
+    }
+
+    #[test]
+    fn a_stateful_websocket_reattaches_and_replays_without_state_events() {
+        let t0 = Instant::now();
+        let mut config = Config::new("http://h/hubs/test");
+        config.stateful_reconnect = true;
+        let negotiate = br#"{"connectionId":"c1","connectionToken":"t1","negotiateVersion":1,"useStatefulReconnect":true,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#;
+        let mut conn = connect_ws(config, negotiate, t0);
+        conn.send(t0, "A", vec![]).unwrap();
+        drain(&mut conn);
+        conn.handle_websocket(
+            t0,
+            WebSocketEvent::Closed {
+                code: Some(1006),
+                reason: String::new(),
+            },
+        );
+        let (t, e) = drain(&mut conn);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            t,
+            vec![Transmit::OpenWebSocket {
+                url: "ws://h/hubs/test?id=t1".into(),
+                headers: vec![]
+            }]
+        );
+        conn.send(t0, "B", vec![]).unwrap();
+        conn.handle_websocket(t0, WebSocketEvent::Opened);
+        let (t, _) = drain(&mut conn);
+        let sent: Vec<&[u8]> = t
+            .iter()
+            .map(|t| match t {
+                Transmit::WebSocketSend { data, .. } => &data[..],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                &b"{\"type\":9,\"sequenceId\":1}\x1e"[..],
+                &b"{\"type\":1,\"target\":\"A\",\"arguments\":[]}\x1e"[..],
+                &b"{\"type\":1,\"target\":\"B\",\"arguments\":[]}\x1e"[..],
+            ]
+        );
+        assert_eq!(conn.state(), State::Connected);
+    }
+
+    #[test]
+    fn long_polling_opens_with_the_first_poll_and_posts_the_handshake() {
+        let t0 = Instant::now();
+        let mut config = Config::new("http://h/hubs/test");
+        config.transports = crate::TransportSet::only(TransportKind::LongPolling);
+        let mut conn = Connection::new(config);
+        conn.start(t0).unwrap();
+        let (t, _) = drain(&mut conn);
+        let Transmit::Http(req) = &t[0] else { panic!() };
+        let body = Bytes::from_static(br#"{"connectionId":"c1","availableTransports":[{"transport":"LongPolling","transferFormats":["Text"]}]}"#);
+        conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+        let (t, _) = drain(&mut conn);
+        let Transmit::Http(poll) = &t[0] else {
+            panic!()
+        };
+        assert_eq!(poll.url, "http://h/hubs/test?id=c1&_=1");
+        conn.handle_http(
+            t0,
+            poll.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        let (t, _) = drain(&mut conn);
+        let [Transmit::Http(post), Transmit::Http(poll2)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        assert_eq!(post.method, HttpMethod::Post);
+        assert_eq!(&post.body[..], b"{\"protocol\":\"json\",\"version\":1}\x1e");
+        conn.handle_http(
+            t0,
+            post.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        let body = Bytes::from_static(
+            b"{}\x1e{\"type\":1,\"target\":\"Welcome\",\"arguments\":[\"c1\"]}\x1e",
+        );
+        conn.handle_http(t0, poll2.id, HttpEvent::Response { status: 200, body });
+        let (t, e) = drain(&mut conn);
+        assert!(
+            matches!(
+                &e[..],
+                [
+                    Event::StateChanged { .. },
+                    Event::Started { .. },
+                    Event::Invocation { .. }
+                ]
+            ),
+            "{e:?}"
+        );
+        assert!(
+            matches!(&t[..], [Transmit::Http(p)] if p.method == HttpMethod::Get),
+            "no ping over long polling: {t:?}"
+        );
+        assert_eq!(conn.poll_timeout(), None);
     }
 }
