@@ -30,7 +30,7 @@ pub struct FixtureConfig {
     pub long_poll_timeout: Duration,
     /// Outbound queue bound per connection, in messages (default 1024); see the type docs.
     pub outbound_queue_capacity: usize,
-    /// Whether negotiate may agree to stateful reconnect (default true).
+    /// Whether negotiate may agree to stateful reconnect (default false, as ASP.NET Core).
     pub allow_stateful_reconnect: bool,
     /// How long a stateful-reconnect connection waits for its client to come back (default 30 s).
     pub reconnect_window: Duration,
@@ -56,7 +56,7 @@ impl Default for FixtureConfig {
             max_post_body: 1024 * 1024,
             long_poll_timeout: Duration::from_secs(90),
             outbound_queue_capacity: 1024,
-            allow_stateful_reconnect: true,
+            allow_stateful_reconnect: false,
             reconnect_window: Duration::from_secs(30),
             replay_buffer_bytes: 100_000,
             detailed_errors: false,

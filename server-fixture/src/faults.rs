@@ -12,6 +12,7 @@ pub struct Faults {
     refused_at_negotiate: AtomicU8,
     refused_at_connect: AtomicU8,
     refuse_new_until: Mutex<Option<Instant>>,
+    pings_stopped: AtomicBool,
 }
 
 impl Faults {
@@ -30,8 +31,18 @@ impl Faults {
         *self.refuse_new_until.lock().unwrap() = Some(Instant::now() + period);
     }
 
+    /// Stops (or resumes) keep-alive Pings to every connection.
+    pub fn stop_pings(&self, stop: bool) {
+        self.pings_stopped.store(stop, Ordering::SeqCst);
+    }
+
+    pub(crate) fn pings_stopped(&self) -> bool {
+        self.pings_stopped.load(Ordering::SeqCst)
+    }
+
     /// Clears every server-wide fault.
     pub fn reset(&self) {
+        self.pings_stopped.store(false, Ordering::SeqCst);
         self.refused_at_negotiate.store(0, Ordering::SeqCst);
         self.refused_at_connect.store(0, Ordering::SeqCst);
         *self.refuse_new_until.lock().unwrap() = None;
@@ -87,6 +98,29 @@ impl ConnectionFaults {
             return false;
         }
         self.drop_after.fetch_sub(1, Ordering::SeqCst) <= 1
+    }
+
+    pub(crate) fn pings_stopped(&self) -> bool {
+        self.pings_stopped.load(Ordering::SeqCst)
+    }
+
+    /// Drops the transport after `n` more outgoing messages.
+    pub fn drop_after(&self, n: u64) {
+        self.drop_after
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Stops (or resumes) keep-alive Pings.
+    pub fn stop_pings(&self, stop: bool) {
+        self.pings_stopped.store(stop, Ordering::SeqCst);
+    }
+
+    /// Delays every outgoing message by `delay` (zero: no delay).
+    pub fn delay_messages(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     pub(crate) fn delay(&self) -> Option<Duration> {

@@ -70,6 +70,8 @@ pub(crate) enum Method {
     Invoke(InvokeFn),
     /// Yields StreamItems, then one Completion.
     Stream(StreamFn),
+    /// A connection callback (run through the same per-connection queue as invocations).
+    Lifecycle(LifecycleFn),
 }
 
 /// A hub: a name, its methods (looked up case-insensitively) and connection callbacks.

@@ -1,1 +1,165 @@
-//! `talkback-fixture`: the SignalR service side for tests.
+//! `talkback-fixture`: a full SignalR service for tests.
+//!
+//! Hubs at `/hubs/{name}` over WebSockets, Server-Sent Events and long polling, with the JSON and
+//! MessagePack hub protocols, streams both ways, client results, groups, users, stateful
+//! reconnect and fault injection. It reuses `talkback-core`'s wire format, so there is one
+//! implementation of the protocol on both sides.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = talkback_fixture::spawn(talkback_fixture::Config::default()).await?;
+//! println!("test hub at {}", server.hub_url("test"));
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! **Users** come from the access token (`Authorization: Bearer` or the `access_token` query; the
+//! header wins), read by [`user_from_token`] without checking signatures.
+//!
+//! **Slow consumers**: see [`Config`]: a connection whose bounded outbound queue is full is
+//! aborted, so a client that does not read never grows the server's memory.
+
+mod config;
+mod context;
+mod faults;
+mod hub;
+mod registry;
+mod routes;
+mod session;
+mod test_hub;
+
+pub use config::FixtureConfig as Config;
+pub use context::{HubContext, StreamSender, UploadStream};
+pub use faults::{ConnectionFaults, Faults};
+pub use hub::{Hub, HubBuilder, HubError};
+pub use registry::{user_from_token, RequestInfo};
+pub use test_hub::{chat_hub, test_hub};
+
+use registry::Shared;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use talkback_core::transport::TransportKind;
+
+/// A running fixture; dropping it does not stop it, [`Server::shutdown`] does.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a fixture with the `test` and `chat` hubs.
+pub async fn spawn(config: Config) -> std::io::Result<Server> {
+    spawn_with_hubs(config, vec![test_hub(), chat_hub()]).await
+}
+
+/// Starts a fixture serving `hubs`.
+pub async fn spawn_with_hubs(config: Config, hubs: Vec<Hub>) -> std::io::Result<Server> {
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(config, hubs));
+    let app = routes::router(shared.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the fixture stopped");
+        }
+    });
+    Ok(Server {
+        addr,
+        shared,
+        stop,
+        task,
+    })
+}
+
+impl Server {
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of a hub, `http://127.0.0.1:PORT/hubs/{name}`.
+    pub fn hub_url(&self, name: &str) -> String {
+        format!("{}/hubs/{name}", self.url())
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Server-wide faults (refuse transports, refuse new connections, stop all pings).
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// The ids of the live connections of `hub` (every hub for `None`), sorted.
+    pub fn connection_ids(&self, hub: Option<&str>) -> Vec<String> {
+        let mut ids: Vec<String> = self.shared.all(hub).iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// The faults of one connection, if it is live.
+    pub fn connection_faults(&self, connection_id: &str) -> Option<ConnectionFaultsHandle> {
+        self.shared
+            .by_id(connection_id)
+            .map(|conn| ConnectionFaultsHandle { conn })
+    }
+
+    /// Drops a connection's transport without a Close message; false if it is not live.
+    pub fn drop_transport(&self, connection_id: &str) -> bool {
+        self.connection_faults(connection_id)
+            .map(|c| c.drop_transport())
+            .is_some()
+    }
+
+    /// Refuses `kind` when a client connects (the transport request gets 404).
+    pub fn refuse_transport_at_connect(&self, kind: TransportKind) {
+        self.shared.faults.refuse_at_connect(kind, true);
+    }
+
+    /// Stops gracefully: live connections get a Close message (with `allowReconnect`).
+    pub async fn shutdown(self) {
+        self.shared.shutdown.notify_waiters();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// Faults of one live connection.
+pub struct ConnectionFaultsHandle {
+    conn: Arc<registry::Conn>,
+}
+
+impl ConnectionFaultsHandle {
+    /// Drops the transport without a Close message (a stateful connection may re-attach).
+    pub fn drop_transport(&self) {
+        self.conn.drop_transport();
+    }
+
+    /// Ends the connection at once, without a Close message.
+    pub fn abort(&self) {
+        self.conn.abort();
+    }
+
+    /// Drops the transport after `n` more outgoing messages.
+    pub fn drop_after(&self, n: u64) {
+        self.conn.faults.drop_after(n);
+    }
+
+    /// Stops or resumes keep-alive Pings.
+    pub fn stop_pings(&self, stop: bool) {
+        self.conn.faults.stop_pings(stop);
+    }
+
+    /// Delays every outgoing message.
+    pub fn delay_messages(&self, delay: std::time::Duration) {
+        self.conn.faults.delay_messages(delay);
+    }
+}

@@ -1,1 +1,122 @@
-fn main() {}
+//! `talkback-fixture`: runs the SignalR test service on 127.0.0.1 until Ctrl-C.
+
+use clap::Parser;
+use std::time::Duration;
+use talkback_core::transport::{TransportKind, TransportSet};
+
+/// A full SignalR service for tests: the `test` hub and the `chat` demo over WebSockets,
+/// Server-Sent Events and long polling, JSON and MessagePack.
+#[derive(Parser, Debug)]
+#[command(name = "talkback-fixture", version)]
+struct Args {
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Interface to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Send a Ping after this many milliseconds without sending.
+    #[arg(long, default_value_t = 15_000)]
+    keep_alive_ms: u64,
+    /// Close a client silent for this many milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    client_timeout_ms: u64,
+    /// Close a connection without a handshake after this many milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    handshake_timeout_ms: u64,
+    /// Answer a long poll with no data after this many milliseconds.
+    #[arg(long, default_value_t = 90_000)]
+    long_poll_timeout_ms: u64,
+    /// Agree to stateful reconnect when clients ask.
+    #[arg(long)]
+    stateful_reconnect: bool,
+    /// How long a stateful connection waits for its client to re-attach, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    reconnect_window_ms: u64,
+    /// Send the detail of unexpected hub errors to clients.
+    #[arg(long)]
+    detailed_errors: bool,
+    /// Largest hub message accepted from a client, in bytes.
+    #[arg(long, default_value_t = 32 * 1024)]
+    max_message_size: usize,
+    /// Transports offered: any of ws, sse, lp (repeatable; default all).
+    #[arg(long = "transport", value_parser = parse_transport)]
+    transports: Vec<TransportKind>,
+}
+
+fn parse_transport(name: &str) -> Result<TransportKind, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "ws" | "websockets" => Ok(TransportKind::WebSockets),
+        "sse" | "serversentevents" => Ok(TransportKind::ServerSentEvents),
+        "lp" | "longpolling" => Ok(TransportKind::LongPolling),
+        _ => Err(format!("unknown transport '{name}' (ws, sse or lp)")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "talkback_fixture=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = talkback_fixture::Config {
+        host: args.host,
+        port: args.port,
+        keep_alive_interval: Duration::from_millis(args.keep_alive_ms),
+        client_timeout: Duration::from_millis(args.client_timeout_ms),
+        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        long_poll_timeout: Duration::from_millis(args.long_poll_timeout_ms),
+        allow_stateful_reconnect: args.stateful_reconnect,
+        reconnect_window: Duration::from_millis(args.reconnect_window_ms),
+        detailed_errors: args.detailed_errors,
+        max_receive_message_size: args.max_message_size,
+        ..Default::default()
+    };
+    if !args.transports.is_empty() {
+        config.transports = args
+            .transports
+            .iter()
+            .fold(TransportSet(0), |set, kind| set.with(*kind));
+    }
+    let server = match talkback_fixture::spawn(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("talkback-fixture: cannot listen: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", server.url());
+    println!("test hub: {}", server.hub_url("test"));
+    println!("chat hub: {}", server.hub_url("chat"));
+    println!("admin:    {}/admin/connections", server.url());
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,224 @@
+//! What hub code sees: [`HubContext`] (the caller, other clients, groups, client results),
+//! [`StreamSender`] for streaming methods and [`UploadStream`] for client-to-server streams.
+
+use crate::hub::HubError;
+use crate::registry::{Command, Conn, RequestInfo, Shared};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use talkback_core::protocol::{
+    encode_arguments, CompletionResult, HubMessage, Invocation, Protocol, RawValue, StreamItem,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// The context of one hub call or connection callback.
+#[derive(Clone)]
+pub struct HubContext {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) uploads: Arc<Mutex<Vec<Option<UploadStream>>>>,
+}
+
+/// Arguments encoded once per protocol, for sending to many connections.
+struct Encoded {
+    json: Result<Vec<RawValue>, String>,
+    msgpack: Result<Vec<RawValue>, String>,
+}
+
+impl Encoded {
+    fn new<A: Serialize + ?Sized>(arguments: &A) -> Self {
+        Encoded {
+            json: encode_arguments(Protocol::Json, arguments).map_err(|e| e.to_string()),
+            msgpack: encode_arguments(Protocol::MessagePack, arguments).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn for_protocol(&self, protocol: Protocol) -> Result<Vec<RawValue>, HubError> {
+        let encoded = match protocol {
+            Protocol::Json => &self.json,
+            Protocol::MessagePack => &self.msgpack,
+        };
+        encoded.clone().map_err(HubError::Unexpected)
+    }
+}
+
+fn send_to(conns: &[Arc<Conn>], target: &str, encoded: &Encoded) -> Result<(), HubError> {
+    for conn in conns {
+        let arguments = encoded.for_protocol(conn.protocol())?;
+        conn.push(Command::Message(HubMessage::Invocation(Invocation {
+            invocation_id: None,
+            target: target.to_owned(),
+            arguments,
+            stream_ids: None,
+            headers: Default::default(),
+        })));
+    }
+    Ok(())
+}
+
+impl HubContext {
+    /// The caller's connection id.
+    pub fn connection_id(&self) -> &str {
+        &self.conn.id
+    }
+
+    /// The caller's user id, from its access token (see [`crate::user_from_token`]).
+    pub fn user_id(&self) -> Option<&str> {
+        self.conn.user.as_deref()
+    }
+
+    /// The caller's hub protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.conn.protocol()
+    }
+
+    /// The HTTP request that opened the caller's transport.
+    pub fn request(&self) -> RequestInfo {
+        self.conn.request.get().cloned().unwrap_or_default()
+    }
+
+    /// Sends `target(arguments...)` to the caller; `arguments` is a tuple or a sequence.
+    pub fn send_to_caller<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
+        send_to(std::slice::from_ref(&self.conn), target, &Encoded::new(arguments))
+    }
+
+    /// Sends to every connection of this hub.
+    pub fn send_to_all<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
+        let conns = self.shared.all(Some(self.conn.hub.name()));
+        send_to(&conns, target, &Encoded::new(arguments))
+    }
+
+    /// Sends to every connection of this hub but the caller.
+    pub fn send_to_others<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
+        let mut conns = self.shared.all(Some(self.conn.hub.name()));
+        conns.retain(|c| c.id != self.conn.id);
+        send_to(&conns, target, &Encoded::new(arguments))
+    }
+
+    /// Sends to every connection of `user` on this hub.
+    pub fn send_to_user<A: Serialize + ?Sized>(&self, user: &str, target: &str, arguments: &A) -> Result<(), HubError> {
+        let mut conns = self.shared.all(Some(self.conn.hub.name()));
+        conns.retain(|c| c.user.as_deref() == Some(user));
+        send_to(&conns, target, &Encoded::new(arguments))
+    }
+
+    /// Sends to the members of `group`.
+    pub fn send_to_group<A: Serialize + ?Sized>(&self, group: &str, target: &str, arguments: &A) -> Result<(), HubError> {
+        let conns = self.shared.group_members(self.conn.hub.name(), group);
+        send_to(&conns, target, &Encoded::new(arguments))
+    }
+
+    /// Adds the caller to `group`.
+    pub fn join_group(&self, group: &str) {
+        self.shared
+            .add_to_group(self.conn.hub.name(), group, &self.conn.id);
+    }
+
+    /// Removes the caller from `group`.
+    pub fn leave_group(&self, group: &str) {
+        self.shared
+            .remove_from_group(self.conn.hub.name(), group, &self.conn.id);
+    }
+
+    /// Invokes `target(arguments...)` on the caller and waits for its result (a client result).
+    /// The client's error text comes back as `HubError::Hub`.
+    pub async fn invoke_caller<A: Serialize + ?Sized>(
+        &self,
+        target: &str,
+        arguments: &A,
+        timeout: Duration,
+    ) -> Result<Option<RawValue>, HubError> {
+        let arguments = encode_arguments(self.protocol(), arguments)?;
+        let id = self.conn.next_server_invocation_id();
+        let (tx, rx) = oneshot::channel();
+        self.conn.client_results.lock().unwrap().insert(id.clone(), tx);
+        let sent = self.conn.push(Command::Message(HubMessage::Invocation(Invocation {
+            invocation_id: Some(id.clone()),
+            target: target.to_owned(),
+            arguments,
+            stream_ids: None,
+            headers: Default::default(),
+        })));
+        if !sent {
+            self.conn.client_results.lock().unwrap().remove(&id);
+            return Err(HubError::Unexpected("the connection is gone".into()));
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        self.conn.client_results.lock().unwrap().remove(&id);
+        match outcome {
+            Ok(Ok(CompletionResult::Value(value))) => Ok(Some(value)),
+            Ok(Ok(CompletionResult::Void)) => Ok(None),
+            Ok(Ok(CompletionResult::Error(text))) => Err(HubError::Hub(text)),
+            Ok(Err(_)) => Err(HubError::Hub("Connection disconnected.".into())),
+            Err(_) => Err(HubError::Hub("The client did not answer in time.".into())),
+        }
+    }
+
+    /// Takes the `index`-th upload stream of this invocation (in `streamIds` order).
+    pub fn take_upload(&self, index: usize) -> Option<UploadStream> {
+        self.uploads.lock().unwrap().get_mut(index)?.take()
+    }
+
+    /// Sends a Close message to the caller, then ends its transport.
+    pub fn close_caller(&self, error: Option<String>, allow_reconnect: bool) {
+        self.conn.push(Command::Close {
+            error,
+            allow_reconnect,
+        });
+    }
+
+    /// Ends the caller's connection at once, without a Close message.
+    pub fn abort_caller(&self) {
+        self.conn.abort();
+    }
+
+    /// Drops the caller's transport without a Close message (a stateful connection may
+    /// re-attach).
+    pub fn drop_caller_transport(&self) {
+        self.conn.drop_transport();
+    }
+}
+
+/// Sends the items of a server-to-client stream, in the caller's protocol.
+pub struct StreamSender {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) invocation_id: String,
+}
+
+impl StreamSender {
+    /// Sends one item; fails when the connection is gone.
+    pub fn send<T: Serialize + ?Sized>(&self, item: &T) -> Result<(), HubError> {
+        let item = RawValue::encode(self.conn.protocol(), item)?;
+        self.send_raw(item)
+    }
+
+    /// Sends one item already encoded in the caller's protocol.
+    pub fn send_raw(&self, item: RawValue) -> Result<(), HubError> {
+        let sent = self.conn.push(Command::Message(HubMessage::StreamItem(StreamItem {
+            invocation_id: self.invocation_id.clone(),
+            item,
+            headers: Default::default(),
+        })));
+        if sent {
+            Ok(())
+        } else {
+            Err(HubError::Unexpected("the connection is gone".into()))
+        }
+    }
+}
+
+/// One client-to-server stream: items as they arrive, then the end (an `Err` when the client
+/// completed it with an error).
+pub struct UploadStream {
+    pub(crate) items: mpsc::Receiver<Result<RawValue, String>>,
+}
+
+impl UploadStream {
+    /// The next item; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<RawValue, HubError>> {
+        self.items
+            .recv()
+            .await
+            .map(|r| r.map_err(HubError::Hub))
+    }
+}

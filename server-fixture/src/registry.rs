@@ -1,0 +1,328 @@
+//! The live connections of a fixture, their groups and users, and the per-connection handles
+//! that hub code and transports use.
+
+use crate::config::FixtureConfig;
+use crate::faults::{ConnectionFaults, Faults};
+use crate::hub::Hub;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use talkback_core::protocol::{CompletionResult, HubMessage, Protocol};
+use talkback_core::transport::TransportKind;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What hub code asks a connection's session to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send a hub message (its arguments already in the connection's protocol).
+    Message(HubMessage),
+    /// Send a Close message, then end the transport.
+    Close {
+        error: Option<String>,
+        allow_reconnect: bool,
+    },
+    /// End the transport at once, without a Close message (a fault or `CloseMe`).
+    Abort,
+}
+
+/// What a transport hands to the session.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// Bytes from the client (a WebSocket message or a POST body).
+    Data(Bytes),
+    /// The transport ended (the WebSocket closed, the SSE response was dropped).
+    Closed,
+    /// A new WebSocket took over a stateful connection.
+    Reattached,
+}
+
+/// What the session hands to the transport.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// One or more framed hub messages (or the handshake response).
+    Frame(Bytes),
+    /// Close the transport after what was sent before.
+    End,
+}
+
+/// The transport side of a connection's pipes.
+pub(crate) struct Pipe {
+    /// Client bytes and transport events, to the session.
+    pub inbound: mpsc::Sender<Inbound>,
+    /// Frames for the client, pulled by whichever transport request is active.
+    pub outbound: Arc<tokio::sync::Mutex<mpsc::Receiver<Outbound>>>,
+    /// The session's side, taken once when the session starts.
+    pub session_side: Mutex<Option<SessionSide>>,
+}
+
+/// The session's ends of the pipes.
+pub(crate) struct SessionSide {
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub outbound: mpsc::Sender<Outbound>,
+    pub commands: mpsc::Receiver<Command>,
+}
+
+/// The HTTP request that opened the transport (for `GetQuery` and `GetHeader`).
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    /// Query parameters.
+    pub query: HashMap<String, String>,
+    /// Headers, names in lower case.
+    pub headers: HashMap<String, String>,
+}
+
+/// One logical connection (it outlives its transports under stateful reconnect).
+pub(crate) struct Conn {
+    pub id: String,
+    pub token: String,
+    pub hub: Arc<Hub>,
+    pub user: Option<String>,
+    /// Negotiate agreed to stateful reconnect.
+    pub stateful_negotiated: bool,
+    pub transport: OnceLock<TransportKind>,
+    pub protocol: OnceLock<Protocol>,
+    pub request: OnceLock<RequestInfo>,
+    pub commands: mpsc::Sender<Command>,
+    pub pipe: Pipe,
+    pub faults: ConnectionFaults,
+    pub client_results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
+    next_server_id: AtomicU64,
+    /// A WebSocket is attached right now (a second one gets 409 unless stateful).
+    pub socket_attached: Mutex<bool>,
+    /// Wakes a long poll that a newer poll supersedes, or that must end.
+    pub poll_cancel: Notify,
+    pub poll_generation: AtomicU64,
+    /// A POST is being read (a second one gets 409).
+    pub post_busy: Mutex<bool>,
+    /// The handshake turned stateful reconnect on (a second WebSocket re-attaches).
+    pub stateful_active: AtomicBool,
+    /// Since when no long poll is waiting (long polling only).
+    pub poll_idle_since: Mutex<Option<std::time::Instant>>,
+    /// Tells the active transport request to drop its connection (a fault).
+    pub kill: Notify,
+    /// Set when the connection ended; transports then answer 204/404.
+    pub closed: OnceLock<()>,
+    /// Notified when the connection ends.
+    pub ended: Notify,
+}
+
+impl Conn {
+    /// The protocol chosen at handshake (JSON before it).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol.get().copied().unwrap_or(Protocol::Json)
+    }
+
+    /// A fresh id for a server-to-client invocation expecting a result.
+    pub fn next_server_invocation_id(&self) -> String {
+        format!("s{}", self.next_server_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues a command; a full queue means a slow consumer, which is aborted (see
+    /// [`FixtureConfig`]). Returns false if the connection is gone or was aborted.
+    pub fn push(&self, command: Command) -> bool {
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(connection = %self.id, "outbound queue full: aborting a slow consumer");
+                self.abort();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Drops the transport without a Close message; a stateful connection may re-attach, any
+    /// other connection ends.
+    pub fn drop_transport(&self) {
+        self.kill.notify_one();
+        if self.transport.get() != Some(&TransportKind::WebSockets) {
+            let _ = self.pipe.inbound.try_send(Inbound::Closed);
+        }
+    }
+
+    /// Ends the connection at once: the transport drops and no Close message is sent.
+    pub fn abort(&self) {
+        self.kill.notify_one();
+        let _ = self.pipe.inbound.try_send(Inbound::Closed);
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let _ = commands.send(Command::Abort).await;
+        });
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
+}
+
+/// Everything the fixture's tasks share.
+pub(crate) struct Shared {
+    pub config: FixtureConfig,
+    pub hubs: HashMap<String, Arc<Hub>>,
+    pub faults: Faults,
+    connections: Mutex<HashMap<String, Arc<Conn>>>,
+    tokens: Mutex<HashMap<String, String>>,
+    groups: Mutex<HashMap<(String, String), HashSet<String>>>,
+    pub shutdown: Notify,
+}
+
+impl Shared {
+    pub fn new(config: FixtureConfig, hubs: Vec<Hub>) -> Self {
+        Shared {
+            config,
+            hubs: hubs
+                .into_iter()
+                .map(|h| (h.name().to_ascii_lowercase(), Arc::new(h)))
+                .collect(),
+            faults: Faults::default(),
+            connections: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
+            shutdown: Notify::new(),
+        }
+    }
+
+    /// Registers a new connection of `hub`.
+    pub fn create(&self, hub: Arc<Hub>, user: Option<String>, stateful: bool, version: u32) -> Arc<Conn> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let token = if version >= 1 {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            id.clone()
+        };
+        let (commands_tx, commands_rx) = mpsc::channel(self.config.outbound_queue_capacity.max(1));
+        let (inbound_tx, inbound_rx) = mpsc::channel(64);
+        let (outbound_tx, outbound_rx) = mpsc::channel(64);
+        let conn = Arc::new(Conn {
+            id: id.clone(),
+            token: token.clone(),
+            hub,
+            user,
+            stateful_negotiated: stateful,
+            transport: OnceLock::new(),
+            protocol: OnceLock::new(),
+            request: OnceLock::new(),
+            commands: commands_tx,
+            pipe: Pipe {
+                inbound: inbound_tx,
+                outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
+                session_side: Mutex::new(Some(SessionSide {
+                    inbound: inbound_rx,
+                    outbound: outbound_tx,
+                    commands: commands_rx,
+                })),
+            },
+            faults: ConnectionFaults::default(),
+            client_results: Mutex::new(HashMap::new()),
+            next_server_id: AtomicU64::new(0),
+            socket_attached: Mutex::new(false),
+            poll_cancel: Notify::new(),
+            poll_generation: AtomicU64::new(0),
+            post_busy: Mutex::new(false),
+            stateful_active: AtomicBool::new(false),
+            poll_idle_since: Mutex::new(None),
+            kill: Notify::new(),
+            closed: OnceLock::new(),
+            ended: Notify::new(),
+        });
+        self.connections.lock().unwrap().insert(id.clone(), conn.clone());
+        self.tokens.lock().unwrap().insert(token, id);
+        conn
+    }
+
+    /// The connection whose `id=` query value is `token`.
+    pub fn by_token(&self, token: &str) -> Option<Arc<Conn>> {
+        let id = self.tokens.lock().unwrap().get(token).cloned()?;
+        self.by_id(&id)
+    }
+
+    /// The connection with this public id.
+    pub fn by_id(&self, id: &str) -> Option<Arc<Conn>> {
+        self.connections.lock().unwrap().get(id).cloned()
+    }
+
+    /// Every live connection of `hub` (all hubs for `None`).
+    pub fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
+        self.connections
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| hub.is_none_or(|h| c.hub.name().eq_ignore_ascii_case(h)))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets a connection and its group memberships.
+    pub fn remove(&self, conn: &Conn) {
+        self.connections.lock().unwrap().remove(&conn.id);
+        self.tokens.lock().unwrap().remove(&conn.token);
+        let mut groups = self.groups.lock().unwrap();
+        groups.retain(|_, members| {
+            members.remove(&conn.id);
+            !members.is_empty()
+        });
+    }
+
+    pub fn add_to_group(&self, hub: &str, group: &str, id: &str) {
+        self.groups
+            .lock()
+            .unwrap()
+            .entry((hub.to_ascii_lowercase(), group.to_owned()))
+            .or_default()
+            .insert(id.to_owned());
+    }
+
+    pub fn remove_from_group(&self, hub: &str, group: &str, id: &str) {
+        let mut groups = self.groups.lock().unwrap();
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
+        if let Some(members) = groups.get_mut(&key) {
+            members.remove(id);
+            if members.is_empty() {
+                groups.remove(&key);
+            }
+        }
+    }
+
+    pub fn group_members(&self, hub: &str, group: &str) -> Vec<Arc<Conn>> {
+        let ids: Vec<String> = self
+            .groups
+            .lock()
+            .unwrap()
+            .get(&(hub.to_ascii_lowercase(), group.to_owned()))
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default();
+        ids.iter().filter_map(|id| self.by_id(id)).collect()
+    }
+}
+
+/// The user id an access token stands for.
+///
+/// The fixture does not check signatures (it is a test server): a JWT's payload is read for
+/// `asrs.s.uid`, then `nameid`, then `sub`; any other non-empty token is the user id itself.
+pub fn user_from_token(token: &str) -> Option<String> {
+    use base64::Engine;
+    let token = token.trim();
+    if token.is_empty() || token.len() > 4096 {
+        return None;
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() == 3 {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1].trim_end_matches('='))
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+        for claim in [
+            "asrs.s.uid",
+            "nameid",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+            "sub",
+        ] {
+            if let Some(user) = claims.get(claim).and_then(|v| v.as_str()) {
+                return Some(user.to_owned());
+            }
+        }
+        return None;
+    }
+    Some(token.to_owned())
+}

@@ -1,0 +1,566 @@
+//! The HTTP side: negotiate, the three transports, POST sends, DELETE, CORS and the admin
+//! (fault) endpoints, following `protocol.md` section 1 for the server.
+
+use crate::registry::{Conn, Inbound, Outbound, RequestInfo, Shared};
+use crate::session;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use talkback_core::negotiate::{AvailableTransport, NegotiateConnection, NegotiateResponse};
+use talkback_core::protocol::{Protocol, TransferFormat};
+use talkback_core::transport::TransportKind;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+type App = Arc<Shared>;
+
+/// Frames one long-poll answer may batch.
+const MAX_POLL_BATCH: usize = 1024 * 1024;
+
+/// The router of a fixture.
+pub(crate) fn router(shared: App) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .route("/hubs/{hub}/negotiate", any(negotiate))
+        .route("/hubs/{hub}", any(connect))
+        .route("/admin/connections", any(admin_connections))
+        .route("/admin/connections/{id}/{action}", post(admin_connection))
+        .route("/admin/faults/{action}", post(admin_faults))
+        .layer(cors)
+        .with_state(shared)
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn query_value<'a>(query: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The access token: the `Authorization: Bearer` header wins over the `access_token` query.
+fn access_token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::to_owned);
+    bearer.or_else(|| query.get("access_token").cloned())
+}
+
+fn negotiate_error(text: String) -> Response {
+    let body = NegotiateResponse::Error(text).to_json();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn negotiate(
+    State(shared): State<App>,
+    Path(hub): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let Some(hub) = shared.hubs.get(&hub.to_ascii_lowercase()).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if shared.faults.refusing_new() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "new connections are refused (fault)");
+    }
+    let version = match query_value(&query, "negotiateVersion") {
+        None => 0,
+        Some(v) => match v.parse::<i64>() {
+            Ok(v) => v,
+            Err(_) => {
+                return negotiate_error("The client requested a non-integer protocol version.".into())
+            }
+        },
+    };
+    if version < i64::from(shared.config.min_negotiate_version) {
+        return negotiate_error(format!(
+            "The client requested version '{version}', but the server does not support this version."
+        ));
+    }
+    let version = version.clamp(0, 1) as u32;
+    let asked_stateful =
+        query_value(&query, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let stateful = asked_stateful && shared.config.allow_stateful_reconnect;
+    let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
+    let conn = shared.create(hub, user, stateful, version);
+    let mut transports = Vec::new();
+    for kind in [
+        TransportKind::WebSockets,
+        TransportKind::ServerSentEvents,
+        TransportKind::LongPolling,
+    ] {
+        if !shared.config.transports.contains(kind) || shared.faults.negotiate_refuses(kind) {
+            continue;
+        }
+        let formats = if kind == TransportKind::ServerSentEvents {
+            vec![TransferFormat::Text]
+        } else {
+            vec![TransferFormat::Text, TransferFormat::Binary]
+        };
+        transports.push(AvailableTransport {
+            transport: kind.name().into(),
+            transfer_formats: formats,
+        });
+    }
+    let body = NegotiateResponse::Connection(NegotiateConnection {
+        connection_id: conn.id.clone(),
+        connection_token: conn.token.clone(),
+        negotiate_version: version,
+        available_transports: transports,
+        use_stateful_reconnect: stateful,
+    })
+    .to_json();
+    // A negotiated connection that never opens a transport is forgotten.
+    let reaper = shared.clone();
+    let window = shared.config.reconnect_window.max(Duration::from_secs(5));
+    tokio::spawn(async move {
+        tokio::time::sleep(window).await;
+        if conn.transport.get().is_none() {
+            reaper.remove(&conn);
+        }
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Every request to `/hubs/{hub}` (GET: a transport; POST: a send; DELETE: end long polling).
+async fn connect(
+    State(shared): State<App>,
+    Path(hub): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(hub) = shared.hubs.get(&hub.to_ascii_lowercase()).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let id = query.get("id").cloned();
+    match method {
+        Method::GET => {}
+        Method::POST => return send(shared, id, request).await,
+        Method::DELETE => return delete(shared, id),
+        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await.ok();
+    let kind = if upgrade.is_some() {
+        TransportKind::WebSockets
+    } else if headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+    {
+        TransportKind::ServerSentEvents
+    } else {
+        TransportKind::LongPolling
+    };
+    if !shared.config.transports.contains(kind) || shared.faults.connect_refuses(kind) {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{} transport not supported by this end point type", kind.name()),
+        );
+    }
+    let conn = match id {
+        Some(id) => match shared.by_token(&id) {
+            Some(conn) => conn,
+            None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        },
+        None if kind == TransportKind::WebSockets => {
+            // skipNegotiation: a connection without negotiate.
+            if shared.faults.refusing_new() {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "new connections are refused (fault)");
+            }
+            let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
+            shared.create(hub, user, false, 1)
+        }
+        None => return text(StatusCode::BAD_REQUEST, "Connection ID required"),
+    };
+    if conn.is_closed() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if *conn.transport.get_or_init(|| kind) != kind {
+        return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection");
+    }
+    let _ = conn.request.set(RequestInfo {
+        query: query.clone(),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+            .collect(),
+    });
+    match kind {
+        TransportKind::WebSockets => websocket(shared, conn, upgrade),
+        TransportKind::ServerSentEvents => sse(shared, conn),
+        TransportKind::LongPolling => long_poll(shared, conn).await,
+    }
+}
+
+// ---------------------------------------------------------------------- WebSockets
+
+fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) -> Response {
+    let Some(upgrade) = upgrade else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let reattach = {
+        let mut attached = conn.socket_attached.lock().unwrap();
+        let had_session = conn.pipe.session_side.lock().unwrap().is_none();
+        if had_session && !conn.stateful_active.load(Ordering::SeqCst) {
+            return StatusCode::CONFLICT.into_response();
+        }
+        let reattach = had_session;
+        if *attached {
+            // The old socket of a stateful connection gives way to the new one.
+            conn.kill.notify_one();
+        }
+        *attached = true;
+        reattach
+    };
+    let max = shared.config.max_receive_message_size;
+    upgrade
+        .max_message_size(max.saturating_add(16))
+        .on_upgrade(move |socket| run_websocket(shared, conn, socket, reattach))
+}
+
+async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reattach: bool) {
+    session::ensure_started(&shared, &conn);
+    let outbound = conn.pipe.outbound.clone();
+    let mut outbound = outbound.lock().await;
+    if reattach {
+        // Frames queued for the dead socket are in the replay buffer; Sequence goes first.
+        while outbound.try_recv().is_ok() {}
+        let _ = conn.pipe.inbound.send(Inbound::Reattached).await;
+    }
+    let binary = || conn.protocol.get() == Some(&Protocol::MessagePack);
+    let mut ended = false;
+    loop {
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let bytes = Bytes::copy_from_slice(text.as_bytes());
+                    if conn.pipe.inbound.send(Inbound::Data(bytes)).await.is_err() { break; }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    if conn.pipe.inbound.send(Inbound::Data(bytes)).await.is_err() { break; }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            frame = outbound.recv() => match frame {
+                Some(Outbound::Frame(bytes)) => {
+                    let message = if binary() {
+                        Message::Binary(bytes)
+                    } else {
+                        match String::from_utf8(bytes.to_vec()) {
+                            Ok(text) => Message::Text(text.into()),
+                            Err(_) => Message::Binary(bytes),
+                        }
+                    };
+                    if socket.send(message).await.is_err() { break; }
+                }
+                Some(Outbound::End) | None => {
+                    ended = true;
+                    let close = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    break;
+                }
+            },
+            _ = conn.kill.notified() => {
+                tracing::debug!(connection = %conn.id, "dropping the WebSocket");
+                break;
+            }
+        }
+    }
+    drop(socket);
+    *conn.socket_attached.lock().unwrap() = false;
+    drop(outbound);
+    if !ended {
+        let _ = conn.pipe.inbound.send(Inbound::Closed).await;
+    }
+}
+
+// ---------------------------------------------------------------------- Server-Sent Events
+
+/// Tells the session when the SSE response is dropped (the client went away).
+struct SseGuard {
+    conn: Arc<Conn>,
+}
+
+impl Drop for SseGuard {
+    fn drop(&mut self) {
+        let _ = self.conn.pipe.inbound.try_send(Inbound::Closed);
+    }
+}
+
+fn sse(shared: App, conn: Arc<Conn>) -> Response {
+    {
+        let mut attached = conn.socket_attached.lock().unwrap();
+        if *attached || conn.pipe.session_side.lock().unwrap().is_none() {
+            return StatusCode::CONFLICT.into_response();
+        }
+        *attached = true;
+    }
+    session::ensure_started(&shared, &conn);
+    let outbound = conn.pipe.outbound.clone();
+    let guard = SseGuard { conn: conn.clone() };
+    let preamble = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b":\r\n")) });
+    let events = futures::stream::unfold(
+        (outbound, guard, false),
+        |(outbound, guard, done)| async move {
+            if done {
+                return None;
+            }
+            let next = {
+                let mut rx = outbound.lock().await;
+                tokio::select! {
+                    frame = rx.recv() => frame,
+                    _ = guard.conn.kill.notified() => None,
+                }
+            };
+            match next {
+                Some(Outbound::Frame(bytes)) => {
+                    let mut event = Vec::with_capacity(bytes.len() + 16);
+                    talkback_core::sse::format_event(&bytes, &mut event);
+                    Some((Ok(Bytes::from(event)), (outbound, guard, false)))
+                }
+                Some(Outbound::End) | None => None,
+            }
+        },
+    );
+    use futures::StreamExt;
+    let body = Body::from_stream(preamble.chain(events));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache,no-store")
+        .header(header::PRAGMA, "no-cache")
+        .header(header::CONTENT_ENCODING, "identity")
+        .header("X-Accel-Buffering", "no")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+// ---------------------------------------------------------------------- long polling
+
+fn no_cache(status: StatusCode, body: Bytes) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        .header(header::PRAGMA, "no-cache")
+        .header(header::EXPIRES, "Thu, 01 Jan 1970 00:00:00 GMT")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
+    if conn.pipe.session_side.lock().unwrap().is_some() {
+        // The first poll starts the connection and returns at once, without data.
+        session::ensure_started(&shared, &conn);
+        *conn.poll_idle_since.lock().unwrap() = Some(std::time::Instant::now());
+        return no_cache(StatusCode::OK, Bytes::new());
+    }
+    let generation = conn.poll_generation.fetch_add(1, Ordering::SeqCst) + 1;
+    conn.poll_cancel.notify_waiters();
+    *conn.poll_idle_since.lock().unwrap() = None;
+    let response = poll_once(&shared, &conn, generation).await;
+    if conn.poll_generation.load(Ordering::SeqCst) == generation {
+        *conn.poll_idle_since.lock().unwrap() = Some(std::time::Instant::now());
+    }
+    response
+}
+
+async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response {
+    let superseded = || conn.poll_generation.load(Ordering::SeqCst) != generation;
+    let outbound = conn.pipe.outbound.clone();
+    let mut rx = tokio::select! {
+        rx = outbound.lock() => rx,
+        _ = conn.ended.notified() => return no_cache(StatusCode::NO_CONTENT, Bytes::new()),
+    };
+    if superseded() || conn.is_closed() {
+        return no_cache(StatusCode::NO_CONTENT, Bytes::new());
+    }
+    let deadline = tokio::time::Instant::now() + shared.config.long_poll_timeout;
+    let first = loop {
+        tokio::select! {
+            frame = rx.recv() => break frame,
+            _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
+            _ = conn.poll_cancel.notified() => {
+                if superseded() || conn.is_closed() {
+                    return no_cache(StatusCode::NO_CONTENT, Bytes::new());
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if superseded() {
+                    return no_cache(StatusCode::NO_CONTENT, Bytes::new());
+                }
+            }
+        }
+    };
+    let mut body = Vec::new();
+    match first {
+        Some(Outbound::Frame(bytes)) => body.extend_from_slice(&bytes),
+        Some(Outbound::End) | None => return no_cache(StatusCode::NO_CONTENT, Bytes::new()),
+    }
+    while body.len() < MAX_POLL_BATCH {
+        match rx.try_recv() {
+            Ok(Outbound::Frame(bytes)) => body.extend_from_slice(&bytes),
+            Ok(Outbound::End) | Err(_) => break,
+        }
+    }
+    no_cache(StatusCode::OK, Bytes::from(body))
+}
+
+// ---------------------------------------------------------------------- POST and DELETE
+
+async fn send(shared: App, id: Option<String>, request: axum::extract::Request) -> Response {
+    let Some(id) = id else {
+        return text(StatusCode::BAD_REQUEST, "Connection ID required");
+    };
+    let Some(conn) = shared.by_token(&id) else {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+    };
+    if conn.transport.get() == Some(&TransportKind::WebSockets) {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST requests are not allowed for WebSocket connections.",
+        );
+    }
+    {
+        let mut busy = conn.post_busy.lock().unwrap();
+        if *busy {
+            return StatusCode::CONFLICT.into_response();
+        }
+        *busy = true;
+    }
+    let body = axum::body::to_bytes(request.into_body(), shared.config.max_post_body).await;
+    *conn.post_busy.lock().unwrap() = false;
+    let Ok(body) = body else {
+        return text(StatusCode::BAD_REQUEST, "Failed to read the request body.");
+    };
+    if conn.pipe.inbound.send(Inbound::Data(body)).await.is_err() || conn.is_closed() {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+    }
+    StatusCode::OK.into_response()
+}
+
+fn delete(shared: App, id: Option<String>) -> Response {
+    let Some(id) = id else {
+        return text(StatusCode::BAD_REQUEST, "Connection ID required");
+    };
+    let Some(conn) = shared.by_token(&id) else {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+    };
+    if conn.transport.get() != Some(&TransportKind::LongPolling) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint.",
+        );
+    }
+    session::ensure_started(&shared, &conn);
+    let _ = conn.pipe.inbound.try_send(Inbound::Closed);
+    conn.poll_cancel.notify_waiters();
+    StatusCode::ACCEPTED.into_response()
+}
+
+// ---------------------------------------------------------------------- admin
+
+/// `GET /admin/connections[?hub=name]`: the live connection ids.
+async fn admin_connections(
+    State(shared): State<App>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut ids: Vec<String> = shared
+        .all(query.get("hub").map(String::as_str))
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    ids.sort();
+    axum::Json(ids).into_response()
+}
+
+/// `POST /admin/connections/{id}/{drop|abort|stop-pings|resume-pings|drop-after?n=N|delay?ms=N}`.
+async fn admin_connection(
+    State(shared): State<App>,
+    Path((id, action)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(conn) = shared.by_id(&id) else {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+    };
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<u64>().ok());
+    match action.as_str() {
+        "drop" => conn.drop_transport(),
+        "abort" => conn.abort(),
+        "stop-pings" => conn.faults.stop_pings(true),
+        "resume-pings" => conn.faults.stop_pings(false),
+        "drop-after" => match number("n") {
+            Some(n) => conn.faults.drop_after(n),
+            None => return text(StatusCode::BAD_REQUEST, "drop-after needs ?n=N"),
+        },
+        "delay" => match number("ms") {
+            Some(ms) => conn.faults.delay_messages(Duration::from_millis(ms)),
+            None => return text(StatusCode::BAD_REQUEST, "delay needs ?ms=N"),
+        },
+        _ => return text(StatusCode::NOT_FOUND, format!("unknown action '{action}'")),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /admin/faults/{stop-pings|resume-pings|refuse-new?ms=N|refuse-transport?transport=T&at=negotiate|connect|allow-transport?transport=T|reset}`.
+async fn admin_faults(
+    State(shared): State<App>,
+    Path(action): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let transport = query
+        .get("transport")
+        .and_then(|t| TransportKind::from_name(t));
+    match action.as_str() {
+        "stop-pings" => shared.faults.stop_pings(true),
+        "resume-pings" => shared.faults.stop_pings(false),
+        "refuse-new" => {
+            let ms = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(60_000);
+            shared.faults.refuse_new_connections(Duration::from_millis(ms));
+        }
+        "refuse-transport" | "allow-transport" => {
+            let Some(kind) = transport else {
+                return text(StatusCode::BAD_REQUEST, "needs ?transport=WebSockets|ServerSentEvents|LongPolling");
+            };
+            let refuse = action == "refuse-transport";
+            match query.get("at").map(String::as_str) {
+                Some("negotiate") => shared.faults.refuse_at_negotiate(kind, refuse),
+                Some("connect") | None => shared.faults.refuse_at_connect(kind, refuse),
+                Some(_) => return text(StatusCode::BAD_REQUEST, "at=negotiate|connect"),
+            }
+        }
+        "reset" => shared.faults.reset(),
+        _ => return text(StatusCode::NOT_FOUND, format!("unknown action '{action}'")),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,635 @@
+//! One connection's hub-protocol session: the handshake, decoding client messages, dispatching
+//! hub methods, encoding everything sent to the client in order, keep-alive pings, the client
+//! timeout, and the stateful-reconnect buffer across WebSocket re-attaches.
+//!
+//! A session is one task. Transports only move bytes in ([`Inbound`]) and out ([`Outbound`]);
+//! hub code reaches the session through the connection's bounded command queue.
+
+use crate::context::{HubContext, StreamSender, UploadStream};
+use crate::hub::{Hub, HubError, Method};
+use crate::registry::{Command, Conn, Inbound, Outbound, SessionSide, Shared};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use talkback_core::protocol::{
+    Close, Completion, CompletionResult, Decoded, Framer, HandshakeRequest, HandshakeResponse,
+    HubMessage, Invocation, Protocol, RawValue, TextFramer, TransferFormat,
+};
+use talkback_core::stateful::{Inbound as Seq, MessageBuffer};
+use talkback_core::transport::TransportKind;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// Delay of the coalesced Ack to the client under stateful reconnect.
+const ACK_DELAY: Duration = Duration::from_millis(200);
+/// Items an upload stream buffers before reading from the client waits (ASP.NET's
+/// `StreamBufferCapacity`).
+const UPLOAD_BUFFER: usize = 10;
+/// A long-polling connection with no poll for this long is gone.
+const LONG_POLL_DISCONNECT: Duration = Duration::from_secs(15);
+/// The Close text for an unexpected server-side end.
+const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
+
+/// A hub invocation waiting for the per-connection dispatcher (invocations run one at a time
+/// per connection, in arrival order, as ASP.NET Core's default).
+struct Job {
+    ctx: HubContext,
+    method: Method,
+    target: String,
+    arguments: Vec<RawValue>,
+    invocation_id: Option<String>,
+}
+
+/// Starts the session of `conn` unless it runs already.
+pub(crate) fn ensure_started(shared: &Arc<Shared>, conn: &Arc<Conn>) {
+    let side = conn.pipe.session_side.lock().unwrap().take();
+    if let Some(side) = side {
+        let session = Session::new(shared.clone(), conn.clone());
+        tokio::spawn(session.run(side));
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    handshake_done: bool,
+    handshake: TextFramer,
+    framer: Option<Framer>,
+    protocol: Protocol,
+    stateful: Option<MessageBuffer>,
+    detached_since: Option<Instant>,
+    ack_due: Option<Instant>,
+    started: Instant,
+    last_sent: Instant,
+    last_received: Instant,
+    uploads: HashMap<String, mpsc::Sender<Result<RawValue, String>>>,
+    finished_uploads: HashSet<String>,
+    streams: Arc<Mutex<HashMap<String, AbortHandle>>>,
+    dispatcher: mpsc::UnboundedSender<Job>,
+    dispatcher_rx: Option<mpsc::UnboundedReceiver<Job>>,
+}
+
+/// Why a session ends.
+enum End {
+    /// Send nothing more (the transport is gone or the client closed).
+    Quiet,
+    /// Send a Close message first.
+    Close(Option<String>, bool),
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, conn: Arc<Conn>) -> Self {
+        let max = shared.config.max_receive_message_size;
+        let now = Instant::now();
+        let (dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
+        Session {
+            shared,
+            conn,
+            handshake_done: false,
+            handshake: TextFramer::new(max),
+            framer: None,
+            protocol: Protocol::Json,
+            stateful: None,
+            detached_since: None,
+            ack_due: None,
+            started: now,
+            last_sent: now,
+            last_received: now,
+            uploads: HashMap::new(),
+            finished_uploads: HashSet::new(),
+            streams: Arc::new(Mutex::new(HashMap::new())),
+            dispatcher,
+            dispatcher_rx: Some(dispatcher_rx),
+        }
+    }
+
+    fn transport(&self) -> Option<TransportKind> {
+        self.conn.transport.get().copied()
+    }
+
+    async fn run(mut self, mut side: SessionSide) {
+        if let Some(rx) = self.dispatcher_rx.take() {
+            tokio::spawn(run_dispatcher(rx, self.shared.config.detailed_errors));
+        }
+        let end = loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = self.shared.shutdown.notified() => {
+                    break End::Close(None, true);
+                }
+                inbound = side.inbound.recv() => match inbound {
+                    Some(Inbound::Data(bytes)) => {
+                        if let Some(end) = self.on_data(&bytes, &side.outbound).await {
+                            break end;
+                        }
+                    }
+                    Some(Inbound::Closed) | None => {
+                        if self.stateful.is_some() && self.detached_since.is_none() {
+                            tracing::debug!(connection = %self.conn.id, "transport lost; waiting for a re-attach");
+                            self.detached_since = Some(Instant::now());
+                            if let Some(buffer) = self.stateful.as_mut() {
+                                buffer.disconnected();
+                            }
+                        } else if self.detached_since.is_none() {
+                            break End::Quiet;
+                        }
+                    }
+                    Some(Inbound::Reattached) => {
+                        if self.detached_since.take().is_some() {
+                            self.resend(&side.outbound).await;
+                        }
+                    }
+                },
+                command = side.commands.recv() => match command {
+                    Some(Command::Message(message)) => self.write(&message, &side.outbound).await,
+                    Some(Command::Close { error, allow_reconnect }) => break End::Close(error, allow_reconnect),
+                    Some(Command::Abort) | None => break End::Quiet,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(end) = self.on_timer(&side.outbound).await {
+                        break end;
+                    }
+                }
+            }
+        };
+        if let End::Close(error, allow_reconnect) = end {
+            if self.handshake_done && self.detached_since.is_none() {
+                let close = HubMessage::Close(Close {
+                    error,
+                    allow_reconnect,
+                });
+                self.write(&close, &side.outbound).await;
+            }
+        }
+        let _ = side.outbound.try_send(Outbound::End);
+        self.finish().await;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let config = &self.shared.config;
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut deadlines = vec![far];
+        if !self.handshake_done {
+            deadlines.push(self.started + config.handshake_timeout);
+        } else if let Some(since) = self.detached_since {
+            deadlines.push(since + config.reconnect_window);
+        } else {
+            deadlines.push(self.last_sent + config.keep_alive_interval);
+            if self.transport() != Some(TransportKind::LongPolling) {
+                deadlines.push(self.last_received + config.client_timeout);
+            } else {
+                deadlines.push(Instant::now() + Duration::from_secs(1));
+            }
+            deadlines.extend(self.ack_due);
+        }
+        deadlines.into_iter().min().unwrap_or(far)
+    }
+
+    async fn on_timer(&mut self, out: &mpsc::Sender<Outbound>) -> Option<End> {
+        let config = self.shared.config.clone();
+        let now = Instant::now();
+        if !self.handshake_done {
+            if now >= self.started + config.handshake_timeout {
+                tracing::debug!(connection = %self.conn.id, "no handshake in time");
+                self.write_raw(handshake_error("Handshake was canceled."), out)
+                    .await;
+                return Some(End::Quiet);
+            }
+            return None;
+        }
+        if let Some(since) = self.detached_since {
+            if now >= since + config.reconnect_window {
+                tracing::debug!(connection = %self.conn.id, "no re-attach within the window");
+                return Some(End::Quiet);
+            }
+            return None;
+        }
+        if self.transport() == Some(TransportKind::LongPolling) {
+            let idle = *self.conn.poll_idle_since.lock().unwrap();
+            if idle.is_some_and(|t| t.elapsed() >= LONG_POLL_DISCONNECT) {
+                return Some(End::Quiet);
+            }
+        } else if now >= self.last_received + config.client_timeout {
+            tracing::debug!(connection = %self.conn.id, "client timeout");
+            return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), true));
+        }
+        if self.ack_due.is_some_and(|t| now >= t) {
+            self.ack_due = None;
+            if let Some(id) = self.stateful.as_ref().map(|b| b.ack_id()) {
+                self.write(&HubMessage::Ack(id), out).await;
+            }
+        }
+        if now >= self.last_sent + config.keep_alive_interval {
+            if self.shared.faults.pings_stopped() || self.conn.faults.pings_stopped() {
+                // Pretend we sent one, so the timer does not spin.
+                self.last_sent = now;
+            } else {
+                self.write(&HubMessage::Ping, out).await;
+            }
+        }
+        None
+    }
+
+    // ------------------------------------------------------------------ receiving
+
+    async fn on_data(&mut self, bytes: &[u8], out: &mpsc::Sender<Outbound>) -> Option<End> {
+        self.last_received = Instant::now();
+        let mut data = bytes;
+        let rest;
+        if !self.handshake_done {
+            self.handshake.push(data);
+            let record = match self.handshake.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => return None,
+                Err(_) => {
+                    self.write_raw(handshake_error("Handshake was canceled."), out)
+                        .await;
+                    return Some(End::Quiet);
+                }
+            };
+            rest = self.handshake.take_remaining();
+            if let Err(text) = self.accept_handshake(&record) {
+                tracing::debug!(connection = %self.conn.id, %text, "handshake refused");
+                self.write_raw(handshake_error(&text), out).await;
+                return Some(End::Quiet);
+            }
+            let mut response = Vec::new();
+            HandshakeResponse::default().encode(&mut response);
+            self.write_raw(Bytes::from(response), out).await;
+            self.connected();
+            data = &rest;
+        }
+        let framer = self.framer.as_mut()?;
+        framer.push(data);
+        loop {
+            let record = match self.framer.as_mut()?.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::debug!(connection = %self.conn.id, error = %e, "bad framing");
+                    return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
+                }
+            };
+            match self.protocol.decode(&record) {
+                Ok(Decoded::Message(message)) => {
+                    if let Some(end) = self.on_message(message, out).await {
+                        return Some(end);
+                    }
+                }
+                Ok(Decoded::Unknown { type_id }) => {
+                    tracing::debug!(type_id, "skipping a message of unknown type")
+                }
+                Err(e) => {
+                    tracing::debug!(connection = %self.conn.id, error = %e, "bad message");
+                    return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
+                }
+            }
+        }
+    }
+
+    fn accept_handshake(&mut self, record: &[u8]) -> Result<(), String> {
+        let request = HandshakeRequest::parse(record).map_err(|e| match e {
+            talkback_core::protocol::ProtocolError::InvalidHandshake(text) => text,
+            other => other.to_string(),
+        })?;
+        let Some(protocol) = Protocol::from_name(&request.protocol) else {
+            return Err(format!(
+                "The protocol '{}' is not supported.",
+                request.protocol
+            ));
+        };
+        if !(1..=2).contains(&request.version) {
+            return Err(format!(
+                "The server does not support version {} of the '{}' protocol.",
+                request.version, request.protocol
+            ));
+        }
+        if protocol.transfer_format() == TransferFormat::Binary
+            && self.transport() == Some(TransportKind::ServerSentEvents)
+        {
+            return Err(format!(
+                "Cannot use the '{}' protocol on the current transport. The transport does not support 'Binary' transfer format.",
+                request.protocol
+            ));
+        }
+        self.protocol = protocol;
+        let _ = self.conn.protocol.set(protocol);
+        if request.version >= 2
+            && self.conn.stateful_negotiated
+            && self.transport() == Some(TransportKind::WebSockets)
+        {
+            self.stateful = Some(MessageBuffer::new(usize::MAX));
+            self.conn
+                .stateful_active
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn connected(&mut self) {
+        self.handshake_done = true;
+        self.framer = Some(
+            self.protocol
+                .framer(self.shared.config.max_receive_message_size),
+        );
+        tracing::debug!(connection = %self.conn.id, protocol = self.protocol.name(), "connected");
+        if let Some(hook) = self.conn.hub.on_connected.clone() {
+            let ctx = self.context(Vec::new());
+            // Through the dispatcher, so it runs before the first invocation.
+            let _ = self.dispatcher.send(Job {
+                ctx,
+                method: Method::Lifecycle(hook),
+                target: String::new(),
+                arguments: Vec::new(),
+                invocation_id: None,
+            });
+        }
+    }
+
+    fn context(&self, uploads: Vec<Option<UploadStream>>) -> HubContext {
+        HubContext {
+            conn: self.conn.clone(),
+            shared: self.shared.clone(),
+            uploads: Arc::new(Mutex::new(uploads)),
+        }
+    }
+
+    async fn on_message(&mut self, message: HubMessage, out: &mpsc::Sender<Outbound>) -> Option<End> {
+        if let Some(buffer) = self.stateful.as_mut() {
+            let is_sequence = matches!(message, HubMessage::Sequence(_));
+            let (inbound, ack) = buffer.receive(message.is_trackable(), is_sequence);
+            if ack && self.ack_due.is_none() {
+                self.ack_due = Some(Instant::now() + ACK_DELAY);
+            }
+            if inbound == Seq::Drop {
+                return None;
+            }
+        }
+        match message {
+            HubMessage::Invocation(invocation) => self.on_invocation(invocation, false, out).await,
+            HubMessage::StreamInvocation(invocation) => {
+                self.on_invocation(invocation, true, out).await
+            }
+            HubMessage::StreamItem(item) => {
+                if let Some(tx) = self.uploads.get(&item.invocation_id) {
+                    // Waits while the hub method is behind (bounded upload buffer).
+                    let _ = tx.send(Ok(item.item)).await;
+                } else if !self.finished_uploads.contains(&item.invocation_id) {
+                    tracing::debug!(id = %item.invocation_id, "StreamItem for an unknown stream");
+                    return Some(End::Close(
+                        Some(format!(
+                            "Received a StreamItem for unknown stream id '{}'.",
+                            item.invocation_id
+                        )),
+                        false,
+                    ));
+                }
+                None
+            }
+            HubMessage::Completion(completion) => {
+                let id = completion.invocation_id;
+                if let Some(tx) = self.uploads.remove(&id) {
+                    if let CompletionResult::Error(text) = completion.result {
+                        let _ = tx.send(Err(text)).await;
+                    }
+                    self.finished_uploads.insert(id);
+                } else if let Some(tx) = self.conn.client_results.lock().unwrap().remove(&id) {
+                    let _ = tx.send(completion.result);
+                } else {
+                    tracing::debug!(%id, "Completion for nothing pending; ignored");
+                }
+                None
+            }
+            HubMessage::CancelInvocation(cancel) => {
+                let handle = self.streams.lock().unwrap().remove(&cancel.invocation_id);
+                if let Some(handle) = handle {
+                    handle.abort();
+                    let done = HubMessage::Completion(Completion {
+                        invocation_id: cancel.invocation_id,
+                        result: CompletionResult::Void,
+                        headers: Default::default(),
+                    });
+                    self.write(&done, out).await;
+                }
+                None
+            }
+            HubMessage::Ping => None,
+            HubMessage::Close(_) => Some(End::Quiet),
+            HubMessage::Ack(id) => {
+                if let Some(buffer) = self.stateful.as_mut() {
+                    buffer.ack(id);
+                }
+                None
+            }
+            HubMessage::Sequence(id) => {
+                if let Some(buffer) = self.stateful.as_mut() {
+                    if buffer.sequence(id).is_err() {
+                        return Some(End::Close(
+                            Some(talkback_core::stateful::SEQUENCE_TOO_HIGH.into()),
+                            false,
+                        ));
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    async fn on_invocation(
+        &mut self,
+        invocation: Invocation,
+        streaming: bool,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Option<End> {
+        let target = invocation.target;
+        let id = invocation.invocation_id;
+        let mut uploads = Vec::new();
+        for stream_id in invocation.stream_ids.unwrap_or_default() {
+            let (tx, rx) = mpsc::channel(UPLOAD_BUFFER);
+            self.uploads.insert(stream_id, tx);
+            uploads.push(Some(UploadStream { items: rx }));
+        }
+        let hub: Arc<Hub> = self.conn.hub.clone();
+        let method = hub.find(&target).cloned();
+        let fail = |text: String| {
+            id.clone().map(|invocation_id| {
+                HubMessage::Completion(Completion {
+                    invocation_id,
+                    result: CompletionResult::Error(text),
+                    headers: Default::default(),
+                })
+            })
+        };
+        let error = match (&method, streaming) {
+            (None, _) => Some(format!(
+                "Failed to invoke '{target}' due to an error on the server. HubException: Method does not exist."
+            )),
+            (Some(Method::Stream(_)), false) => Some(format!(
+                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+            )),
+            (Some(Method::Invoke(_)), true) => Some(format!(
+                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+            )),
+            _ => None,
+        };
+        if let Some(text) = error {
+            tracing::debug!(%target, %text, "invocation refused");
+            if let Some(message) = fail(text) {
+                self.write(&message, out).await;
+            }
+            return None;
+        }
+        let ctx = self.context(uploads);
+        match method {
+            Some(Method::Stream(f)) => {
+                let Some(invocation_id) = id else {
+                    return None;
+                };
+                let sender = StreamSender {
+                    conn: self.conn.clone(),
+                    invocation_id: invocation_id.clone(),
+                };
+                let conn = self.conn.clone();
+                let streams = self.streams.clone();
+                let detailed = self.shared.config.detailed_errors;
+                let key = invocation_id.clone();
+                let task = tokio::spawn(async move {
+                    let outcome = f(ctx, invocation.arguments, sender).await;
+                    // Only the task that still owns its entry completes (a cancel completed it).
+                    if streams.lock().unwrap().remove(&key).is_some() {
+                        let result = match outcome {
+                            Ok(()) => CompletionResult::Void,
+                            Err(e) => CompletionResult::Error(e.to_completion_text(&target, detailed)),
+                        };
+                        conn.push(Command::Message(HubMessage::Completion(Completion {
+                            invocation_id: key,
+                            result,
+                            headers: Default::default(),
+                        })));
+                    }
+                });
+                self.streams
+                    .lock()
+                    .unwrap()
+                    .insert(invocation_id, task.abort_handle());
+            }
+            Some(method) => {
+                let _ = self.dispatcher.send(Job {
+                    ctx,
+                    method,
+                    target,
+                    arguments: invocation.arguments,
+                    invocation_id: id,
+                });
+            }
+            None => {}
+        }
+        None
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    /// Encodes and sends one message (numbered and buffered under stateful reconnect).
+    async fn write(&mut self, message: &HubMessage, out: &mpsc::Sender<Outbound>) {
+        let mut bytes = Vec::new();
+        self.protocol.encode(message, &mut bytes);
+        let bytes = Bytes::from(bytes);
+        if let (Some(buffer), true) = (self.stateful.as_mut(), message.is_trackable()) {
+            buffer.push_sent(bytes.clone());
+            if buffer.buffered_bytes() > self.shared.config.replay_buffer_bytes.saturating_mul(10)
+            {
+                tracing::warn!(connection = %self.conn.id, "replay buffer over its bound: aborting");
+                self.conn.abort();
+            }
+        }
+        if self.detached_since.is_some() {
+            return;
+        }
+        self.write_raw(bytes, out).await;
+    }
+
+    /// Sends bytes to the transport, applying the delay and drop-after faults.
+    async fn write_raw(&mut self, bytes: Bytes, out: &mpsc::Sender<Outbound>) {
+        if let Some(delay) = self.conn.faults.delay() {
+            tokio::time::sleep(delay).await;
+        }
+        self.last_sent = Instant::now();
+        let _ = out.send(Outbound::Frame(bytes)).await;
+        if self.conn.faults.count_message() {
+            tracing::debug!(connection = %self.conn.id, "fault: dropping the transport");
+            self.conn.drop_transport();
+        }
+    }
+
+    /// After a stateful re-attach: Sequence, then every unacknowledged message.
+    async fn resend(&mut self, out: &mpsc::Sender<Outbound>) {
+        let Some(buffer) = self.stateful.as_mut() else {
+            return;
+        };
+        let (next, replay) = buffer.resend();
+        tracing::debug!(connection = %self.conn.id, next, replay = replay.len(), "re-attached");
+        let mut bytes = Vec::new();
+        self.protocol.encode(&HubMessage::Sequence(next), &mut bytes);
+        self.write_raw(Bytes::from(bytes), out).await;
+        for message in replay {
+            self.write_raw(message, out).await;
+        }
+    }
+
+    async fn finish(self) {
+        let _ = self.conn.closed.set(());
+        self.shared.remove(&self.conn);
+        self.conn.ended.notify_waiters();
+        self.conn.poll_cancel.notify_waiters();
+        self.conn.client_results.lock().unwrap().clear();
+        for (_, handle) in self.streams.lock().unwrap().drain() {
+            handle.abort();
+        }
+        tracing::debug!(connection = %self.conn.id, "connection ended");
+        if let (true, Some(hook)) = (self.handshake_done, self.conn.hub.on_disconnected.clone()) {
+            let ctx = self.context(Vec::new());
+            tokio::spawn(async move { hook(ctx).await });
+        }
+    }
+}
+
+fn handshake_error(text: &str) -> Bytes {
+    let mut bytes = Vec::new();
+    HandshakeResponse {
+        error: Some(text.to_owned()),
+    }
+    .encode(&mut bytes);
+    Bytes::from(bytes)
+}
+
+/// Runs a connection's invocations one after another.
+async fn run_dispatcher(mut jobs: mpsc::UnboundedReceiver<Job>, detailed: bool) {
+    while let Some(job) = jobs.recv().await {
+        let conn = job.ctx.conn.clone();
+        let result = match job.method {
+            Method::Lifecycle(hook) => {
+                hook(job.ctx).await;
+                continue;
+            }
+            Method::Invoke(f) => f(job.ctx, job.arguments).await,
+            Method::Stream(_) => continue,
+        };
+        let Some(invocation_id) = job.invocation_id else {
+            if let Err(e) = result {
+                tracing::debug!(target = %job.target, error = %e, "non-blocking invocation failed");
+            }
+            continue;
+        };
+        let result = result.unwrap_or_else(|e: HubError| {
+            CompletionResult::Error(e.to_completion_text(&job.target, detailed))
+        });
+        conn.push(Command::Message(HubMessage::Completion(Completion {
+            invocation_id,
+            result,
+            headers: Default::default(),
+        })));
+    }
+}
