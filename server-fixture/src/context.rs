@@ -78,32 +78,58 @@ impl HubContext {
     }
 
     /// Sends `target(arguments...)` to the caller; `arguments` is a tuple or a sequence.
-    pub fn send_to_caller<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
-        send_to(std::slice::from_ref(&self.conn), target, &Encoded::new(arguments))
+    pub fn send_to_caller<A: Serialize + ?Sized>(
+        &self,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
+        send_to(
+            std::slice::from_ref(&self.conn),
+            target,
+            &Encoded::new(arguments),
+        )
     }
 
     /// Sends to every connection of this hub.
-    pub fn send_to_all<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
+    pub fn send_to_all<A: Serialize + ?Sized>(
+        &self,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
         let conns = self.shared.all(Some(self.conn.hub.name()));
         send_to(&conns, target, &Encoded::new(arguments))
     }
 
     /// Sends to every connection of this hub but the caller.
-    pub fn send_to_others<A: Serialize + ?Sized>(&self, target: &str, arguments: &A) -> Result<(), HubError> {
+    pub fn send_to_others<A: Serialize + ?Sized>(
+        &self,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
         let mut conns = self.shared.all(Some(self.conn.hub.name()));
         conns.retain(|c| c.id != self.conn.id);
         send_to(&conns, target, &Encoded::new(arguments))
     }
 
     /// Sends to every connection of `user` on this hub.
-    pub fn send_to_user<A: Serialize + ?Sized>(&self, user: &str, target: &str, arguments: &A) -> Result<(), HubError> {
+    pub fn send_to_user<A: Serialize + ?Sized>(
+        &self,
+        user: &str,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
         let mut conns = self.shared.all(Some(self.conn.hub.name()));
         conns.retain(|c| c.user.as_deref() == Some(user));
         send_to(&conns, target, &Encoded::new(arguments))
     }
 
     /// Sends to the members of `group`.
-    pub fn send_to_group<A: Serialize + ?Sized>(&self, group: &str, target: &str, arguments: &A) -> Result<(), HubError> {
+    pub fn send_to_group<A: Serialize + ?Sized>(
+        &self,
+        group: &str,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
         let conns = self.shared.group_members(self.conn.hub.name(), group);
         send_to(&conns, target, &Encoded::new(arguments))
     }
@@ -131,14 +157,20 @@ impl HubContext {
         let arguments = encode_arguments(self.protocol(), arguments)?;
         let id = self.conn.next_server_invocation_id();
         let (tx, rx) = oneshot::channel();
-        self.conn.client_results.lock().unwrap().insert(id.clone(), tx);
-        let sent = self.conn.push(Command::Message(HubMessage::Invocation(Invocation {
-            invocation_id: Some(id.clone()),
-            target: target.to_owned(),
-            arguments,
-            stream_ids: None,
-            headers: Default::default(),
-        })));
+        self.conn
+            .client_results
+            .lock()
+            .unwrap()
+            .insert(id.clone(), tx);
+        let sent = self
+            .conn
+            .push(Command::Message(HubMessage::Invocation(Invocation {
+                invocation_id: Some(id.clone()),
+                target: target.to_owned(),
+                arguments,
+                stream_ids: None,
+                headers: Default::default(),
+            })));
         if !sent {
             self.conn.client_results.lock().unwrap().remove(&id);
             return Err(HubError::Unexpected("the connection is gone".into()));
@@ -194,11 +226,13 @@ impl StreamSender {
 
     /// Sends one item already encoded in the caller's protocol.
     pub fn send_raw(&self, item: RawValue) -> Result<(), HubError> {
-        let sent = self.conn.push(Command::Message(HubMessage::StreamItem(StreamItem {
-            invocation_id: self.invocation_id.clone(),
-            item,
-            headers: Default::default(),
-        })));
+        let sent = self
+            .conn
+            .push(Command::Message(HubMessage::StreamItem(StreamItem {
+                invocation_id: self.invocation_id.clone(),
+                item,
+                headers: Default::default(),
+            })));
         if sent {
             Ok(())
         } else {
@@ -216,9 +250,6 @@ pub struct UploadStream {
 impl UploadStream {
     /// The next item; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<RawValue, HubError>> {
-        self.items
-            .recv()
-            .await
-            .map(|r| r.map_err(HubError::Hub))
+        self.items.recv().await.map(|r| r.map_err(HubError::Hub))
     }
 }

@@ -40,9 +40,9 @@ impl HubError {
     pub(crate) fn to_completion_text(&self, method: &str, detailed: bool) -> String {
         match self {
             HubError::Hub(m) => m.clone(),
-            HubError::Unexpected(d) if detailed => format!(
-                "An unexpected error occurred invoking '{method}' on the server. {d}"
-            ),
+            HubError::Unexpected(d) if detailed => {
+                format!("An unexpected error occurred invoking '{method}' on the server. {d}")
+            }
             HubError::Unexpected(_) => {
                 format!("An unexpected error occurred invoking '{method}' on the server.")
             }
@@ -56,10 +56,15 @@ impl From<talkback_core::protocol::ValueError> for HubError {
     }
 }
 
-pub(crate) type InvokeFn =
-    Arc<dyn Fn(HubContext, Vec<RawValue>) -> BoxFuture<Result<CompletionResult, HubError>> + Send + Sync>;
+pub(crate) type InvokeFn = Arc<
+    dyn Fn(HubContext, Vec<RawValue>) -> BoxFuture<Result<CompletionResult, HubError>>
+        + Send
+        + Sync,
+>;
 pub(crate) type StreamFn = Arc<
-    dyn Fn(HubContext, Vec<RawValue>, StreamSender) -> BoxFuture<Result<(), HubError>> + Send + Sync,
+    dyn Fn(HubContext, Vec<RawValue>, StreamSender) -> BoxFuture<Result<(), HubError>>
+        + Send
+        + Sync,
 >;
 pub(crate) type LifecycleFn = Arc<dyn Fn(HubContext) -> BoxFuture<()> + Send + Sync>;
 
@@ -154,7 +159,9 @@ impl HubBuilder {
                 }
             })
         });
-        self.hub.methods.insert(name.to_ascii_lowercase(), Method::Invoke(f));
+        self.hub
+            .methods
+            .insert(name.to_ascii_lowercase(), Method::Invoke(f));
         self
     }
 
@@ -170,7 +177,9 @@ impl HubBuilder {
             let handler = handler.clone();
             Box::pin(async move { handler(ctx, args).await })
         });
-        self.hub.methods.insert(name.to_ascii_lowercase(), Method::Invoke(f));
+        self.hub
+            .methods
+            .insert(name.to_ascii_lowercase(), Method::Invoke(f));
         self
     }
 
@@ -193,7 +202,9 @@ impl HubBuilder {
                 handler(ctx, a, sender).await
             })
         });
-        self.hub.methods.insert(name.to_ascii_lowercase(), Method::Stream(f));
+        self.hub
+            .methods
+            .insert(name.to_ascii_lowercase(), Method::Stream(f));
         self
     }
 

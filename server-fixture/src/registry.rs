@@ -163,6 +163,9 @@ pub(crate) struct Shared {
     pub faults: Faults,
     connections: Mutex<HashMap<String, Arc<Conn>>>,
     tokens: Mutex<HashMap<String, String>>,
+    /// Ended connections, still found by token for a few seconds so that a late long poll
+    /// drains what was sent last (a Close message) and then gets 204, not 404.
+    ended: Mutex<HashMap<String, Arc<Conn>>>,
     groups: Mutex<HashMap<(String, String), HashSet<String>>>,
     pub shutdown: Notify,
 }
@@ -178,13 +181,20 @@ impl Shared {
             faults: Faults::default(),
             connections: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
         }
     }
 
     /// Registers a new connection of `hub`.
-    pub fn create(&self, hub: Arc<Hub>, user: Option<String>, stateful: bool, version: u32) -> Arc<Conn> {
+    pub fn create(
+        &self,
+        hub: Arc<Hub>,
+        user: Option<String>,
+        stateful: bool,
+        version: u32,
+    ) -> Arc<Conn> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let token = if version >= 1 {
             uuid::Uuid::new_v4().simple().to_string()
@@ -226,15 +236,21 @@ impl Shared {
             closed: OnceLock::new(),
             ended: Notify::new(),
         });
-        self.connections.lock().unwrap().insert(id.clone(), conn.clone());
+        self.connections
+            .lock()
+            .unwrap()
+            .insert(id.clone(), conn.clone());
         self.tokens.lock().unwrap().insert(token, id);
         conn
     }
 
     /// The connection whose `id=` query value is `token`.
     pub fn by_token(&self, token: &str) -> Option<Arc<Conn>> {
-        let id = self.tokens.lock().unwrap().get(token).cloned()?;
-        self.by_id(&id)
+        let id = self.tokens.lock().unwrap().get(token).cloned();
+        match id.and_then(|id| self.by_id(&id)) {
+            Some(conn) => Some(conn),
+            None => self.ended.lock().unwrap().get(token).cloned(),
+        }
     }
 
     /// The connection with this public id.
@@ -253,10 +269,19 @@ impl Shared {
             .collect()
     }
 
-    /// Forgets a connection and its group memberships.
-    pub fn remove(&self, conn: &Conn) {
-        self.connections.lock().unwrap().remove(&conn.id);
+    /// Forgets a connection and its group memberships; its token answers as ended for a while.
+    pub fn remove(self: &Arc<Self>, conn: &Conn) {
+        let removed = self.connections.lock().unwrap().remove(&conn.id);
         self.tokens.lock().unwrap().remove(&conn.token);
+        if let Some(conn) = removed {
+            let token = conn.token.clone();
+            self.ended.lock().unwrap().insert(token.clone(), conn);
+            let shared = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                shared.ended.lock().unwrap().remove(&token);
+            });
+        }
         let mut groups = self.groups.lock().unwrap();
         groups.retain(|_, members| {
             members.remove(&conn.id);

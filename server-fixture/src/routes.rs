@@ -63,7 +63,10 @@ fn access_token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::to_owned);
     bearer.or_else(|| query.get("access_token").cloned())
 }
@@ -87,14 +90,19 @@ async fn negotiate(
         return StatusCode::NOT_FOUND.into_response();
     };
     if shared.faults.refusing_new() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "new connections are refused (fault)");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "new connections are refused (fault)",
+        );
     }
     let version = match query_value(&query, "negotiateVersion") {
         None => 0,
         Some(v) => match v.parse::<i64>() {
             Ok(v) => v,
             Err(_) => {
-                return negotiate_error("The client requested a non-integer protocol version.".into())
+                return negotiate_error(
+                    "The client requested a non-integer protocol version.".into(),
+                )
             }
         },
     };
@@ -168,7 +176,9 @@ async fn connect(
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
     let (mut parts, _body) = request.into_parts();
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await.ok();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
+        .await
+        .ok();
     let kind = if upgrade.is_some() {
         TransportKind::WebSockets
     } else if headers
@@ -183,7 +193,10 @@ async fn connect(
     if !shared.config.transports.contains(kind) || shared.faults.connect_refuses(kind) {
         return text(
             StatusCode::NOT_FOUND,
-            format!("{} transport not supported by this end point type", kind.name()),
+            format!(
+                "{} transport not supported by this end point type",
+                kind.name()
+            ),
         );
     }
     let conn = match id {
@@ -194,24 +207,32 @@ async fn connect(
         None if kind == TransportKind::WebSockets => {
             // skipNegotiation: a connection without negotiate.
             if shared.faults.refusing_new() {
-                return text(StatusCode::SERVICE_UNAVAILABLE, "new connections are refused (fault)");
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "new connections are refused (fault)",
+                );
             }
             let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
             shared.create(hub, user, false, 1)
         }
         None => return text(StatusCode::BAD_REQUEST, "Connection ID required"),
     };
-    if conn.is_closed() {
-        return StatusCode::NO_CONTENT.into_response();
+    if conn.is_closed() && kind != TransportKind::LongPolling {
+        return text(StatusCode::NOT_FOUND, "No Connection with that ID");
     }
     if *conn.transport.get_or_init(|| kind) != kind {
-        return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot change transports mid-connection",
+        );
     }
     let _ = conn.request.set(RequestInfo {
         query: query.clone(),
         headers: headers
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+            .filter_map(|(k, v)| {
+                Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+            })
             .collect(),
     });
     match kind {
@@ -328,7 +349,8 @@ fn sse(shared: App, conn: Arc<Conn>) -> Response {
     session::ensure_started(&shared, &conn);
     let outbound = conn.pipe.outbound.clone();
     let guard = SseGuard { conn: conn.clone() };
-    let preamble = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b":\r\n")) });
+    let preamble =
+        futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b":\r\n")) });
     let events = futures::stream::unfold(
         (outbound, guard, false),
         |(outbound, guard, done)| async move {
@@ -398,11 +420,8 @@ async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
 async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response {
     let superseded = || conn.poll_generation.load(Ordering::SeqCst) != generation;
     let outbound = conn.pipe.outbound.clone();
-    let mut rx = tokio::select! {
-        rx = outbound.lock() => rx,
-        _ = conn.ended.notified() => return no_cache(StatusCode::NO_CONTENT, Bytes::new()),
-    };
-    if superseded() || conn.is_closed() {
+    let mut rx = outbound.lock().await;
+    if superseded() {
         return no_cache(StatusCode::NO_CONTENT, Bytes::new());
     }
     let deadline = tokio::time::Instant::now() + shared.config.long_poll_timeout;
@@ -411,7 +430,7 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
             frame = rx.recv() => break frame,
             _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
             _ = conn.poll_cancel.notified() => {
-                if superseded() || conn.is_closed() {
+                if superseded() {
                     return no_cache(StatusCode::NO_CONTENT, Bytes::new());
                 }
             }
@@ -545,12 +564,20 @@ async fn admin_faults(
         "stop-pings" => shared.faults.stop_pings(true),
         "resume-pings" => shared.faults.stop_pings(false),
         "refuse-new" => {
-            let ms = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(60_000);
-            shared.faults.refuse_new_connections(Duration::from_millis(ms));
+            let ms = query
+                .get("ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(60_000);
+            shared
+                .faults
+                .refuse_new_connections(Duration::from_millis(ms));
         }
         "refuse-transport" | "allow-transport" => {
             let Some(kind) = transport else {
-                return text(StatusCode::BAD_REQUEST, "needs ?transport=WebSockets|ServerSentEvents|LongPolling");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "needs ?transport=WebSockets|ServerSentEvents|LongPolling",
+                );
             };
             let refuse = action == "refuse-transport";
             match query.get("at").map(String::as_str) {

@@ -32,8 +32,7 @@ const LONG_POLL_DISCONNECT: Duration = Duration::from_secs(15);
 /// The Close text for an unexpected server-side end.
 const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 
-/// A hub invocation waiting for the per-connection dispatcher (invocations run one at a time
-/// per connection, in arrival order, as ASP.NET Core's default).
+/// A hub call waiting for the per-connection dispatcher ([`run_dispatcher`]).
 struct Job {
     ctx: HubContext,
     method: Method,
@@ -357,7 +356,11 @@ impl Session {
         }
     }
 
-    async fn on_message(&mut self, message: HubMessage, out: &mpsc::Sender<Outbound>) -> Option<End> {
+    async fn on_message(
+        &mut self,
+        message: HubMessage,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Option<End> {
         if let Some(buffer) = self.stateful.as_mut() {
             let is_sequence = matches!(message, HubMessage::Sequence(_));
             let (inbound, ack) = buffer.receive(message.is_trackable(), is_sequence);
@@ -485,9 +488,7 @@ impl Session {
         let ctx = self.context(uploads);
         match method {
             Some(Method::Stream(f)) => {
-                let Some(invocation_id) = id else {
-                    return None;
-                };
+                let invocation_id = id?;
                 let sender = StreamSender {
                     conn: self.conn.clone(),
                     invocation_id: invocation_id.clone(),
@@ -502,7 +503,9 @@ impl Session {
                     if streams.lock().unwrap().remove(&key).is_some() {
                         let result = match outcome {
                             Ok(()) => CompletionResult::Void,
-                            Err(e) => CompletionResult::Error(e.to_completion_text(&target, detailed)),
+                            Err(e) => {
+                                CompletionResult::Error(e.to_completion_text(&target, detailed))
+                            }
                         };
                         conn.push(Command::Message(HubMessage::Completion(Completion {
                             invocation_id: key,
@@ -539,8 +542,7 @@ impl Session {
         let bytes = Bytes::from(bytes);
         if let (Some(buffer), true) = (self.stateful.as_mut(), message.is_trackable()) {
             buffer.push_sent(bytes.clone());
-            if buffer.buffered_bytes() > self.shared.config.replay_buffer_bytes.saturating_mul(10)
-            {
+            if buffer.buffered_bytes() > self.shared.config.replay_buffer_bytes.saturating_mul(10) {
                 tracing::warn!(connection = %self.conn.id, "replay buffer over its bound: aborting");
                 self.conn.abort();
             }
@@ -572,7 +574,8 @@ impl Session {
         let (next, replay) = buffer.resend();
         tracing::debug!(connection = %self.conn.id, next, replay = replay.len(), "re-attached");
         let mut bytes = Vec::new();
-        self.protocol.encode(&HubMessage::Sequence(next), &mut bytes);
+        self.protocol
+            .encode(&HubMessage::Sequence(next), &mut bytes);
         self.write_raw(Bytes::from(bytes), out).await;
         for message in replay {
             self.write_raw(message, out).await;
@@ -605,31 +608,35 @@ fn handshake_error(text: &str) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// Runs a connection's invocations one after another.
+/// Runs a connection's hub calls: connection callbacks and non-blocking invocations one after
+/// another in arrival order (so a client's sends keep their order), blocking invocations each as
+/// their own task (so a slow `Delay` does not hold up the others, and results may overtake).
 async fn run_dispatcher(mut jobs: mpsc::UnboundedReceiver<Job>, detailed: bool) {
     while let Some(job) = jobs.recv().await {
-        let conn = job.ctx.conn.clone();
-        let result = match job.method {
-            Method::Lifecycle(hook) => {
-                hook(job.ctx).await;
-                continue;
+        match job.method {
+            Method::Lifecycle(hook) => hook(job.ctx).await,
+            Method::Invoke(f) => {
+                let Some(invocation_id) = job.invocation_id else {
+                    if let Err(e) = f(job.ctx, job.arguments).await {
+                        tracing::debug!(target = %job.target, error = %e, "non-blocking invocation failed");
+                    }
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let conn = job.ctx.conn.clone();
+                    let result = f(job.ctx, job.arguments)
+                        .await
+                        .unwrap_or_else(|e: HubError| {
+                            CompletionResult::Error(e.to_completion_text(&job.target, detailed))
+                        });
+                    conn.push(Command::Message(HubMessage::Completion(Completion {
+                        invocation_id,
+                        result,
+                        headers: Default::default(),
+                    })));
+                });
             }
-            Method::Invoke(f) => f(job.ctx, job.arguments).await,
-            Method::Stream(_) => continue,
-        };
-        let Some(invocation_id) = job.invocation_id else {
-            if let Err(e) = result {
-                tracing::debug!(target = %job.target, error = %e, "non-blocking invocation failed");
-            }
-            continue;
-        };
-        let result = result.unwrap_or_else(|e: HubError| {
-            CompletionResult::Error(e.to_completion_text(&job.target, detailed))
-        });
-        conn.push(Command::Message(HubMessage::Completion(Completion {
-            invocation_id,
-            result,
-            headers: Default::default(),
-        })));
+            Method::Stream(_) => {}
+        }
     }
 }

@@ -207,9 +207,12 @@ pub fn test_hub() -> Hub {
 /// groups.
 pub fn chat_hub() -> Hub {
     Hub::builder("chat")
-        .method("Send", |ctx: HubContext, (user, message): (String, String)| async move {
-            ctx.send_to_all("ReceiveMessage", &(user, message))
-        })
+        .method(
+            "Send",
+            |ctx: HubContext, (user, message): (String, String)| async move {
+                ctx.send_to_all("ReceiveMessage", &(user, message))
+            },
+        )
         .method("Join", |ctx: HubContext, (room,): (String,)| async move {
             ctx.join_group(&room);
             Ok(())

@@ -1,8 +1,6 @@
 // What the interop suite needs to know about the fixture beyond the test-hub contract: command-line
 // options per configuration, how to mint an access token for a user, and the admin (fault) API.
 
-import { Missing } from "./harness.mjs";
-
 /** Command-line arguments (after `--port 0`) for each fixture configuration the suite uses. */
 export function fixtureArgs(name) {
   switch (name) {
@@ -17,24 +15,36 @@ export function fixtureArgs(name) {
   }
 }
 
-/** An access token that makes the fixture see `user` as the user id. */
-export async function userToken(_fx, _user) {
-  throw new Missing("how the fixture maps access tokens to user ids is not known yet");
+/**
+ * An access token that makes the fixture see `user` as the user id. The fixture reads a JWT's
+ * `asrs.s.uid`, `nameid` or `sub` claim without checking the signature, and takes any other token
+ * as the user id itself; an unsigned JWT exercises the claim path.
+ */
+export async function userToken(_fx, user) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${part({ alg: "none", typ: "JWT" })}.${part({ sub: user })}.`;
 }
 
-/** The fixture's admin endpoint for faults. */
+/** The fixture's admin endpoint for faults (`POST /admin/connections/{id}/{action}`). */
 export class Admin {
   constructor(baseUrl) {
     this.baseUrl = baseUrl;
   }
 
+  async #post(path) {
+    const response = await fetch(`${this.baseUrl}${path}`, { method: "POST" });
+    if (!response.ok) {
+      throw new Error(`admin ${path}: status ${response.status} ${await response.text()}`);
+    }
+  }
+
   /** Drops a connection's transport without a Close message. */
-  async dropConnection(_connectionId) {
-    throw new Missing("the fixture has no admin endpoint to drop a connection yet");
+  async dropConnection(connectionId) {
+    await this.#post(`/admin/connections/${encodeURIComponent(connectionId)}/drop`);
   }
 
   /** Stops the server's pings to a connection. */
-  async stopPings(_connectionId) {
-    throw new Missing("the fixture has no admin endpoint to stop pings yet");
+  async stopPings(connectionId) {
+    await this.#post(`/admin/connections/${encodeURIComponent(connectionId)}/stop-pings`);
   }
 }

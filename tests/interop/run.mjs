@@ -537,6 +537,7 @@ for (const protocol of ["json", "messagepack"]) {
         });
         // An invocation in flight across the drop must complete too.
         const delayed = connection.invoke("Delay", 400);
+        delayed.catch(() => {}); // awaited below; a failure before that must not crash the run
         await within(5_000, tenth.promise, "ten items");
         const oldSocket = rawWebSocket(connection);
         await drop(fx, connection);
