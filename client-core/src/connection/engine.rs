@@ -1734,10 +1734,10 @@ impl Connection {
             }
             _ => return,
         }
-        if self.link.as_ref().is_some_and(|l| l.closing) {
-            return self.continue_stop();
-        }
         self.pump_posts();
+        if self.link.as_ref().is_some_and(|l| l.closing) {
+            self.continue_stop();
+        }
     }
 
     fn post_failed(&mut self, now: Instant, ops: Vec<u64>, error: Error) {
@@ -1748,6 +1748,14 @@ impl Connection {
             self.written(op, Err(error.clone()));
         }
         if self.state == State::Disconnecting {
+            // The transport is failing anyway: drop what is queued and finish stopping.
+            let queued = self.link.as_mut().map(|link| {
+                link.post_queue.clear();
+                std::mem::take(&mut link.post_ops)
+            });
+            for op in queued.unwrap_or_default() {
+                self.written(op, Err(error.clone()));
+            }
             return self.continue_stop();
         }
         if self.attempt.is_some() {
@@ -1990,5 +1998,102 @@ mod tests {
             "no ping over long polling: {t:?}"
         );
         assert_eq!(conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
+        let t0 = Instant::now();
+        let mut config = Config::new("http://h/hubs/test");
+        config.transports = crate::TransportSet::only(TransportKind::LongPolling);
+        let mut conn = Connection::new(config);
+        conn.start(t0).unwrap();
+        let (t, _) = drain(&mut conn);
+        let Transmit::Http(req) = &t[0] else { panic!() };
+        let body = Bytes::from_static(br#"{"connectionId":"c1","availableTransports":[{"transport":"LongPolling","transferFormats":["Text"]}]}"#);
+        conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+        let (t, _) = drain(&mut conn);
+        let Transmit::Http(poll) = &t[0] else {
+            panic!()
+        };
+        conn.handle_http(
+            t0,
+            poll.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        let (t, _) = drain(&mut conn);
+        let [Transmit::Http(handshake), Transmit::Http(poll)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        conn.handle_http(
+            t0,
+            handshake.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        conn.handle_http(
+            t0,
+            poll.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::from_static(b"{}\x1e"),
+            },
+        );
+        let (t, _) = drain(&mut conn);
+        let [Transmit::Http(_poll)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        conn.send(t0, "A", vec![]).unwrap();
+        let (t, _) = drain(&mut conn);
+        let [Transmit::Http(post)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        conn.stop(t0);
+        assert_eq!(conn.state(), State::Disconnecting);
+        assert!(
+            drain(&mut conn).0.is_empty(),
+            "the Close waits for the POST in flight"
+        );
+        conn.handle_http(
+            t0,
+            post.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        let (t, _) = drain(&mut conn);
+        let [Transmit::Http(close)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        assert_eq!(&close.body[..], b"{\"type\":7}\x1e");
+        conn.handle_http(
+            t0,
+            close.id,
+            HttpEvent::Response {
+                status: 200,
+                body: Bytes::new(),
+            },
+        );
+        let (t, _) = drain(&mut conn);
+        let [Transmit::AbortHttp(_), Transmit::Http(delete)] = &t[..] else {
+            panic!("{t:?}")
+        };
+        assert_eq!(delete.method, HttpMethod::Delete);
+        conn.handle_http(
+            t0,
+            delete.id,
+            HttpEvent::Response {
+                status: 202,
+                body: Bytes::new(),
+            },
+        );
+        let (_, e) = drain(&mut conn);
+        assert_eq!(e.last(), Some(&Event::Closed(None)));
+        assert_eq!(conn.state(), State::Disconnected);
     }
 }

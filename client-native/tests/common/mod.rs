@@ -21,9 +21,18 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts a fixture on a loopback port.
+    /// Starts a fixture on a loopback port (stateful reconnect allowed).
     pub async fn start() -> Hub {
-        let server = talkback_fixture::spawn(talkback_fixture::Config::default())
+        let config = talkback_fixture::Config {
+            allow_stateful_reconnect: true,
+            ..Default::default()
+        };
+        Hub::start_with(config).await
+    }
+
+    /// Starts a fixture with `config`.
+    pub async fn start_with(config: talkback_fixture::Config) -> Hub {
+        let server = talkback_fixture::spawn(config)
             .await
             .expect("the fixture starts");
         Hub { server }
@@ -36,7 +45,7 @@ impl Hub {
 
     /// Drops a connection's transport without a Close message.
     pub fn drop_transport(&self, connection_id: &str) {
-        self.server.faults().drop_transport(connection_id);
+        self.server.drop_transport(connection_id);
     }
 
     /// Stops sending pings to every connection.
@@ -46,7 +55,7 @@ impl Hub {
 
     /// Refuses WebSocket upgrades.
     pub fn refuse_websockets(&self) {
-        self.server.faults().refuse_transport_at_connect(TransportKind::WebSockets);
+        self.server.refuse_transport_at_connect(TransportKind::WebSockets);
     }
 }
 

@@ -426,3 +426,4 @@ async fn a_slow_handler_holds_back_reading_without_losing_messages() {
     assert_eq!(*seen.lock().unwrap(), expected);
     within(conn.stop()).await.unwrap();
 }
+
