@@ -22,8 +22,8 @@ pub mod stateful;
 pub mod transport;
 
 pub use connection::{
-    ClientResult, Config, Connection, Event, HttpEvent, HttpMethod, HttpRequest, RequestId,
-    State, Transmit, WebSocketEvent,
+    ClientResult, Config, Connection, Event, HttpEvent, HttpMethod, HttpRequest, RequestId, State,
+    Transmit, WebSocketEvent,
 };
 pub use error::Error;
 pub use protocol::{HubMessage, Protocol, RawValue, TransferFormat};

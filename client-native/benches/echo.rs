@@ -76,7 +76,10 @@ async fn throughput(quick: bool) {
         (TransportKind::LongPolling, Protocol::MessagePack),
     ];
     println!("echo invocations per second over one connection");
-    println!("{:<18} {:<12} {:>14} {:>16}", "transport", "protocol", "sequential", "100 in flight");
+    println!(
+        "{:<18} {:<12} {:>14} {:>16}",
+        "transport", "protocol", "sequential", "100 in flight"
+    );
     for (transport, protocol) in combos {
         let conn = connect(&url, transport, protocol).await;
         // Warm up.

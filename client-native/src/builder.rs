@@ -3,11 +3,11 @@
 use crate::connection::HubConnection;
 use crate::driver::TokenFactory;
 use crate::error::{BoxError, Error, Result};
-use talkback_core::reconnect::ListReconnectPolicy;
 use futures::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use talkback_core::reconnect::ListReconnectPolicy;
 use talkback_core::{Config, Protocol, ReconnectPolicy, TransportKind, TransportSet};
 
 /// Builds a [`HubConnection`]; every setting has the reference client's default.

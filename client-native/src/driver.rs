@@ -688,9 +688,8 @@ impl Driver {
                 for start in self.starts.drain(..) {
                     let _ = start.send(Err(closed_error()));
                 }
-                for (_, reply) in self.writes.drain() {
-                    let _ = reply.send(Err(closed_error()));
-                }
+                // Pending writes are not failed here: the core reports every one of them
+                // (a send whose POST is still in flight may yet reach the server).
                 for (_, reply) in self.invokes.drain() {
                     let _ = reply.send(Err(closed_error()));
                 }

@@ -27,10 +27,17 @@ async fn item_69_invoke_resolves_with_the_result_with_nothing_or_with_the_error(
         let (): () = within(conn.invoke("DoNothing", ())).await.unwrap();
         let nothing: Option<i64> = within(conn.invoke("DoNothing", ())).await.unwrap();
         assert_eq!(nothing, None, "{l}");
-        let error = within(conn.invoke::<()>("Throw", ("boom",))).await.unwrap_err();
+        let error = within(conn.invoke::<()>("Throw", ("boom",)))
+            .await
+            .unwrap_err();
         assert_eq!(error.server_message(), Some("boom"), "{l}: {error}");
-        let mismatch = within(conn.invoke::<i64>("Echo", ("text",))).await.unwrap_err();
-        assert!(matches!(mismatch, talkback::Error::Decode(_)), "{l}: {mismatch}");
+        let mismatch = within(conn.invoke::<i64>("Echo", ("text",)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(mismatch, talkback::Error::Decode(_)),
+            "{l}: {mismatch}"
+        );
         within(conn.stop()).await.unwrap();
         assert_eq!(conn.state(), State::Disconnected, "{l}");
     }
@@ -65,12 +72,22 @@ async fn item_70_stream_delivers_items_in_order_then_completes_or_fails() {
         .await;
         assert_eq!(items, (0..50).collect::<Vec<_>>(), "{l}");
 
-        let mut failing = within(conn.stream::<i64>("StreamThenFail", (3,))).await.unwrap();
+        let mut failing = within(conn.stream::<i64>("StreamThenFail", (3,)))
+            .await
+            .unwrap();
         for expected in 0..3 {
-            assert_eq!(within(failing.next()).await.unwrap().unwrap(), expected, "{l}");
+            assert_eq!(
+                within(failing.next()).await.unwrap().unwrap(),
+                expected,
+                "{l}"
+            );
         }
         let error = within(failing.next()).await.unwrap().unwrap_err();
-        assert_eq!(error.server_message(), Some("stream failed on purpose"), "{l}");
+        assert_eq!(
+            error.server_message(),
+            Some("stream failed on purpose"),
+            "{l}"
+        );
         assert!(within(failing.next()).await.is_none(), "{l}");
         within(conn.stop()).await.unwrap();
     }
@@ -82,9 +99,15 @@ async fn item_71_dropping_a_stream_cancels_it_and_the_connection_keeps_working()
     for (transport, protocol) in COMBOS {
         let l = label(transport, protocol);
         let conn = connect(&hub, transport, protocol).await;
-        let mut infinite = within(conn.stream::<i64>("InfiniteCounter", (5,))).await.unwrap();
+        let mut infinite = within(conn.stream::<i64>("InfiniteCounter", (5,)))
+            .await
+            .unwrap();
         for expected in 0..3 {
-            assert_eq!(within(infinite.next()).await.unwrap().unwrap(), expected, "{l}");
+            assert_eq!(
+                within(infinite.next()).await.unwrap().unwrap(),
+                expected,
+                "{l}"
+            );
         }
         drop(infinite);
         // Items still in flight for the cancelled id are ignored; calls go on.
@@ -107,13 +130,10 @@ async fn item_73_upload_streams_feed_invoke_send_and_stream_calls() {
     for (transport, protocol) in COMBOS {
         let l = label(transport, protocol);
         let conn = connect(&hub, transport, protocol).await;
-        let sum: i64 = within(conn.invoke_with_upload(
-            "UploadSum",
-            (),
-            futures::stream::iter([1, 2, 3, 4]),
-        ))
-        .await
-        .unwrap();
+        let sum: i64 =
+            within(conn.invoke_with_upload("UploadSum", (), futures::stream::iter([1, 2, 3, 4])))
+                .await
+                .unwrap();
         assert_eq!(sum, 10, "{l}");
 
         let collected: Vec<String> = within(conn.invoke_with_upload(
@@ -140,7 +160,10 @@ async fn item_73_upload_streams_feed_invoke_send_and_stream_calls() {
             i
         });
         let echoed: Vec<i64> = within(async {
-            let s = conn.stream_with_upload::<i64, _>("UploadEcho", (), slow).await.unwrap();
+            let s = conn
+                .stream_with_upload::<i64, _>("UploadEcho", (), slow)
+                .await
+                .unwrap();
             s.map(|i| i.unwrap()).collect().await
         })
         .await;
@@ -164,14 +187,21 @@ async fn item_75_client_results_return_the_handlers_value_to_the_server() {
     for (transport, protocol) in COMBOS {
         let l = label(transport, protocol);
         let conn = connect(&hub, transport, protocol).await;
-        conn.on_result("Double", |(x,): (i64,)| async move { Ok::<_, String>(x * 2) });
-        let answer: i64 = within(conn.invoke("AskClient", ("Double", 21))).await.unwrap();
+        conn.on_result(
+            "Double",
+            |(x,): (i64,)| async move { Ok::<_, String>(x * 2) },
+        );
+        let answer: i64 = within(conn.invoke("AskClient", ("Double", 21)))
+            .await
+            .unwrap();
         assert_eq!(answer, 42, "{l}");
         conn.on_result("Later", |(x,): (String,)| async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             Ok::<_, String>(format!("{x}!"))
         });
-        let answer: String = within(conn.invoke("AskClient", ("Later", "hey"))).await.unwrap();
+        let answer: String = within(conn.invoke("AskClient", ("Later", "hey")))
+            .await
+            .unwrap();
         assert_eq!(answer, "hey!", "{l}");
         within(conn.stop()).await.unwrap();
     }
@@ -183,18 +213,30 @@ async fn item_76_client_results_report_missing_failing_and_multiple_handlers() {
     for (transport, protocol) in COMBOS {
         let l = label(transport, protocol);
         let conn = connect(&hub, transport, protocol).await;
-        let missing = within(conn.invoke::<Value>("AskClient", ("Nobody", 1))).await.unwrap_err();
+        let missing = within(conn.invoke::<Value>("AskClient", ("Nobody", 1)))
+            .await
+            .unwrap_err();
         assert_eq!(
             missing.server_message(),
             Some("Client didn't provide a result."),
             "{l}: {missing}"
         );
-        conn.on_result("Fails", |(_x,): (i64,)| async move { Err::<i64, _>("it broke") });
-        let failed = within(conn.invoke::<Value>("AskClient", ("Fails", 1))).await.unwrap_err();
+        conn.on_result(
+            "Fails",
+            |(_x,): (i64,)| async move { Err::<i64, _>("it broke") },
+        );
+        let failed = within(conn.invoke::<Value>("AskClient", ("Fails", 1)))
+            .await
+            .unwrap_err();
         assert_eq!(failed.server_message(), Some("it broke"), "{l}: {failed}");
         conn.on_result("Twice", |(x,): (i64,)| async move { Ok::<_, String>(x) });
-        conn.on_result("Twice", |(x,): (i64,)| async move { Ok::<_, String>(x + 1) });
-        let twice = within(conn.invoke::<Value>("AskClient", ("Twice", 1))).await.unwrap_err();
+        conn.on_result(
+            "Twice",
+            |(x,): (i64,)| async move { Ok::<_, String>(x + 1) },
+        );
+        let twice = within(conn.invoke::<Value>("AskClient", ("Twice", 1)))
+            .await
+            .unwrap_err();
         assert_eq!(
             twice.server_message(),
             Some("Client provided multiple results."),
@@ -228,19 +270,31 @@ async fn item_78_handlers_match_names_case_insensitively_and_off_removes_them() 
         // Server messages arrive in order: once Multi is seen, Echoed was handled.
         let multi = within(rx.recv()).await.unwrap();
         assert_eq!(multi, (1, 2, 3, json!({"k": "v"}), None), "{l}");
-        assert_eq!((upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)), (1, 1), "{l}");
+        assert_eq!(
+            (upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)),
+            (1, 1),
+            "{l}"
+        );
 
         conn.off_handler("Echoed", upper_id);
         within(conn.send("EchoToCaller", ("two",))).await.unwrap();
         within(conn.send("Multi", (4, 5, 6))).await.unwrap();
         within(rx.recv()).await.unwrap();
-        assert_eq!((upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)), (1, 2), "{l}");
+        assert_eq!(
+            (upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)),
+            (1, 2),
+            "{l}"
+        );
 
         conn.off("ECHOED");
         within(conn.send("EchoToCaller", ("three",))).await.unwrap();
         within(conn.send("Multi", (7, 8, 9))).await.unwrap();
         within(rx.recv()).await.unwrap();
-        assert_eq!((upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)), (1, 2), "{l}");
+        assert_eq!(
+            (upper.load(Ordering::SeqCst), lower.load(Ordering::SeqCst)),
+            (1, 2),
+            "{l}"
+        );
         within(conn.stop()).await.unwrap();
     }
 }
@@ -260,14 +314,31 @@ async fn groups_deliver_to_members_only_until_they_leave() {
         member.on("Echoed", move |(text,): (String,)| {
             let _ = etx.send(text);
         });
-        within(member.invoke::<()>("JoinGroup", ("room",))).await.unwrap();
-        within(sender.send("SendToGroup", ("room", "hello"))).await.unwrap();
-        assert_eq!(within(rx.recv()).await.as_deref(), Some("room:hello"), "{l}");
-        within(member.invoke::<()>("LeaveGroup", ("room",))).await.unwrap();
-        within(sender.invoke::<()>("SendToGroup", ("room", "gone"))).await.unwrap();
-        within(member.send("EchoToCaller", ("marker",))).await.unwrap();
+        within(member.invoke::<()>("JoinGroup", ("room",)))
+            .await
+            .unwrap();
+        within(sender.send("SendToGroup", ("room", "hello")))
+            .await
+            .unwrap();
+        assert_eq!(
+            within(rx.recv()).await.as_deref(),
+            Some("room:hello"),
+            "{l}"
+        );
+        within(member.invoke::<()>("LeaveGroup", ("room",)))
+            .await
+            .unwrap();
+        within(sender.invoke::<()>("SendToGroup", ("room", "gone")))
+            .await
+            .unwrap();
+        within(member.send("EchoToCaller", ("marker",)))
+            .await
+            .unwrap();
         assert_eq!(within(erx.recv()).await.as_deref(), Some("marker"), "{l}");
-        assert!(rx.try_recv().is_err(), "{l}: a non-member got a group message");
+        assert!(
+            rx.try_recv().is_err(),
+            "{l}: a non-member got a group message"
+        );
         within(member.stop()).await.unwrap();
         within(sender.stop()).await.unwrap();
     }
@@ -283,10 +354,13 @@ async fn item_50_user_agent_and_user_headers_reach_the_server_on_every_transport
             .build()
             .unwrap();
         within(conn.start()).await.unwrap();
-        let header: Option<String> =
-            within(conn.invoke("GetHeader", ("x-talkback-test",))).await.unwrap();
+        let header: Option<String> = within(conn.invoke("GetHeader", ("x-talkback-test",)))
+            .await
+            .unwrap();
         assert_eq!(header.as_deref(), Some("yes"), "{l}");
-        let agent: Option<String> = within(conn.invoke("GetHeader", ("user-agent",))).await.unwrap();
+        let agent: Option<String> = within(conn.invoke("GetHeader", ("user-agent",)))
+            .await
+            .unwrap();
         let agent = agent.unwrap_or_default();
         assert!(agent.starts_with("Microsoft SignalR/"), "{l}: {agent}");
         assert!(agent.contains("talkback"), "{l}: {agent}");
@@ -309,13 +383,17 @@ async fn item_35_the_access_token_travels_as_a_bearer_header_on_every_transport(
             .build()
             .unwrap();
         within(conn.start()).await.unwrap();
-        let header: Option<String> =
-            within(conn.invoke("GetHeader", ("authorization",))).await.unwrap();
+        let header: Option<String> = within(conn.invoke("GetHeader", ("authorization",)))
+            .await
+            .unwrap();
         assert_eq!(header.as_deref(), Some("Bearer secret-token"), "{l}");
         let query: std::collections::HashMap<String, String> =
             within(conn.invoke("GetQuery", ())).await.unwrap();
         assert!(query.contains_key("id"), "{l}: {query:?}");
-        assert!(!query.contains_key("access_token"), "{l}: native clients use the header");
+        assert!(
+            !query.contains_key("access_token"),
+            "{l}: native clients use the header"
+        );
         assert!(calls.load(Ordering::SeqCst) >= 1, "{l}");
         within(conn.stop()).await.unwrap();
     }
@@ -340,7 +418,9 @@ async fn item_34_skip_negotiation_connects_over_websockets_without_a_connection_
         assert!(!query.contains_key("id"), "{query:?}");
         within(conn.stop()).await.unwrap();
     }
-    let refused = HubConnectionBuilder::new(hub.url()).skip_negotiation(true).build();
+    let refused = HubConnectionBuilder::new(hub.url())
+        .skip_negotiation(true)
+        .build();
     assert!(matches!(refused, Err(talkback::Error::Config(_))));
 }
 
@@ -352,7 +432,10 @@ async fn item_57_start_twice_is_refused_and_stop_is_idempotent() {
     assert!(id.is_some());
     let again = within(conn.start()).await.unwrap_err();
     assert!(
-        matches!(again, talkback::Error::Connection(talkback_core::Error::Usage(_))),
+        matches!(
+            again,
+            talkback::Error::Connection(talkback_core::Error::Usage(_))
+        ),
         "{again}"
     );
     within(conn.stop()).await.unwrap();
@@ -381,7 +464,10 @@ async fn item_58_a_failed_first_start_does_not_fire_on_close() {
     });
     let error = within(conn.start()).await.unwrap_err();
     assert!(
-        matches!(error, talkback::Error::Connection(talkback_core::Error::Connect(_))),
+        matches!(
+            error,
+            talkback::Error::Connection(talkback_core::Error::Connect(_))
+        ),
         "{error}"
     );
     assert_eq!(conn.state(), State::Disconnected);
@@ -401,7 +487,9 @@ async fn item_31_refused_websockets_fall_back_to_the_next_transport() {
         within(conn.start()).await.unwrap();
         let sum: i64 = within(conn.invoke("Add", (1, 1))).await.unwrap();
         assert_eq!(sum, 2);
-        let upgrade: Option<String> = within(conn.invoke("GetHeader", ("upgrade",))).await.unwrap();
+        let upgrade: Option<String> = within(conn.invoke("GetHeader", ("upgrade",)))
+            .await
+            .unwrap();
         assert_eq!(upgrade, None, "fell back to an HTTP transport");
         within(conn.stop()).await.unwrap();
     }
@@ -419,11 +507,15 @@ async fn a_slow_handler_holds_back_reading_without_losing_messages() {
     });
     let total = talkback::DISPATCH_QUEUE * 3;
     for i in 0..total {
-        within(conn.send("EchoToCaller", (i.to_string(),))).await.unwrap();
+        within(conn.send("EchoToCaller", (i.to_string(),)))
+            .await
+            .unwrap();
     }
-    eventually("every message handled", || seen.lock().unwrap().len() == total).await;
+    eventually("every message handled", || {
+        seen.lock().unwrap().len() == total
+    })
+    .await;
     let expected: Vec<String> = (0..total).map(|i| i.to_string()).collect();
     assert_eq!(*seen.lock().unwrap(), expected);
     within(conn.stop()).await.unwrap();
 }
-

@@ -40,18 +40,43 @@ async fn invoke_prints_the_result_as_json_on_every_transport() {
     let url = hub.url();
     for (transport, protocol) in TRANSPORTS {
         let args = [
-            "invoke", &url, "Echo", r#"{"a":[1,"x",null],"b":-2.5}"#, "--transport", transport,
-            "--protocol", protocol, "--timeout", "10",
+            "invoke",
+            &url,
+            "Echo",
+            r#"{"a":[1,"x",null],"b":-2.5}"#,
+            "--transport",
+            transport,
+            "--protocol",
+            protocol,
+            "--timeout",
+            "10",
         ];
         let output = talkback(&args).await;
-        assert!(output.status.success(), "{transport}/{protocol}: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "{transport}/{protocol}: {}",
+            stderr(&output)
+        );
         let value: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
         assert_eq!(value, serde_json::json!({"a": [1, "x", null], "b": -2.5}));
         let output = talkback(&[
-            "invoke", &url, "Add", "-1", "3", "--transport", transport, "--protocol", protocol,
+            "invoke",
+            &url,
+            "Add",
+            "-1",
+            "3",
+            "--transport",
+            transport,
+            "--protocol",
+            protocol,
         ])
         .await;
-        assert_eq!(stdout(&output).trim(), "2", "{transport}/{protocol}: {}", stderr(&output));
+        assert_eq!(
+            stdout(&output).trim(),
+            "2",
+            "{transport}/{protocol}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -77,7 +102,11 @@ async fn bad_json_arguments_exit_with_status_2() {
     let hub = Hub::start().await;
     let output = talkback(&["invoke", &hub.url(), "Echo", "{not json"]).await;
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not valid JSON"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not valid JSON"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,16 +115,32 @@ async fn stream_prints_one_line_per_item_and_fails_on_a_stream_error() {
     let url = hub.url();
     for (transport, protocol) in TRANSPORTS {
         let output = talkback(&[
-            "stream", &url, "Counter", "4", "0", "--transport", transport, "--protocol", protocol,
+            "stream",
+            &url,
+            "Counter",
+            "4",
+            "0",
+            "--transport",
+            transport,
+            "--protocol",
+            protocol,
         ])
         .await;
-        assert!(output.status.success(), "{transport}/{protocol}: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "{transport}/{protocol}: {}",
+            stderr(&output)
+        );
         assert_eq!(stdout(&output), "0\n1\n2\n3\n");
     }
     let output = talkback(&["stream", &url, "StreamThenFail", "2"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout(&output), "0\n1\n");
-    assert!(stderr(&output).contains("stream failed on purpose"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("stream failed on purpose"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +151,18 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
         let url = url.clone();
         tokio::spawn(async move {
             talkback(&[
-                "listen", &url, "--on", "broadcast", "--count", "2", "--transport", "lp",
-                "--protocol", "msgpack", "--timeout", "15",
+                "listen",
+                &url,
+                "--on",
+                "broadcast",
+                "--count",
+                "2",
+                "--transport",
+                "lp",
+                "--protocol",
+                "msgpack",
+                "--timeout",
+                "15",
             ])
             .await
         })
@@ -116,7 +171,8 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
     let sender = connect(&hub, TransportKind::WebSockets, Protocol::Json).await;
     let mut sent = 0;
     while !listener.is_finished() && sent < 200 {
-        let output = talkback(&["send", &url, "Broadcast", r#""hello""#, "--transport", "ws"]).await;
+        let output =
+            talkback(&["send", &url, "Broadcast", r#""hello""#, "--transport", "ws"]).await;
         assert!(output.status.success(), "{}", stderr(&output));
         sent += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -129,7 +185,10 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
         .collect();
     assert_eq!(lines.len(), 2, "{}", stdout(&output));
     for line in lines {
-        assert_eq!(line, serde_json::json!({"target": "Broadcast", "arguments": ["hello"]}));
+        assert_eq!(
+            line,
+            serde_json::json!({"target": "Broadcast", "arguments": ["hello"]})
+        );
     }
     sender.stop().await.unwrap();
 }
@@ -138,16 +197,32 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
 async fn headers_and_token_options_reach_the_server() {
     let hub = Hub::start().await;
     let output = talkback(&[
-        "invoke", &hub.url(), "GetHeader", r#""x-demo""#, "--header", "X-Demo: 42",
+        "invoke",
+        &hub.url(),
+        "GetHeader",
+        r#""x-demo""#,
+        "--header",
+        "X-Demo: 42",
     ])
     .await;
     assert_eq!(stdout(&output).trim(), r#""42""#, "{}", stderr(&output));
     let output = talkback(&[
-        "invoke", &hub.url(), "GetHeader", r#""authorization""#, "--token", "abc",
-        "--transport", "sse",
+        "invoke",
+        &hub.url(),
+        "GetHeader",
+        r#""authorization""#,
+        "--token",
+        "abc",
+        "--transport",
+        "sse",
     ])
     .await;
-    assert_eq!(stdout(&output).trim(), r#""Bearer abc""#, "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        r#""Bearer abc""#,
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

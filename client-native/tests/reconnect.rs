@@ -40,12 +40,17 @@ async fn item_63_reconnect_after_a_dropped_transport_fires_on_reconnected_and_re
             let _ = gtx.send(text);
         });
         within(conn.start()).await.unwrap();
-        within(conn.invoke::<()>("JoinGroup", ("team",))).await.unwrap();
+        within(conn.invoke::<()>("JoinGroup", ("team",)))
+            .await
+            .unwrap();
         let first_id = conn.connection_id().unwrap();
 
         hub.drop_transport(&first_id);
         let reconnecting = within(events.recv()).await.unwrap();
-        assert!(reconnecting.starts_with("reconnecting"), "{l}: {reconnecting}");
+        assert!(
+            reconnecting.starts_with("reconnecting"),
+            "{l}: {reconnecting}"
+        );
         let rejoined = within(events.recv()).await.unwrap();
         assert!(rejoined.starts_with("rejoined as "), "{l}: {rejoined}");
         let second_id = conn.connection_id().unwrap();
@@ -54,7 +59,9 @@ async fn item_63_reconnect_after_a_dropped_transport_fires_on_reconnected_and_re
         assert_eq!(conn.state(), State::Connected, "{l}");
 
         let other = connect(&hub, transport, protocol).await;
-        within(other.send("SendToGroup", ("team", "after"))).await.unwrap();
+        within(other.send("SendToGroup", ("team", "after")))
+            .await
+            .unwrap();
         assert_eq!(within(group.recv()).await.as_deref(), Some("after"), "{l}");
         within(other.stop()).await.unwrap();
         within(conn.stop()).await.unwrap();
@@ -76,13 +83,21 @@ async fn item_66_a_lost_connection_without_reconnect_fails_pending_calls_and_fir
             let conn = conn.clone();
             tokio::spawn(async move { conn.invoke::<i64>("Delay", (5000,)).await })
         };
-        let stream = within(conn.stream::<i64>("InfiniteCounter", (20,))).await.unwrap();
+        let stream = within(conn.stream::<i64>("InfiniteCounter", (20,)))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         hub.drop_transport(&conn.connection_id().unwrap());
         let error = within(pending).await.unwrap().unwrap_err();
-        assert!(matches!(error, talkback::Error::Connection(_)), "{l}: {error}");
+        assert!(
+            matches!(error, talkback::Error::Connection(_)),
+            "{l}: {error}"
+        );
         let items: Vec<_> = within(stream.collect::<Vec<_>>()).await;
-        assert!(items.last().unwrap().is_err(), "{l}: the stream ends with an error");
+        assert!(
+            items.last().unwrap().is_err(),
+            "{l}: the stream ends with an error"
+        );
         let close = within(closed.recv()).await.unwrap();
         assert!(close.is_some(), "{l}: on_close gets the error");
         assert_eq!(conn.state(), State::Disconnected, "{l}");
@@ -135,7 +150,9 @@ async fn item_65_a_server_close_without_allow_reconnect_ends_the_connection() {
             let _ = ctx.send(e.map(|e| e.to_string()));
         });
         within(conn.start()).await.unwrap();
-        within(conn.send("CloseWithMessage", ("go away", false))).await.unwrap();
+        within(conn.send("CloseWithMessage", ("go away", false)))
+            .await
+            .unwrap();
         let close = within(closed.recv()).await.unwrap().unwrap_or_default();
         assert_eq!(close, "Server returned an error on close: go away", "{l}");
         assert_eq!(reconnecting.load(Ordering::SeqCst), 0, "{l}");
@@ -161,10 +178,16 @@ async fn item_65_a_server_close_with_allow_reconnect_reconnects() {
             let _ = tx.send("reconnected".to_string());
         });
         within(conn.start()).await.unwrap();
-        within(conn.send("CloseWithMessage", ("come back", true))).await.unwrap();
+        within(conn.send("CloseWithMessage", ("come back", true)))
+            .await
+            .unwrap();
         let first = within(events.recv()).await.unwrap();
         assert!(first.starts_with("reconnecting"), "{l}: {first}");
-        assert_eq!(within(events.recv()).await.as_deref(), Some("reconnected"), "{l}");
+        assert_eq!(
+            within(events.recv()).await.as_deref(),
+            Some("reconnected"),
+            "{l}"
+        );
         let sum: i64 = within(conn.invoke("Add", (1, 2))).await.unwrap();
         assert_eq!(sum, 3, "{l}");
         within(conn.stop()).await.unwrap();
@@ -188,11 +211,16 @@ async fn item_88_stateful_reconnect_survives_100_websocket_drops_without_loss_or
         within(conn.start()).await.unwrap();
         let id = conn.connection_id().unwrap();
         let total = 10_000;
-        let mut stream = within(conn.stream::<i64>("Counter", (total, 0))).await.unwrap();
+        let mut stream = within(conn.stream::<i64>("Counter", (total, 0)))
+            .await
+            .unwrap();
         let mut items = Vec::with_capacity(total as usize);
         let mut drops = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-        while let Some(item) = tokio::time::timeout_at(deadline, stream.next()).await.unwrap() {
+        while let Some(item) = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap()
+        {
             items.push(item.unwrap());
             if items.len() % 100 == 50 && drops < 100 {
                 hub.drop_transport(&id);
@@ -200,10 +228,22 @@ async fn item_88_stateful_reconnect_survives_100_websocket_drops_without_loss_or
             }
         }
         assert_eq!(drops, 100, "{l}");
-        assert_eq!(items.len(), total as usize, "{l}: nothing lost, nothing duplicated");
+        assert_eq!(
+            items.len(),
+            total as usize,
+            "{l}: nothing lost, nothing duplicated"
+        );
         assert!(items.iter().copied().eq(0..total), "{l}: in order");
-        assert_eq!(conn.connection_id().as_deref(), Some(id.as_str()), "{l}: same connection");
-        assert!(lifecycle.lock().unwrap().is_empty(), "{l}: {:?}", lifecycle.lock().unwrap());
+        assert_eq!(
+            conn.connection_id().as_deref(),
+            Some(id.as_str()),
+            "{l}: same connection"
+        );
+        assert!(
+            lifecycle.lock().unwrap().is_empty(),
+            "{l}: {:?}",
+            lifecycle.lock().unwrap()
+        );
         let sum: i64 = within(conn.invoke("Add", (2, 2))).await.unwrap();
         assert_eq!(sum, 4, "{l}");
         within(conn.stop()).await.unwrap();

@@ -218,26 +218,25 @@ pub struct StreamSender {
 }
 
 impl StreamSender {
-    /// Sends one item; fails when the connection is gone.
-    pub fn send<T: Serialize + ?Sized>(&self, item: &T) -> Result<(), HubError> {
+    /// Sends one item, waiting while the connection's outbound queue is full (a stream
+    /// slows down to its client's pace); fails when the connection is gone.
+    pub async fn send<T: Serialize + ?Sized>(&self, item: &T) -> Result<(), HubError> {
         let item = RawValue::encode(self.conn.protocol(), item)?;
-        self.send_raw(item)
+        self.send_raw(item).await
     }
 
     /// Sends one item already encoded in the caller's protocol.
-    pub fn send_raw(&self, item: RawValue) -> Result<(), HubError> {
-        let sent = self
-            .conn
-            .push(Command::Message(HubMessage::StreamItem(StreamItem {
-                invocation_id: self.invocation_id.clone(),
-                item,
-                headers: Default::default(),
-            })));
-        if sent {
-            Ok(())
-        } else {
-            Err(HubError::Unexpected("the connection is gone".into()))
-        }
+    pub async fn send_raw(&self, item: RawValue) -> Result<(), HubError> {
+        let message = Command::Message(HubMessage::StreamItem(StreamItem {
+            invocation_id: self.invocation_id.clone(),
+            item,
+            headers: Default::default(),
+        }));
+        self.conn
+            .commands
+            .send(message)
+            .await
+            .map_err(|_| HubError::Unexpected("the connection is gone".into()))
     }
 }
 

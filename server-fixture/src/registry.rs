@@ -99,8 +99,11 @@ pub(crate) struct Conn {
     pub stateful_active: AtomicBool,
     /// Since when no long poll is waiting (long polling only).
     pub poll_idle_since: Mutex<Option<std::time::Instant>>,
-    /// Tells the active transport request to drop its connection (a fault).
-    pub kill: Notify,
+    /// Drops the active transport request when fired or replaced (a fault, or a newer
+    /// WebSocket taking over a stateful connection).
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// A drop fault arrived while no request was active: the next one breaks off at once.
+    pub kill_pending: AtomicBool,
     /// Set when the connection ended; transports then answer 204/404.
     pub closed: OnceLock<()>,
     /// Notified when the connection ends.
@@ -135,20 +138,32 @@ impl Conn {
     /// Drops the transport without a Close message; a stateful connection may re-attach, any
     /// other connection ends.
     pub fn drop_transport(&self) {
-        self.kill.notify_one();
-        if self.transport.get() != Some(&TransportKind::WebSockets) {
+        // Fire the active request, and break off the next one too: a request that was
+        // already answering when the fault came must not make the drop look clean.
+        self.kill.lock().unwrap().take();
+        self.kill_pending.store(true, Ordering::SeqCst);
+        // WebSockets and SSE report their end themselves; long polling has no request to.
+        if self.transport.get() == Some(&TransportKind::LongPolling) {
             let _ = self.pipe.inbound.try_send(Inbound::Closed);
         }
     }
 
     /// Ends the connection at once: the transport drops and no Close message is sent.
     pub fn abort(&self) {
-        self.kill.notify_one();
+        self.kill.lock().unwrap().take();
         let _ = self.pipe.inbound.try_send(Inbound::Closed);
         let commands = self.commands.clone();
         tokio::spawn(async move {
             let _ = commands.send(Command::Abort).await;
         });
+    }
+
+    /// Registers the calling transport request as the active one; the receiver fires when
+    /// the transport must drop (a fault) or a newer request replaced it.
+    pub fn install_kill(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        *self.kill.lock().unwrap() = Some(tx);
+        rx
     }
 
     pub fn is_closed(&self) -> bool {
@@ -232,7 +247,8 @@ impl Shared {
             post_busy: Mutex::new(false),
             stateful_active: AtomicBool::new(false),
             poll_idle_since: Mutex::new(None),
-            kill: Notify::new(),
+            kill: Mutex::new(None),
+            kill_pending: AtomicBool::new(false),
             closed: OnceLock::new(),
             ended: Notify::new(),
         });

@@ -254,13 +254,8 @@ fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) ->
         if had_session && !conn.stateful_active.load(Ordering::SeqCst) {
             return StatusCode::CONFLICT.into_response();
         }
-        let reattach = had_session;
-        if *attached {
-            // The old socket of a stateful connection gives way to the new one.
-            conn.kill.notify_one();
-        }
         *attached = true;
-        reattach
+        had_session
     };
     let max = shared.config.max_receive_message_size;
     upgrade
@@ -269,6 +264,8 @@ fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) ->
 }
 
 async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reattach: bool) {
+    // The old socket of a stateful connection gives way to this one.
+    let mut kill = conn.install_kill();
     session::ensure_started(&shared, &conn);
     let outbound = conn.pipe.outbound.clone();
     let mut outbound = outbound.lock().await;
@@ -311,7 +308,7 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
                     break;
                 }
             },
-            _ = conn.kill.notified() => {
+            _ = &mut kill => {
                 tracing::debug!(connection = %conn.id, "dropping the WebSocket");
                 break;
             }
@@ -349,28 +346,32 @@ fn sse(shared: App, conn: Arc<Conn>) -> Response {
     session::ensure_started(&shared, &conn);
     let outbound = conn.pipe.outbound.clone();
     let guard = SseGuard { conn: conn.clone() };
+    let kill = conn.install_kill();
     let preamble =
         futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b":\r\n")) });
     let events = futures::stream::unfold(
-        (outbound, guard, false),
-        |(outbound, guard, done)| async move {
+        (outbound, guard, kill, false),
+        |(outbound, guard, mut kill, done)| async move {
             if done {
                 return None;
             }
             let next = {
                 let mut rx = outbound.lock().await;
                 tokio::select! {
-                    frame = rx.recv() => frame,
-                    _ = guard.conn.kill.notified() => None,
+                    biased;
+                    _ = &mut kill => Err(()),
+                    frame = rx.recv() => Ok(frame),
                 }
             };
             match next {
-                Some(Outbound::Frame(bytes)) => {
+                Ok(Some(Outbound::Frame(bytes))) => {
                     let mut event = Vec::with_capacity(bytes.len() + 16);
                     talkback_core::sse::format_event(&bytes, &mut event);
-                    Some((Ok(Bytes::from(event)), (outbound, guard, false)))
+                    Some((Ok(Bytes::from(event)), (outbound, guard, kill, false)))
                 }
-                Some(Outbound::End) | None => None,
+                Ok(Some(Outbound::End) | None) => None,
+                // Abort the response mid-stream: the client sees a broken connection.
+                Err(()) => Some((Err(dropped()), (outbound, guard, kill, true))),
             }
         },
     );
@@ -387,7 +388,24 @@ fn sse(shared: App, conn: Arc<Conn>) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+fn dropped() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "transport dropped (fault)",
+    )
+}
+
 // ---------------------------------------------------------------------- long polling
+
+/// A 200 whose body breaks off: the client sees a network error.
+fn aborted_response() -> Response {
+    let body = futures::stream::once(async { Err::<Bytes, _>(dropped()) });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
 
 fn no_cache(status: StatusCode, body: Bytes) -> Response {
     Response::builder()
@@ -420,6 +438,10 @@ async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
 async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response {
     let superseded = || conn.poll_generation.load(Ordering::SeqCst) != generation;
     let outbound = conn.pipe.outbound.clone();
+    let mut kill = conn.install_kill();
+    if conn.kill_pending.swap(false, Ordering::SeqCst) {
+        return aborted_response();
+    }
     let mut rx = outbound.lock().await;
     if superseded() {
         return no_cache(StatusCode::NO_CONTENT, Bytes::new());
@@ -429,6 +451,12 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
         tokio::select! {
             frame = rx.recv() => break frame,
             _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
+            _ = &mut kill => {
+                if superseded() {
+                    return no_cache(StatusCode::NO_CONTENT, Bytes::new());
+                }
+                return aborted_response();
+            }
             _ = conn.poll_cancel.notified() => {
                 if superseded() {
                     return no_cache(StatusCode::NO_CONTENT, Bytes::new());
@@ -482,7 +510,7 @@ async fn send(shared: App, id: Option<String>, request: axum::extract::Request) 
     let Ok(body) = body else {
         return text(StatusCode::BAD_REQUEST, "Failed to read the request body.");
     };
-    if conn.pipe.inbound.send(Inbound::Data(body)).await.is_err() || conn.is_closed() {
+    if conn.is_closed() || conn.pipe.inbound.send(Inbound::Data(body)).await.is_err() {
         return text(StatusCode::NOT_FOUND, "No Connection with that ID");
     }
     StatusCode::OK.into_response()

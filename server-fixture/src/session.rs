@@ -507,11 +507,12 @@ impl Session {
                                 CompletionResult::Error(e.to_completion_text(&target, detailed))
                             }
                         };
-                        conn.push(Command::Message(HubMessage::Completion(Completion {
+                        let done = HubMessage::Completion(Completion {
                             invocation_id: key,
                             result,
                             headers: Default::default(),
-                        })));
+                        });
+                        let _ = conn.commands.send(Command::Message(done)).await;
                     }
                 });
                 self.streams
@@ -629,11 +630,12 @@ async fn run_dispatcher(mut jobs: mpsc::UnboundedReceiver<Job>, detailed: bool) 
                         .unwrap_or_else(|e: HubError| {
                             CompletionResult::Error(e.to_completion_text(&job.target, detailed))
                         });
-                    conn.push(Command::Message(HubMessage::Completion(Completion {
+                    let done = HubMessage::Completion(Completion {
                         invocation_id,
                         result,
                         headers: Default::default(),
-                    })));
+                    });
+                    let _ = conn.commands.send(Command::Message(done)).await;
                 });
             }
             Method::Stream(_) => {}

@@ -127,7 +127,7 @@ pub fn test_hub() -> Hub {
             "Counter",
             |_ctx, (count, delay): (u64, u64), items: StreamSender| async move {
                 for i in 0..count {
-                    items.send(&i)?;
+                    items.send(&i).await?;
                     sleep_ms(delay).await;
                 }
                 Ok(())
@@ -138,7 +138,7 @@ pub fn test_hub() -> Hub {
             |_ctx, (count, delay): (u64, u64), items: StreamSender| async move {
                 for i in 0..count {
                     sleep_ms(delay).await;
-                    items.send(&i)?;
+                    items.send(&i).await?;
                 }
                 Ok(())
             },
@@ -148,7 +148,7 @@ pub fn test_hub() -> Hub {
             |_ctx, (delay,): (u64,), items: StreamSender| async move {
                 let mut i: u64 = 0;
                 loop {
-                    items.send(&i)?;
+                    items.send(&i).await?;
                     i += 1;
                     sleep_ms(delay.max(1)).await;
                 }
@@ -158,7 +158,7 @@ pub fn test_hub() -> Hub {
             "StreamThenFail",
             |_ctx, (count,): (u64,), items: StreamSender| async move {
                 for i in 0..count {
-                    items.send(&i)?;
+                    items.send(&i).await?;
                 }
                 Err(HubError::hub("stream failed on purpose"))
             },
@@ -183,7 +183,7 @@ pub fn test_hub() -> Hub {
             |ctx: HubContext, (): (), items: StreamSender| async move {
                 let mut stream = upload(&ctx)?;
                 while let Some(item) = stream.next().await {
-                    items.send_raw(item?)?;
+                    items.send_raw(item?).await?;
                 }
                 Ok(())
             },

@@ -1266,7 +1266,9 @@ impl Connection {
         match link.kind {
             TransportKind::WebSockets => self.transmits.push_back(Transmit::CloseWebSocket),
             _ => {
-                for id in [link.receive, link.post_in_flight].into_iter().flatten() {
+                // A POST in flight is left to finish: its sends may well reach the server,
+                // and their outcome is reported when it answers.
+                if let Some(id) = link.receive {
                     self.requests.remove(&id);
                     self.transmits.push_back(Transmit::AbortHttp(id));
                 }
@@ -1698,12 +1700,28 @@ impl Connection {
         body: Bytes,
         retried: bool,
     ) {
+        let current = self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.post_in_flight == Some(id));
+        if !current {
+            // A POST of a transport that has closed since: only its sends' outcome matters.
+            let result = match event {
+                HttpEvent::Response { status: 200, .. } => Ok(()),
+                HttpEvent::Response { status, .. } => Err(Error::Transport(format!(
+                    "Send failed: Status code '{status}'"
+                ))),
+                HttpEvent::Failed { message, .. } => Err(Error::Transport(message)),
+                _ => return,
+            };
+            for op in ops {
+                self.written(op, result.clone());
+            }
+            return;
+        }
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        if link.post_in_flight != Some(id) {
-            return;
-        }
         link.post_in_flight = None;
         match event {
             HttpEvent::Response { status: 200, .. } => {

@@ -55,7 +55,8 @@ impl Hub {
 
     /// Refuses WebSocket upgrades.
     pub fn refuse_websockets(&self) {
-        self.server.refuse_transport_at_connect(TransportKind::WebSockets);
+        self.server
+            .refuse_transport_at_connect(TransportKind::WebSockets);
     }
 }
 
@@ -85,7 +86,10 @@ pub async fn within<F: Future>(f: F) -> F::Output {
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
