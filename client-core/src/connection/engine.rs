@@ -1074,8 +1074,9 @@ impl Connection {
     fn abandon_attempt(&mut self) {
         if let Some(attempt) = self.attempt.take() {
             if let Step::Negotiate(id) = attempt.step {
-                self.requests.remove(&id);
-                self.transmits.push_back(Transmit::AbortHttp(id));
+                if self.requests.remove(&id).is_some() {
+                    self.transmits.push_back(Transmit::AbortHttp(id));
+                }
             }
         }
         self.token_waiters
