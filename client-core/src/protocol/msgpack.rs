@@ -87,13 +87,19 @@ fn encode_body(message: &HubMessage, out: &mut Vec<u8>) {
             ok(enc::write_uint(out, 6));
         }
         HubMessage::Close(close) => {
-            ok(enc::write_array_len(out, 3));
+            // `[7, error]` as the reference client writes it; `allowReconnect` only when set.
+            ok(enc::write_array_len(
+                out,
+                if close.allow_reconnect { 3 } else { 2 },
+            ));
             ok(enc::write_uint(out, 7));
             match &close.error {
                 Some(error) => ok(enc::write_str(out, error)),
                 None => ok(enc::write_nil(out)),
             }
-            ok(enc::write_bool(out, close.allow_reconnect));
+            if close.allow_reconnect {
+                ok(enc::write_bool(out, true));
+            }
         }
         HubMessage::Ack(id) | HubMessage::Sequence(id) => {
             ok(enc::write_array_len(out, 2));
