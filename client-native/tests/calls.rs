@@ -519,3 +519,10 @@ async fn a_slow_handler_holds_back_reading_without_losing_messages() {
     assert_eq!(*seen.lock().unwrap(), expected);
     within(conn.stop()).await.unwrap();
 }
+
+#[test]
+fn a_hub_connection_is_cheap_to_clone_and_shareable_across_tasks() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<talkback::HubConnection>();
+    shareable::<talkback::Error>();
+}
