@@ -104,6 +104,8 @@ pub(crate) struct Conn {
     kill: Mutex<Option<oneshot::Sender<()>>>,
     /// A drop fault arrived while no request was active: the next one breaks off at once.
     pub kill_pending: AtomicBool,
+    /// The connection was aborted; the session stops even if its transport is stuck.
+    pub aborted: AtomicBool,
     /// Set when the connection ended; transports then answer 204/404.
     pub closed: OnceLock<()>,
     /// Notified when the connection ends.
@@ -150,6 +152,7 @@ impl Conn {
 
     /// Ends the connection at once: the transport drops and no Close message is sent.
     pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
         self.kill.lock().unwrap().take();
         let _ = self.pipe.inbound.try_send(Inbound::Closed);
         let commands = self.commands.clone();
@@ -164,6 +167,10 @@ impl Conn {
         let (tx, rx) = oneshot::channel();
         *self.kill.lock().unwrap() = Some(tx);
         rx
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -249,6 +256,7 @@ impl Shared {
             poll_idle_since: Mutex::new(None),
             kill: Mutex::new(None),
             kill_pending: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             closed: OnceLock::new(),
             ended: Notify::new(),
         });

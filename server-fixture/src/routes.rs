@@ -257,9 +257,11 @@ fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) ->
         *attached = true;
         had_session
     };
+    // Frames a little over the hub limit still reach the session, which closes with the
+    // reference error; far larger ones are cut off by the WebSocket layer.
     let max = shared.config.max_receive_message_size;
     upgrade
-        .max_message_size(max.saturating_add(16))
+        .max_message_size(max.saturating_mul(4).saturating_add(1024))
         .on_upgrade(move |socket| run_websocket(shared, conn, socket, reattach))
 }
 
@@ -299,7 +301,11 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
                             Err(_) => Message::Binary(bytes),
                         }
                     };
-                    if socket.send(message).await.is_err() { break; }
+                    // A client that does not read must not pin this task.
+                    tokio::select! {
+                        sent = socket.send(message) => if sent.is_err() { break; },
+                        _ = &mut kill => break,
+                    }
                 }
                 Some(Outbound::End) | None => {
                     ended = true;

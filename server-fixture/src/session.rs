@@ -113,6 +113,9 @@ impl Session {
             tokio::spawn(run_dispatcher(rx, self.shared.config.detailed_errors));
         }
         let end = loop {
+            if self.conn.is_aborted() {
+                break End::Quiet;
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
@@ -267,6 +270,10 @@ impl Session {
             let record = match self.framer.as_mut()?.next_record() {
                 Ok(Some(record)) => record,
                 Ok(None) => return None,
+                Err(talkback_core::protocol::ProtocolError::MessageTooLarge { max, .. }) => {
+                    let text = format!("The maximum message size of {max}B was exceeded.");
+                    return Some(End::Close(Some(text), false));
+                }
                 Err(e) => {
                     tracing::debug!(connection = %self.conn.id, error = %e, "bad framing");
                     return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
@@ -560,7 +567,21 @@ impl Session {
             tokio::time::sleep(delay).await;
         }
         self.last_sent = Instant::now();
-        let _ = out.send(Outbound::Frame(bytes)).await;
+        // Wait for room, but not forever: an aborted connection (a slow consumer) stops here.
+        loop {
+            if self.conn.is_aborted() {
+                return;
+            }
+            tokio::select! {
+                permit = out.reserve() => {
+                    if let Ok(permit) = permit {
+                        permit.send(Outbound::Frame(bytes));
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
         if self.conn.faults.count_message() {
             tracing::debug!(connection = %self.conn.id, "fault: dropping the transport");
             self.conn.drop_transport();
