@@ -64,3 +64,33 @@ async fn item_28_a_redirect_is_followed_with_its_access_token_on_every_transport
         within(conn.stop()).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_52_an_expired_token_gets_one_refresh_and_the_call_goes_through() {
+    use talkback::{Protocol, TransportKind};
+    let hub = Hub::start().await;
+    for transport in [TransportKind::LongPolling, TransportKind::ServerSentEvents] {
+        hub.server.set_valid_tokens(Some(vec!["token-1".into()]));
+        let issued = Arc::new(AtomicUsize::new(0));
+        let counter = issued.clone();
+        let conn = builder(&hub, transport, Protocol::Json)
+            .with_access_token_factory(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { Ok(format!("token-{n}")) }
+            })
+            .build()
+            .unwrap();
+        within(conn.start()).await.unwrap();
+        // The token expires: only the next one is valid now.
+        hub.server.set_valid_tokens(Some(vec!["token-2".into()]));
+        let sum: i64 = within(conn.invoke("Add", (20, 22))).await.unwrap();
+        assert_eq!(sum, 42, "{transport:?}");
+        assert_eq!(
+            issued.load(Ordering::SeqCst),
+            2,
+            "{transport:?}: one refresh"
+        );
+        hub.server.set_valid_tokens(None);
+        within(conn.stop()).await.unwrap();
+    }
+}

@@ -118,6 +118,12 @@ impl Server {
             .is_some()
     }
 
+    /// Accepts only these access tokens from now on (`None`: any request); every other request
+    /// to a hub gets 401, as when a token expires.
+    pub fn set_valid_tokens(&self, tokens: Option<Vec<String>>) {
+        *self.shared.valid_tokens.lock().unwrap() = tokens.map(|t| t.into_iter().collect());
+    }
+
     /// Refuses `kind` when a client connects (the transport request gets 404).
     pub fn refuse_transport_at_connect(&self, kind: TransportKind) {
         self.shared.faults.refuse_at_connect(kind, true);

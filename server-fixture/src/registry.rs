@@ -190,6 +190,8 @@ pub(crate) struct Shared {
     ended: Mutex<HashMap<String, Arc<Conn>>>,
     groups: Mutex<HashMap<(String, String), HashSet<String>>>,
     pub shutdown: Notify,
+    /// When set, only these access tokens are accepted (others get 401).
+    pub valid_tokens: Mutex<Option<HashSet<String>>>,
 }
 
 impl Shared {
@@ -206,6 +208,15 @@ impl Shared {
             ended: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
+            valid_tokens: Mutex::new(None),
+        }
+    }
+
+    /// Whether a request carrying `token` may pass (always, unless tokens are restricted).
+    pub fn token_accepted(&self, token: Option<&str>) -> bool {
+        match &*self.valid_tokens.lock().unwrap() {
+            None => true,
+            Some(valid) => token.is_some_and(|t| valid.contains(t)),
         }
     }
 

@@ -95,6 +95,9 @@ async fn negotiate(
             "new connections are refused (fault)",
         );
     }
+    if !shared.token_accepted(access_token(&headers, &query).as_deref()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let version = match query_value(&query, "negotiateVersion") {
         None => 0,
         Some(v) => match v.parse::<i64>() {
@@ -169,6 +172,9 @@ async fn connect(
     let method = request.method().clone();
     let headers = request.headers().clone();
     let id = query.get("id").cloned();
+    if !shared.token_accepted(access_token(&headers, &query).as_deref()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     match method {
         Method::GET => {}
         Method::POST => return send(shared, id, request).await,
