@@ -10,6 +10,11 @@
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=1000 scripts/bench.sh
 #   RUST_BENCH_CMD='cargo run --release -p talkback-examples --example bench --' scripts/bench.sh
 #
+# Sides: `rust` (the tokio client on a single-threaded runtime), `rust_mt` (two workers), `js`
+# (@microsoft/signalr in Node), `raw_ws` and `raw_rs` (pre-encoded frames over a bare WebSocket
+# from Node's `ws` and from tokio-tungstenite: the ceilings),
+# `fixture` (the server's broadcast fan-out to every idle connection).
+#
 # The Rust side runs $RUST_BENCH_CMD if set; otherwise the first of these that exists: an example or
 # binary named `bench` in the workspace. Its command gets the fixture URL as its last argument and
 # in $BENCH_URL.
@@ -85,10 +90,10 @@ cat "$OUT/rust.txt" "$OUT/js.txt" | grep '^RESULT ' | node -e '
       (r[name] ??= {})[side] = { value: Number(value), unit };
     }
     const fmt = (x) => x ? `${x.value} ${x.unit}` : "-";
-    console.log(["measurement".padEnd(30), "rust".padStart(18), "js".padStart(18), "raw_ws".padStart(18), "rust/js".padStart(9)].join(" "));
+    const ratio = (a, b) => (a && b && b.value ? (a.value / b.value).toFixed(2) : "-");
+    console.log(["measurement".padEnd(30), "rust".padStart(16), "rust_mt".padStart(16), "js".padStart(16), "raw_ws".padStart(16), "raw_rs".padStart(16), "fixture".padStart(12), "rust/js".padStart(8), "rust/raw_rs".padStart(12)].join(" "));
     for (const [name, sides] of Object.entries(r)) {
-      const ratio = sides.rust && sides.js && sides.js.value ? (sides.rust.value / sides.js.value).toFixed(2) : "-";
-      console.log([name.padEnd(30), fmt(sides.rust).padStart(18), fmt(sides.js).padStart(18), fmt(sides.raw_ws).padStart(18), ratio.padStart(9)].join(" "));
+      console.log([name.padEnd(30), fmt(sides.rust).padStart(16), fmt(sides.rust_mt).padStart(16), fmt(sides.js).padStart(16), fmt(sides.raw_ws).padStart(16), fmt(sides.raw_rs).padStart(16), fmt(sides.fixture).padStart(12), ratio(sides.rust, sides.js).padStart(8), ratio(sides.rust, sides.raw_rs).padStart(12)].join(" "));
     }
     console.log("(ops/s: higher is better; bytes: lower is better)");
   });'

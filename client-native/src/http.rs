@@ -11,11 +11,18 @@ pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 
 /// A reqwest client for one connection: rustls, no default timeout (each request carries its
 /// own), connection reuse for polls and sends.
+/// The HTTP client every connection of the process shares (one connection pool, one TLS
+/// configuration with its root certificates, instead of one per hub connection).
 pub(crate) fn new_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = SHARED.get() {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(SHARED.get_or_init(|| client).clone())
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -43,6 +43,9 @@ impl Drop for Socket {
 }
 
 /// Opens a socket to `url`; reports `Opened`/`Failed`, then messages and the close, on `io`.
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 8 * 1024;
+
 pub(crate) fn open(
     generation: u64,
     url: String,
@@ -90,7 +93,11 @@ async fn run(
         };
         request.headers_mut().append(name, value);
     }
+    // Small buffers that grow on demand: tungstenite's defaults reserve 128 KiB per socket,
+    // which dominated the memory of an idle connection.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size));
     let stream =

@@ -1,0 +1,262 @@
+//! The Rust side of `scripts/bench.sh`: the tokio client against a running fixture.
+//!
+//! `cargo run --release -p talkback-examples --example bench -- http://127.0.0.1:PORT`
+//!
+//! Prints human-readable lines, then `RESULT <key> <value> <unit>` lines that the script puts
+//! next to the official JavaScript client's (`tests/interop/bench.mjs`, same keys with `js.`):
+//! echo invocations per second (one at a time and 100 in flight, WebSockets, JSON and
+//! MessagePack), connection rate and client memory per idle connection, and the fixture's
+//! `Broadcast` fan-out latency to every idle connection (p50/p99).
+//! Environment: `BENCH_SECONDS` per throughput figure (default 5), `BENCH_CONNECTIONS` (1000).
+
+use futures::StreamExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use talkback::{HubConnection, HubConnectionBuilder, Protocol, TransportKind, TransportSet};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn report(results: &mut Vec<String>, key: &str, value: f64, unit: &str) {
+    println!("{key:<40} {value:>14.1} {unit}");
+    results.push(format!("RESULT {key} {value:.1} {unit}"));
+}
+
+async fn connect(url: &str, protocol: Protocol) -> HubConnection {
+    let conn = HubConnectionBuilder::new(url)
+        .with_transports(TransportSet::only(TransportKind::WebSockets))
+        .with_protocol(protocol)
+        .build()
+        .expect("builds");
+    conn.start().await.expect("starts");
+    conn
+}
+
+/// Echo invocations per second with `width` in flight, for `seconds` after a warm-up.
+async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        let _: String = conn.invoke("Echo", ("hello",)).await.expect("echo");
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    futures::stream::iter(0..width)
+        .for_each_concurrent(width, |_| {
+            let conn = conn.clone();
+            let done = done.clone();
+            async move {
+                while Instant::now() < end {
+                    let echoed: String = conn.invoke("Echo", ("hello",)).await.expect("echo");
+                    assert_eq!(echoed, "hello");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The ceiling: pre-encoded `Echo` invocations over a bare tokio-tungstenite socket
+/// (skipNegotiation, JSON), `width` in flight, no SignalR client logic at all.
+async fn raw_echo_rate(url: &str, width: usize, seconds: u64) -> f64 {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let ws_url = url.replacen("http", "ws", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("raw socket");
+    ws.send(Message::text("{\"protocol\":\"json\",\"version\":1}\u{1e}"))
+        .await
+        .expect("handshake");
+    let frame =
+        "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hello\"]}\u{1e}";
+    let mut in_flight = 0usize;
+    let mut done = 0usize;
+    let mut started = None;
+    let warm_up_end = Instant::now() + Duration::from_millis(500);
+    let end = warm_up_end + Duration::from_secs(seconds);
+    loop {
+        while in_flight < width && Instant::now() < end {
+            ws.send(Message::text(frame)).await.expect("send");
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let Some(Ok(message)) = ws.next().await else {
+            break;
+        };
+        let text = message.into_text().unwrap_or_default();
+        let completions = text.matches("\"type\":3").count();
+        in_flight -= completions;
+        if Instant::now() >= warm_up_end {
+            started.get_or_insert_with(Instant::now);
+            done += completions;
+        }
+    }
+    done as f64 / started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64())
+}
+
+fn millis_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn main() {
+    // The figures under `rust.` come from a single-threaded runtime (like Node's event loop);
+    // the echo figures are repeated on a two-worker runtime under `rust_mt.`.
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = single.block_on(run("rust", true));
+    drop(single);
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let more = multi.block_on(run("rust_mt", false));
+    println!();
+    for line in results.into_iter().chain(more) {
+        println!("{line}");
+    }
+}
+
+async fn run(side: &str, everything: bool) -> Vec<String> {
+    let base = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("BENCH_URL").ok())
+        .expect("usage: bench http://127.0.0.1:PORT (a running talkback-fixture)");
+    let url = format!("{}/hubs/test", base.trim_end_matches('/'));
+    let seconds = env_number("BENCH_SECONDS", 5);
+    let connections = env_number("BENCH_CONNECTIONS", 1000) as usize;
+    let mut results = Vec::new();
+    println!(
+        "[{side}] server: {url}; {seconds} s per throughput figure; {connections} idle connections"
+    );
+
+    for (protocol, suffix) in [(Protocol::Json, ""), (Protocol::MessagePack, "_msgpack")] {
+        let conn = connect(&url, protocol).await;
+        let sequential = echo_rate(&conn, 1, seconds).await;
+        report(
+            &mut results,
+            &format!("{side}.echo_sequential{suffix}"),
+            sequential,
+            "ops/s",
+        );
+        let parallel = echo_rate(&conn, 100, seconds).await;
+        report(
+            &mut results,
+            &format!("{side}.echo_100_in_flight{suffix}"),
+            parallel,
+            "ops/s",
+        );
+        conn.stop().await.expect("stops");
+    }
+    if !everything {
+        return results;
+    }
+    let sequential = raw_echo_rate(&url, 1, seconds).await;
+    report(&mut results, "raw_rs.echo_sequential", sequential, "ops/s");
+    let parallel = raw_echo_rate(&url, 100, seconds).await;
+    report(&mut results, "raw_rs.echo_100_in_flight", parallel, "ops/s");
+
+    // Idle connections: connection rate and client memory.
+    let before = rss_bytes();
+    let started = Instant::now();
+    let mut idle: Vec<HubConnection> = Vec::with_capacity(connections);
+    for chunk in (0..connections).collect::<Vec<_>>().chunks(50) {
+        let batch =
+            futures::future::join_all(chunk.iter().map(|_| connect(&url, Protocol::Json))).await;
+        idle.extend(batch);
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_bytes();
+    report(
+        &mut results,
+        "rust.connect_rate",
+        connections as f64 / connect_seconds,
+        "conn/s",
+    );
+    report(
+        &mut results,
+        "rust.memory_per_idle_connection",
+        after.saturating_sub(before) as f64 / connections as f64,
+        "bytes",
+    );
+
+    // Fan-out: one Broadcast reaches every idle connection; latency from send to each delivery.
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(connections * 10)));
+    for conn in &idle {
+        let latencies = latencies.clone();
+        conn.on("Broadcast", move |(sent,): (f64,)| {
+            latencies.lock().unwrap().push(millis_now() - sent);
+        });
+    }
+    let sender = connect(&url, Protocol::Json).await;
+    let rounds = 10;
+    for _ in 0..rounds {
+        sender
+            .send("Broadcast", (millis_now(),))
+            .await
+            .expect("broadcast");
+        let expected = latencies.lock().unwrap().len() + connections;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while latencies.lock().unwrap().len() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut all = latencies.lock().unwrap().clone();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let delivered = all.len() as f64 / (rounds * connections) as f64;
+    report(
+        &mut results,
+        "fixture.broadcast_delivered",
+        delivered * 100.0,
+        "%",
+    );
+    report(
+        &mut results,
+        "fixture.broadcast_p50",
+        percentile(&all, 0.50),
+        "ms",
+    );
+    report(
+        &mut results,
+        "fixture.broadcast_p99",
+        percentile(&all, 0.99),
+        "ms",
+    );
+
+    sender.stop().await.ok();
+    futures::future::join_all(idle.iter().map(|c| c.stop())).await;
+    results
+}
