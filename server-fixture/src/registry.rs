@@ -87,6 +87,8 @@ pub(crate) struct Conn {
     pub pipe: Pipe,
     pub faults: ConnectionFaults,
     pub client_results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
+    /// The client's invocation ids still running (reusing one is a protocol error).
+    pub active_invocations: Mutex<HashSet<String>>,
     next_server_id: AtomicU64,
     /// A WebSocket is attached right now (a second one gets 409 unless stateful).
     pub socket_attached: Mutex<bool>,
@@ -258,6 +260,7 @@ impl Shared {
             },
             faults: ConnectionFaults::default(),
             client_results: Mutex::new(HashMap::new()),
+            active_invocations: Mutex::new(HashSet::new()),
             next_server_id: AtomicU64::new(0),
             socket_attached: Mutex::new(false),
             poll_cancel: Notify::new(),

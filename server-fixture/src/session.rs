@@ -417,6 +417,11 @@ impl Session {
                 let handle = self.streams.lock().unwrap().remove(&cancel.invocation_id);
                 if let Some(handle) = handle {
                     handle.abort();
+                    self.conn
+                        .active_invocations
+                        .lock()
+                        .unwrap()
+                        .remove(&cancel.invocation_id);
                     let done = HubMessage::Completion(Completion {
                         invocation_id: cancel.invocation_id,
                         result: CompletionResult::Void,
@@ -485,6 +490,19 @@ impl Session {
             )),
             _ => None,
         };
+        let error = error.or_else(|| {
+            // A blocking call claims its id until its Completion; reusing a running id is refused.
+            let running = id.as_ref().filter(|id| {
+                matches!(method, Some(Method::Invoke(_) | Method::Stream(_)))
+                    && !self
+                        .conn
+                        .active_invocations
+                        .lock()
+                        .unwrap()
+                        .insert((*id).clone())
+            });
+            running.map(|id| format!("Invocation ID '{id}' is already in use."))
+        });
         if let Some(text) = error {
             tracing::debug!(%target, %text, "invocation refused");
             if let Some(message) = fail(text) {
@@ -508,6 +526,7 @@ impl Session {
                     let outcome = f(ctx, invocation.arguments, sender).await;
                     // Only the task that still owns its entry completes (a cancel completed it).
                     if streams.lock().unwrap().remove(&key).is_some() {
+                        conn.active_invocations.lock().unwrap().remove(&key);
                         let result = match outcome {
                             Ok(()) => CompletionResult::Void,
                             Err(e) => {
@@ -610,6 +629,7 @@ impl Session {
         self.conn.ended.notify_waiters();
         self.conn.poll_cancel.notify_waiters();
         self.conn.client_results.lock().unwrap().clear();
+        self.conn.active_invocations.lock().unwrap().clear();
         for (_, handle) in self.streams.lock().unwrap().drain() {
             handle.abort();
         }
@@ -651,6 +671,10 @@ async fn run_dispatcher(mut jobs: mpsc::UnboundedReceiver<Job>, detailed: bool) 
                         .unwrap_or_else(|e: HubError| {
                             CompletionResult::Error(e.to_completion_text(&job.target, detailed))
                         });
+                    conn.active_invocations
+                        .lock()
+                        .unwrap()
+                        .remove(&invocation_id);
                     let done = HubMessage::Completion(Completion {
                         invocation_id,
                         result,

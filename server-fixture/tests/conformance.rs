@@ -634,7 +634,10 @@ async fn item_55_the_server_pings_after_its_interval_and_closes_silent_clients()
     let server = fixture(config).await;
     let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
     let bytes = read(&mut peer.ws).await.unwrap();
-    assert_eq!(bytes, b"{\"type\":6}\x1e", "a ping while idle, before the timeout");
+    assert_eq!(
+        bytes, b"{\"type\":6}\x1e",
+        "a ping while idle, before the timeout"
+    );
     // The client stays silent: the server closes it with a Close message.
     let mut close = None;
     while let Some(bytes) = read(&mut peer.ws).await {
@@ -808,6 +811,29 @@ async fn item_80_streaming_and_non_streaming_methods_refuse_the_wrong_invocation
 }
 
 #[tokio::test]
+async fn item_81_reusing_a_running_invocation_id_is_refused_and_a_finished_one_is_free_again() {
+    let server = fixture(Config::default()).await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    peer.invoke("same", "Delay", vec![peer.arg(300)]).await;
+    peer.invoke("same", "Echo", vec![peer.arg("again")]).await;
+    let refused = peer.next().await.unwrap();
+    assert_eq!(
+        refused,
+        HubMessage::Completion(Completion {
+            invocation_id: "same".into(),
+            result: CompletionResult::Error("Invocation ID 'same' is already in use.".into()),
+            headers: Default::default()
+        })
+    );
+    let delayed = peer.next().await.unwrap();
+    assert_eq!(completion_value(&delayed), Some(json!(300)), "{delayed:?}");
+    peer.invoke("same", "Echo", vec![peer.arg("free")]).await;
+    let echoed = peer.next().await.unwrap();
+    assert_eq!(completion_value(&echoed), Some(json!("free")), "{echoed:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn item_85_stateful_reconnect_is_echoed_only_when_allowed_and_asked() {
     for (allowed, asked, echoed) in [
         (true, true, true),
@@ -928,5 +954,150 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_working() {
     }
     assert_eq!(answer, Some(json!(5)));
     drop(slow);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn item_82_headers_on_client_messages_are_accepted_and_ignored() {
+    let server = fixture(Config::default()).await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    within(peer.ws.send(Message::text(
+        "{\"type\":1,\"invocationId\":\"h\",\"target\":\"Add\",\"arguments\":[2,3],\"headers\":{\"Trace\":\"abc\"}}\x1e",
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        completion_value(&peer.next().await.unwrap()),
+        Some(json!(5))
+    );
+    server.shutdown().await;
+}
+
+/// A stateful connection (handshake version 2) and its token.
+async fn stateful(server: &Server) -> (Peer, String) {
+    let body = negotiate(server, "negotiateVersion=1&useStatefulReconnect=true").await;
+    assert_eq!(body["useStatefulReconnect"], json!(true));
+    let token = body["connectionToken"].as_str().unwrap().to_owned();
+    let url = ws_url(server, &format!("id={token}"));
+    let mut peer = Peer::handshake(open(&url).await, Protocol::Json, 2).await;
+    assert!(matches!(peer.next().await, Some(HubMessage::Invocation(i)) if i.target == "Welcome"));
+    (peer, url)
+}
+
+/// Opens a new socket for the same connection and sends `Sequence(next)`.
+async fn reattach(url: &str, next: u64) -> Peer {
+    let mut ws = open(url).await;
+    let sequence = format!("{{\"type\":9,\"sequenceId\":{next}}}\x1e");
+    within(ws.send(Message::text(sequence))).await.unwrap();
+    Peer {
+        ws,
+        protocol: Protocol::Json,
+        framer: Protocol::Json.framer(1 << 20),
+        pending: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn item_86_the_server_numbers_only_types_1_to_5_and_replays_no_pings() {
+    let server = fixture(Config {
+        allow_stateful_reconnect: true,
+        keep_alive_interval: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, url) = stateful(&server).await;
+    // Let a few pings go out before the socket dies.
+    let mut pings = 0;
+    while pings < 3 {
+        if read(&mut peer.ws).await.unwrap() == b"{\"type\":6}\x1e" {
+            pings += 1;
+        }
+    }
+    drop(peer);
+    let mut peer = reattach(&url, 1).await;
+    let first = read(&mut peer.ws).await.unwrap();
+    let second = read(&mut peer.ws).await.unwrap();
+    assert_eq!(
+        first, b"{\"type\":9,\"sequenceId\":1}\x1e",
+        "Welcome is number 1; pings have none"
+    );
+    assert!(
+        second.starts_with(b"{\"type\":1,\"target\":\"Welcome\""),
+        "then only Welcome is replayed"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn item_88_after_a_reattach_the_server_sends_sequence_first_even_with_nothing_to_replay() {
+    let server = fixture(Config {
+        allow_stateful_reconnect: true,
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, url) = stateful(&server).await;
+    peer.send(HubMessage::Ack(1)).await; // the Welcome is acknowledged
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(peer);
+    let mut peer = reattach(&url, 1).await;
+    assert_eq!(peer.next().await, Some(HubMessage::Sequence(2)));
+    peer.invoke("1", "Add", vec![peer.arg(1), peer.arg(2)])
+        .await;
+    assert_eq!(
+        completion_value(&peer.next().await.unwrap()),
+        Some(json!(3))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn item_89_the_server_drops_replayed_duplicates_after_a_reattach() {
+    let server = fixture(Config {
+        allow_stateful_reconnect: true,
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, url) = stateful(&server).await;
+    peer.send(HubMessage::Ack(1)).await;
+    // Client message 1: processed once.
+    peer.invoke("a", "Add", vec![peer.arg(1), peer.arg(1)])
+        .await;
+    assert_eq!(
+        completion_value(&peer.next().await.unwrap()),
+        Some(json!(2))
+    );
+    drop(peer);
+    // The client did not see an Ack for it, so it replays message 1, then sends message 2.
+    let mut peer = reattach(&url, 1).await;
+    assert!(matches!(peer.next().await, Some(HubMessage::Sequence(_))));
+    peer.invoke("a", "Add", vec![peer.arg(1), peer.arg(1)])
+        .await;
+    peer.invoke("b", "Add", vec![peer.arg(2), peer.arg(2)])
+        .await;
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        match peer.next().await.unwrap() {
+            HubMessage::Completion(c) => answers.push((
+                c.invocation_id.clone(),
+                completion_value(&HubMessage::Completion(c)),
+            )),
+            HubMessage::Ack(_) => {}
+            other => answers.push((format!("{other:?}"), None)),
+        }
+    }
+    // The replayed "a" is dropped; the completion of the first "a" may be replayed (unacked).
+    assert!(
+        answers.iter().all(|(id, _)| id == "a" || id == "b"),
+        "{answers:?}"
+    );
+    assert!(
+        answers.contains(&("b".into(), Some(json!(4)))),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(id, _)| id == "a").count(),
+        1,
+        "{answers:?}"
+    );
     server.shutdown().await;
 }
