@@ -427,7 +427,12 @@ impl Connection {
                     let error = Error::Transport(format!("The access token factory failed: {e}"));
                     self.post_failed(now, ops, error);
                 }
-                (TokenFor::RetryPoll, Ok(_)) => self.send_poll(),
+                (TokenFor::RetryPoll, Ok(_)) => {
+                    self.send_poll();
+                    if let Some(link) = self.link.as_mut() {
+                        link.poll_after_refresh = true;
+                    }
+                }
                 (TokenFor::RetryPoll, Err(e)) => {
                     let error = Error::Transport(format!("The access token factory failed: {e}"));
                     self.lost(now, Some(error), Recovery::Policy);
@@ -1531,6 +1536,7 @@ impl Connection {
         }
         link.receive = None;
         let opened = link.opened;
+        let after_refresh = std::mem::take(&mut link.poll_after_refresh);
         match event {
             HttpEvent::Response { status: 200, body } => {
                 if !opened {
@@ -1548,7 +1554,7 @@ impl Connection {
                 self.lost(now, None, Recovery::Policy);
             }
             HttpEvent::Response { status: 401, .. }
-                if opened && self.config.has_access_token_factory =>
+                if opened && self.config.has_access_token_factory && !after_refresh =>
             {
                 self.fetch_token(TokenFor::RetryPoll);
             }

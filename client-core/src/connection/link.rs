@@ -23,6 +23,8 @@ pub(super) struct Link {
     pub sse: SseParser,
     /// Long-poll cache-buster counter.
     pub polls: u64,
+    /// The poll in flight was sent with a token fetched after a 401 (a second 401 is final).
+    pub poll_after_refresh: bool,
     /// Bytes waiting for the next POST (SSE and long polling).
     pub post_queue: Vec<u8>,
     /// Operations whose bytes are in `post_queue`.
@@ -49,6 +51,7 @@ impl Link {
             receive: None,
             sse: SseParser::with_max_event_size(max_message.saturating_add(64)),
             polls: 0,
+            poll_after_refresh: false,
             post_queue: Vec::new(),
             post_ops: Vec::new(),
             post_in_flight: None,
