@@ -35,6 +35,8 @@ pub(crate) fn router(shared: App) -> Router {
     Router::new()
         .route("/hubs/{hub}/negotiate", any(negotiate))
         .route("/hubs/{hub}", any(connect))
+        // A base URL ending in `/` (`/hubs/chat/` gives `/hubs/chat/negotiate`), as ASP.NET routes.
+        .route("/hubs/{hub}/", any(connect))
         .route("/admin/connections", any(admin_connections))
         .route("/admin/connections/{id}/{action}", post(admin_connection))
         .route("/admin/faults/{action}", post(admin_faults))
