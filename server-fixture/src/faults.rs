@@ -92,19 +92,21 @@ impl Default for ConnectionFaults {
 
 impl ConnectionFaults {
     /// Called before a message goes out; `true` when the transport must drop after it.
+    /// Fires once: the counter then stays at 0 (disarmed) until `drop_after` is called again, so
+    /// a stateful connection's next socket is not dropped as well.
     pub(crate) fn count_message(&self) -> bool {
-        let left = self.drop_after.load(Ordering::SeqCst);
-        if left < 0 {
-            return false;
-        }
-        self.drop_after.fetch_sub(1, Ordering::SeqCst) <= 1
+        self.drop_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left > 0).then_some(left - 1)
+            })
+            .is_ok_and(|left| left == 1)
     }
 
     pub(crate) fn pings_stopped(&self) -> bool {
         self.pings_stopped.load(Ordering::SeqCst)
     }
 
-    /// Drops the transport after `n` more outgoing messages.
+    /// Drops the transport once `n` more outgoing messages have gone out (0 disarms).
     pub fn drop_after(&self, n: u64) {
         self.drop_after
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::SeqCst);

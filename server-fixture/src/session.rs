@@ -602,8 +602,19 @@ impl Session {
             }
         }
         if self.conn.faults.count_message() {
-            tracing::debug!(connection = %self.conn.id, "fault: dropping the transport");
-            self.conn.drop_transport();
+            // The n-th message must reach the client first: wait until the transport took it
+            // from the queue (bounded), give it a moment to write it, then drop.
+            let conn = self.conn.clone();
+            let out = out.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while out.capacity() < out.max_capacity() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tracing::debug!(connection = %conn.id, "fault: dropping the transport");
+                conn.drop_transport();
+            });
         }
     }
 
