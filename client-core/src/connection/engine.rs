@@ -310,9 +310,7 @@ impl Connection {
             stream_ids: (!stream_ids.is_empty()).then_some(stream_ids),
             headers: Default::default(),
         });
-        let op = self.new_op();
-        self.write(now, &message, Some(op))?;
-        Ok(op)
+        self.queue(now, &message)
     }
 
     /// Cancels a stream: sends CancelInvocation and ignores its later items.
@@ -348,9 +346,7 @@ impl Connection {
             item,
             headers: Default::default(),
         });
-        let op = self.new_op();
-        self.write(now, &message, Some(op))?;
-        Ok(op)
+        self.queue(now, &message)
     }
 
     /// Ends an upload stream, with an error text if it failed. Returns the operation id.
@@ -366,9 +362,7 @@ impl Connection {
             result: error.map_or(CompletionResult::Void, CompletionResult::Error),
             headers: Default::default(),
         });
-        let op = self.new_op();
-        self.write(now, &message, Some(op))?;
-        Ok(op)
+        self.queue(now, &message)
     }
 
     /// Answers a server invocation that expects a result.
@@ -635,6 +629,13 @@ impl Connection {
         let id = RequestId(self.next_request);
         self.requests.insert(id, request);
         id
+    }
+
+    /// Writes a user's message under a new operation id (reported in [`Event::Written`]).
+    fn queue(&mut self, now: Instant, message: &HubMessage) -> Result<u64, Error> {
+        let op = self.new_op();
+        self.write(now, message, Some(op))?;
+        Ok(op)
     }
 
     fn ensure_connected(&self) -> Result<(), Error> {
