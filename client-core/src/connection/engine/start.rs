@@ -1,0 +1,372 @@
+//! Starting: negotiate with redirects and tokens, the walk over the server's transports,
+//! opening a transport, the handshake.
+
+use super::*;
+use crate::connection::link::Link;
+use crate::connection::{Event, HttpEvent, HttpMethod, HttpRequest, RequestId, State, Transmit};
+use crate::negotiate::{self, NegotiateResponse, MAX_REDIRECTS};
+use crate::protocol::{HandshakeRequest, HandshakeResponse, HubMessage, TransferFormat};
+use crate::stateful::MessageBuffer;
+use crate::transport::TransportKind;
+use crate::{Error, Instant};
+use bytes::Bytes;
+
+impl Connection {
+    pub(super) fn begin_attempt(&mut self, now: Instant) {
+        self.attempt = Some(Attempt {
+            url: self.config.url.clone(),
+            redirects: 0,
+            pinned_token: None,
+            transports: None,
+            next_transport: 0,
+            pending_kind: None,
+            negotiated: None,
+            failures: Vec::new(),
+            step: Step::Transport,
+        });
+        if self.config.skip_negotiation {
+            if self.config.transports != crate::TransportSet::only(TransportKind::WebSockets) {
+                let text = negotiate::SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS.into();
+                self.fail_attempt(now, Error::Usage(text));
+                return;
+            }
+            let url = negotiate::websocket_url(&self.config.url);
+            self.open_transport(TransportKind::WebSockets, url);
+        } else {
+            self.negotiate(now);
+        }
+    }
+
+    pub(super) fn negotiate(&mut self, now: Instant) {
+        let pinned = self
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.pinned_token.is_some());
+        if self.config.has_access_token_factory && !pinned {
+            if let Some(attempt) = self.attempt.as_mut() {
+                attempt.step = Step::Token;
+            }
+            self.fetch_token(TokenFor::Negotiate);
+        } else {
+            self.send_negotiate(now);
+        }
+    }
+
+    pub(super) fn fetch_token(&mut self, purpose: TokenFor) {
+        if self.token_waiters.is_empty() {
+            self.transmits.push_back(Transmit::FetchAccessToken);
+        }
+        self.token_waiters.push(purpose);
+    }
+
+    pub(super) fn send_negotiate(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.as_ref() else {
+            return;
+        };
+        let url = match negotiate::negotiate_url(&attempt.url, self.stateful_requested) {
+            Ok(url) => url,
+            Err(e) => {
+                let text = format!("Cannot resolve '{}': {e}.", attempt.url);
+                self.fail_attempt(now, Error::Usage(text));
+                return;
+            }
+        };
+        let headers = self.http_headers();
+        let id = self.new_request(Request::Negotiate);
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.step = Step::Negotiate(id);
+        }
+        self.transmits.push_back(Transmit::Http(HttpRequest {
+            id,
+            method: HttpMethod::Post,
+            url,
+            headers,
+            body: Bytes::new(),
+            timeout: Some(self.config.http_timeout),
+            streaming: false,
+        }));
+    }
+
+    pub(super) fn on_negotiate(&mut self, now: Instant, id: RequestId, event: HttpEvent) {
+        if self.attempt.as_ref().map(|a| &a.step) != Some(&Step::Negotiate(id)) {
+            return;
+        }
+        let failed = |text: String| Error::Connect(negotiate::negotiation_failed_message(&text));
+        let body = match event {
+            HttpEvent::Response { status: 200, body } => body,
+            HttpEvent::Response { status, .. } => {
+                let text = negotiate::unexpected_status_message(status);
+                return self.fail_attempt(now, failed(text));
+            }
+            HttpEvent::Failed { message, .. } => return self.fail_attempt(now, failed(message)),
+            _ => return,
+        };
+        let response = match NegotiateResponse::parse(&body) {
+            Ok(response) => response,
+            Err(e) => return self.fail_attempt(now, Error::from(e)),
+        };
+        match response {
+            NegotiateResponse::Error(text) => self.fail_attempt(now, Error::Server(text)),
+            NegotiateResponse::Redirect { url, access_token } => {
+                let Some(attempt) = self.attempt.as_mut() else {
+                    return;
+                };
+                attempt.redirects += 1;
+                if attempt.redirects >= MAX_REDIRECTS {
+                    let text = negotiate::REDIRECT_LIMIT_EXCEEDED.into();
+                    return self.fail_attempt(now, Error::Connect(text));
+                }
+                attempt.url = url;
+                if access_token.is_some() {
+                    attempt.pinned_token = access_token;
+                }
+                self.negotiate(now);
+            }
+            NegotiateResponse::Connection(connection) => {
+                if connection.use_stateful_reconnect && !self.stateful_requested {
+                    let text = negotiate::UNREQUESTED_STATEFUL_RECONNECT.into();
+                    return self.fail_attempt(now, Error::Connect(text));
+                }
+                let Some(attempt) = self.attempt.as_mut() else {
+                    return;
+                };
+                if attempt.transports.is_none() {
+                    attempt.transports = Some(connection.available_transports.clone());
+                }
+                attempt.negotiated = Some(connection);
+                match attempt.pending_kind.take() {
+                    Some(kind) => self.open_negotiated(kind),
+                    None => self.try_next_transport(now),
+                }
+            }
+        }
+    }
+
+    /// Walks the server's transports in order from where the last try stopped.
+    pub(super) fn try_next_transport(&mut self, now: Instant) {
+        let format = self.config.protocol.transfer_format();
+        loop {
+            let Some(attempt) = self.attempt.as_mut() else {
+                return;
+            };
+            let transports = attempt.transports.as_deref().unwrap_or_default();
+            let Some(entry) = transports.get(attempt.next_transport) else {
+                let text = negotiate::unable_to_connect_message(&attempt.failures);
+                return self.fail_attempt(now, Error::Connect(text));
+            };
+            attempt.next_transport += 1;
+            let choice = negotiate::choose_transports(
+                std::slice::from_ref(entry),
+                self.config.transports,
+                format,
+            );
+            let Some(&kind) = choice.candidates.first() else {
+                attempt
+                    .failures
+                    .extend(choice.skipped.iter().map(|s| s.failure_text()));
+                continue;
+            };
+            if attempt.negotiated.is_some() {
+                return self.open_negotiated(kind);
+            }
+            // The previous connection token was used up by a failed transport.
+            attempt.pending_kind = Some(kind);
+            return self.negotiate(now);
+        }
+    }
+
+    pub(super) fn open_negotiated(&mut self, kind: TransportKind) {
+        let Some(attempt) = self.attempt.as_ref() else {
+            return;
+        };
+        let Some(negotiated) = attempt.negotiated.as_ref() else {
+            return;
+        };
+        let url = negotiate::connect_url(&attempt.url, &negotiated.connection_token);
+        self.open_transport(kind, url);
+    }
+
+    pub(super) fn open_transport(&mut self, kind: TransportKind, url: String) {
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.step = Step::Transport;
+        }
+        let mut link = Link::new(
+            kind,
+            url.clone(),
+            self.config.protocol,
+            self.config.max_message_size,
+        );
+        let token = self.current_token();
+        let token_in_query = self.config.access_token_in_query;
+        let in_query = |url: String| match (&token, token_in_query) {
+            (Some(token), true) => negotiate::with_access_token(&url, token),
+            _ => url,
+        };
+        let side_headers = if self.config.headers_on_websocket {
+            self.http_headers()
+        } else {
+            Vec::new()
+        };
+        match kind {
+            TransportKind::WebSockets => {
+                let ws_url = in_query(negotiate::websocket_url(&url));
+                link.ws_target = Some((ws_url.clone(), side_headers.clone()));
+                self.link = Some(link);
+                self.transmits.push_back(Transmit::OpenWebSocket {
+                    url: ws_url,
+                    headers: side_headers,
+                });
+            }
+            TransportKind::ServerSentEvents => {
+                let mut headers = side_headers;
+                headers.push(("Accept".into(), "text/event-stream".into()));
+                let id = self.new_request(Request::Sse);
+                link.receive = Some(id);
+                self.link = Some(link);
+                self.transmits.push_back(Transmit::Http(HttpRequest {
+                    id,
+                    method: HttpMethod::Get,
+                    url: in_query(url),
+                    headers,
+                    body: Bytes::new(),
+                    timeout: None,
+                    streaming: true,
+                }));
+            }
+            TransportKind::LongPolling => {
+                self.link = Some(link);
+                self.send_poll();
+            }
+        }
+    }
+
+    /// The transport is open: send the handshake.
+    pub(super) fn transport_opened(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        attempt.step = Step::Handshake;
+        let stateful = attempt
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.use_stateful_reconnect);
+        let kind = self.link.as_ref().map(|l| l.kind);
+        let version = if stateful && kind == Some(TransportKind::WebSockets) {
+            2
+        } else {
+            1
+        };
+        let mut bytes = Vec::new();
+        HandshakeRequest {
+            protocol: self.config.protocol.name().into(),
+            version,
+        }
+        .encode(&mut bytes);
+        self.write_raw(Bytes::from(bytes), TransferFormat::Text, None);
+        self.timers.server = Some(now + self.config.server_timeout);
+    }
+
+    /// The transport did not open: try the next one (after a fresh negotiate).
+    pub(super) fn transport_failed(&mut self, now: Instant, message: String) {
+        self.drop_link();
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        if self.config.skip_negotiation {
+            return self.fail_attempt(now, Error::Connect(message));
+        }
+        let kind = attempt.step == Step::Transport;
+        let name = attempt
+            .transports
+            .as_deref()
+            .and_then(|t| t.get(attempt.next_transport.wrapping_sub(1)))
+            .map(|t| t.transport.clone())
+            .unwrap_or_default();
+        if !kind {
+            return self.fail_attempt(now, Error::Transport(message));
+        }
+        tracing::debug!(
+            "{}",
+            negotiate::failed_to_start_transport_message(&name, &message)
+        );
+        attempt
+            .failures
+            .push(negotiate::transport_failed_message(&name, &message));
+        attempt.negotiated = None;
+        self.try_next_transport(now);
+    }
+
+    pub(super) fn on_handshake_response(&mut self, now: Instant, record: &[u8]) -> bool {
+        match HandshakeResponse::parse(record) {
+            Err(e) => {
+                self.fail_attempt(now, Error::Protocol(e));
+                false
+            }
+            Ok(HandshakeResponse { error: Some(error) }) => {
+                let text = format!("Server returned handshake error: {error}");
+                self.fail_attempt(now, Error::Server(text));
+                false
+            }
+            Ok(HandshakeResponse { error: None }) => {
+                self.connected(now);
+                true
+            }
+        }
+    }
+
+    /// The handshake succeeded.
+    pub(super) fn connected(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.take() else {
+            return;
+        };
+        let negotiated = attempt.negotiated;
+        self.connection_id = negotiated.as_ref().map(|n| n.connection_id.clone());
+        let kind = self.link.as_ref().map(|l| l.kind);
+        let stateful = negotiated
+            .as_ref()
+            .is_some_and(|n| n.use_stateful_reconnect)
+            && kind == Some(TransportKind::WebSockets);
+        self.stateful =
+            stateful.then(|| MessageBuffer::new(self.config.stateful_reconnect_buffer_size));
+        let inherent = self.link.as_ref().is_some_and(|l| l.inherent_keep_alive());
+        self.timers.server = (!inherent).then(|| now + self.config.server_timeout);
+        self.set_state(State::Connected);
+        let connection_id = self.connection_id.clone();
+        if self.reconnect.take().is_some() {
+            self.events.push_back(Event::Reconnected { connection_id });
+        } else {
+            self.events.push_back(Event::Started { connection_id });
+        }
+        if !inherent {
+            let _ = self.write(now, &HubMessage::Ping, None);
+        }
+    }
+
+    /// A start or reconnect attempt failed.
+    pub(super) fn fail_attempt(&mut self, now: Instant, error: Error) {
+        self.abandon_attempt();
+        match self.state {
+            State::Connecting => {
+                self.timers.server = None;
+                self.set_state(State::Disconnected);
+                self.events.push_back(Event::StartFailed(error));
+            }
+            State::Reconnecting => self.schedule_retry(now, error),
+            _ => {}
+        }
+    }
+
+    /// Forgets the attempt in progress and whatever it had open.
+    pub(super) fn abandon_attempt(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            if let Step::Negotiate(id) = attempt.step {
+                if self.requests.remove(&id).is_some() {
+                    self.transmits.push_back(Transmit::AbortHttp(id));
+                }
+            }
+        }
+        self.token_waiters
+            .retain(|w| !matches!(w, TokenFor::Negotiate));
+        self.close_link();
+    }
+}

@@ -1,0 +1,311 @@
+//! Smoke tests of the engine on its own; the scenario suites are in `client-core/tests/`.
+
+use super::*;
+use crate::connection::HttpMethod;
+use crate::protocol::Protocol;
+
+fn drain(conn: &mut Connection) -> (Vec<Transmit>, Vec<Event>) {
+    let mut t = Vec::new();
+    while let Some(x) = conn.poll_transmit() {
+        t.push(x);
+    }
+    let mut e = Vec::new();
+    while let Some(x) = conn.poll_event() {
+        e.push(x);
+    }
+    (t, e)
+}
+
+const NEGOTIATE: &[u8] = br#"{"connectionId":"c1","connectionToken":"t1","negotiateVersion":1,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#;
+
+#[test]
+fn starts_over_websockets_and_completes_an_invocation() {
+    let t0 = Instant::now();
+    let mut conn = Connection::new(Config::new("http://h/hubs/test"));
+    conn.start(t0).unwrap();
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(req) = &t[0] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(req.url, "http://h/hubs/test/negotiate?negotiateVersion=1");
+    conn.handle_http(
+        t0,
+        req.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::from_static(NEGOTIATE),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    assert_eq!(
+        t,
+        vec![Transmit::OpenWebSocket {
+            url: "ws://h/hubs/test?id=t1".into(),
+            headers: vec![]
+        }]
+    );
+    conn.handle_websocket(t0, WebSocketEvent::Opened);
+    let (t, _) = drain(&mut conn);
+    assert!(
+        matches!(&t[0], Transmit::WebSocketSend { data, .. } if &data[..] == b"{\"protocol\":\"json\",\"version\":1}\x1e")
+    );
+    conn.handle_websocket(t0, WebSocketEvent::Message(Bytes::from_static(b"{}\x1e")));
+    let (t, e) = drain(&mut conn);
+    assert_eq!(conn.state(), State::Connected);
+    assert!(
+        e.contains(&Event::Started {
+            connection_id: Some("c1".into())
+        }),
+        "{e:?}"
+    );
+    assert!(
+        matches!(&t[0], Transmit::WebSocketSend { data, .. } if &data[..] == b"{\"type\":6}\x1e")
+    );
+    let arg = RawValue::encode(Protocol::Json, &1).unwrap();
+    let (id, _) = conn.invoke(t0, "Echo", vec![arg], vec![]).unwrap();
+    assert_eq!(id, "0");
+    conn.handle_websocket(
+        t0,
+        WebSocketEvent::Message(Bytes::from_static(
+            b"{\"type\":3,\"invocationId\":\"0\",\"result\":1}\x1e",
+        )),
+    );
+    let (_, e) = drain(&mut conn);
+    assert!(
+        matches!(
+            &e[..],
+            [
+                Event::Written { .. },
+                Event::InvocationCompleted {
+                    result: Ok(Some(_)),
+                    ..
+                }
+            ]
+        ),
+        "{e:?}"
+    );
+    conn.stop(t0);
+    let (t, e) = drain(&mut conn);
+    assert_eq!(conn.state(), State::Disconnected);
+    assert!(t.contains(&Transmit::CloseWebSocket));
+    assert_eq!(e.last(), Some(&Event::Closed(None)));
+}
+
+fn connect_ws(config: Config, negotiate: &[u8], t0: Instant) -> Connection {
+    let mut conn = Connection::new(config);
+    conn.start(t0).unwrap();
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(req) = &t[0] else {
+        panic!("{t:?}")
+    };
+    let body = Bytes::copy_from_slice(negotiate);
+    conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+    conn.handle_websocket(t0, WebSocketEvent::Opened);
+    conn.handle_websocket(t0, WebSocketEvent::Message(Bytes::from_static(b"{}\x1e")));
+    drain(&mut conn);
+    assert_eq!(conn.state(), State::Connected);
+    conn
+}
+
+#[test]
+fn a_stateful_websocket_reattaches_and_replays_without_state_events() {
+    let t0 = Instant::now();
+    let mut config = Config::new("http://h/hubs/test");
+    config.stateful_reconnect = true;
+    let negotiate = br#"{"connectionId":"c1","connectionToken":"t1","negotiateVersion":1,"useStatefulReconnect":true,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#;
+    let mut conn = connect_ws(config, negotiate, t0);
+    conn.send(t0, "A", vec![]).unwrap();
+    drain(&mut conn);
+    conn.handle_websocket(
+        t0,
+        WebSocketEvent::Closed {
+            code: Some(1006),
+            reason: String::new(),
+        },
+    );
+    let (t, e) = drain(&mut conn);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(
+        t,
+        vec![Transmit::OpenWebSocket {
+            url: "ws://h/hubs/test?id=t1".into(),
+            headers: vec![]
+        }]
+    );
+    conn.send(t0, "B", vec![]).unwrap();
+    conn.handle_websocket(t0, WebSocketEvent::Opened);
+    let (t, _) = drain(&mut conn);
+    let sent: Vec<&[u8]> = t
+        .iter()
+        .map(|t| match t {
+            Transmit::WebSocketSend { data, .. } => &data[..],
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            &b"{\"type\":9,\"sequenceId\":1}\x1e"[..],
+            &b"{\"type\":1,\"target\":\"A\",\"arguments\":[]}\x1e"[..],
+            &b"{\"type\":1,\"target\":\"B\",\"arguments\":[]}\x1e"[..],
+        ]
+    );
+    assert_eq!(conn.state(), State::Connected);
+}
+
+#[test]
+fn long_polling_opens_with_the_first_poll_and_posts_the_handshake() {
+    let t0 = Instant::now();
+    let mut config = Config::new("http://h/hubs/test");
+    config.transports = crate::TransportSet::only(TransportKind::LongPolling);
+    let mut conn = Connection::new(config);
+    conn.start(t0).unwrap();
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(req) = &t[0] else { panic!() };
+    let body = Bytes::from_static(br#"{"connectionId":"c1","availableTransports":[{"transport":"LongPolling","transferFormats":["Text"]}]}"#);
+    conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(poll) = &t[0] else {
+        panic!()
+    };
+    assert_eq!(poll.url, "http://h/hubs/test?id=c1&_=1");
+    conn.handle_http(
+        t0,
+        poll.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(post), Transmit::Http(poll2)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(post.method, HttpMethod::Post);
+    assert_eq!(&post.body[..], b"{\"protocol\":\"json\",\"version\":1}\x1e");
+    conn.handle_http(
+        t0,
+        post.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let body =
+        Bytes::from_static(b"{}\x1e{\"type\":1,\"target\":\"Welcome\",\"arguments\":[\"c1\"]}\x1e");
+    conn.handle_http(t0, poll2.id, HttpEvent::Response { status: 200, body });
+    let (t, e) = drain(&mut conn);
+    assert!(
+        matches!(
+            &e[..],
+            [
+                Event::StateChanged { .. },
+                Event::Started { .. },
+                Event::Invocation { .. }
+            ]
+        ),
+        "{e:?}"
+    );
+    assert!(
+        matches!(&t[..], [Transmit::Http(p)] if p.method == HttpMethod::Get),
+        "no ping over long polling: {t:?}"
+    );
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+#[test]
+fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
+    let t0 = Instant::now();
+    let mut config = Config::new("http://h/hubs/test");
+    config.transports = crate::TransportSet::only(TransportKind::LongPolling);
+    let mut conn = Connection::new(config);
+    conn.start(t0).unwrap();
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(req) = &t[0] else { panic!() };
+    let body = Bytes::from_static(br#"{"connectionId":"c1","availableTransports":[{"transport":"LongPolling","transferFormats":["Text"]}]}"#);
+    conn.handle_http(t0, req.id, HttpEvent::Response { status: 200, body });
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(poll) = &t[0] else {
+        panic!()
+    };
+    conn.handle_http(
+        t0,
+        poll.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(handshake), Transmit::Http(poll)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    conn.handle_http(
+        t0,
+        handshake.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    conn.handle_http(
+        t0,
+        poll.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::from_static(b"{}\x1e"),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(_poll)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    conn.send(t0, "A", vec![]).unwrap();
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(post)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    conn.stop(t0);
+    assert_eq!(conn.state(), State::Disconnecting);
+    assert!(
+        drain(&mut conn).0.is_empty(),
+        "the Close waits for the POST in flight"
+    );
+    conn.handle_http(
+        t0,
+        post.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(close)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(&close.body[..], b"{\"type\":7}\x1e");
+    conn.handle_http(
+        t0,
+        close.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::AbortHttp(_), Transmit::Http(delete)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(delete.method, HttpMethod::Delete);
+    conn.handle_http(
+        t0,
+        delete.id,
+        HttpEvent::Response {
+            status: 202,
+            body: Bytes::new(),
+        },
+    );
+    let (_, e) = drain(&mut conn);
+    assert_eq!(e.last(), Some(&Event::Closed(None)));
+    assert_eq!(conn.state(), State::Disconnected);
+}
