@@ -463,14 +463,17 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
     let deadline = tokio::time::Instant::now() + shared.config.long_poll_timeout;
     let first = loop {
         tokio::select! {
-            frame = rx.recv() => break frame,
-            _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
+            // A dropped transport ends the session too, which queues its end: the drop must
+            // win, or the poll would answer 204 and the client would see a clean close.
+            biased;
             _ = &mut kill => {
                 if superseded() {
                     return no_cache(StatusCode::NO_CONTENT, Bytes::new());
                 }
                 return aborted_response();
             }
+            frame = rx.recv() => break frame,
+            _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
             _ = conn.poll_cancel.notified() => {
                 if superseded() {
                     return no_cache(StatusCode::NO_CONTENT, Bytes::new());

@@ -522,6 +522,9 @@ impl Session {
                 let streams = self.streams.clone();
                 let detailed = self.shared.config.detailed_errors;
                 let key = invocation_id.clone();
+                // Registered under the lock before the task can end: a stream that finishes at
+                // once must still find its entry, or its Completion would never be sent.
+                let mut registered = self.streams.lock().unwrap();
                 let task = tokio::spawn(async move {
                     let outcome = f(ctx, invocation.arguments, sender).await;
                     // Only the task that still owns its entry completes (a cancel completed it).
@@ -541,10 +544,7 @@ impl Session {
                         let _ = conn.commands.send(Command::Message(done)).await;
                     }
                 });
-                self.streams
-                    .lock()
-                    .unwrap()
-                    .insert(invocation_id, task.abort_handle());
+                registered.insert(invocation_id, task.abort_handle());
             }
             Some(method) => {
                 let _ = self.dispatcher.send(Job {

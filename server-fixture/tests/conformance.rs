@@ -1101,3 +1101,33 @@ async fn item_89_the_server_drops_replayed_duplicates_after_a_reattach() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_70_every_stream_ends_with_one_completion_even_one_that_finishes_at_once() {
+    let server = fixture(Config::default()).await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    const STREAMS: usize = 1000;
+    for i in 0..STREAMS {
+        let (count, delay) = (peer.arg(i % 2), peer.arg(0));
+        peer.send(HubMessage::StreamInvocation(Invocation {
+            invocation_id: Some(i.to_string()),
+            target: "Counter".into(),
+            arguments: vec![count, delay],
+            stream_ids: None,
+            headers: Default::default(),
+        }))
+        .await;
+    }
+    let mut completed = std::collections::HashSet::new();
+    while completed.len() < STREAMS {
+        match peer.next().await.expect("a Completion for every stream") {
+            HubMessage::StreamItem(_) => {}
+            HubMessage::Completion(c) => {
+                assert_eq!(c.result, CompletionResult::Void);
+                assert!(completed.insert(c.invocation_id), "one Completion each");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
