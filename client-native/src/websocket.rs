@@ -100,25 +100,31 @@ async fn run(
         .write_buffer_size(0)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size));
-    let stream =
-        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
-            Ok((stream, _response)) => stream,
-            Err(WsError::Http(response)) => {
-                let status = response.status();
-                let message = format!(
-                    "WebSocket failed to connect: the server answered the upgrade with {status}"
-                );
-                let _ = io
-                    .send(report(failed(Some(status.as_u16()), message)))
-                    .await;
-                return;
-            }
-            Err(e) => {
-                let message = format!("WebSocket failed to connect: {e}");
-                let _ = io.send(report(failed(None, message))).await;
-                return;
-            }
-        };
+    // The handshake's state is large (TLS included) and needed only once: on the heap while it
+    // runs, so that the task of an open socket keeps only what reading and writing need.
+    let connecting = Box::pin(tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(config),
+        true,
+    ));
+    let stream = match connecting.await {
+        Ok((stream, _response)) => stream,
+        Err(WsError::Http(response)) => {
+            let status = response.status();
+            let message = format!(
+                "WebSocket failed to connect: the server answered the upgrade with {status}"
+            );
+            let _ = io
+                .send(report(failed(Some(status.as_u16()), message)))
+                .await;
+            return;
+        }
+        Err(e) => {
+            let message = format!("WebSocket failed to connect: {e}");
+            let _ = io.send(report(failed(None, message))).await;
+            return;
+        }
+    };
     if io.send(report(WebSocketEvent::Opened)).await.is_err() {
         return;
     }
