@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # scripts/test.sh — set up what the tests need (idempotently) and run every test of Talkback.
 #
-# Steps, in order: setup (rustfmt/clippy components, the wasm32 target, npm ci), cargo fmt --check,
-# cargo clippy -D warnings, cargo test (nextest when installed, plus doc tests), cargo check of
-# talkback-core for wasm32-unknown-unknown, the interop suite (the official JavaScript client
-# against the fixture). Every step runs even when an earlier one failed (set FAIL_FAST=1 to stop
+# Steps, in order: setup (rustfmt/clippy components, the wasm32 target, headless Chromium and
+# wasm-bindgen-test-runner, npm ci), cargo fmt --check, cargo clippy -D warnings, cargo test
+# (nextest when installed, plus doc tests), talkback-core's tests built for wasm32-unknown-unknown
+# and run in headless Chromium, the interop suite (the official JavaScript client against the
+# fixture). Every step runs even when an earlier one failed (set FAIL_FAST=1 to stop
 # at the first failure); the script ends with a summary and exits non-zero if any step failed.
 #
 # Environment:
 #   FAIL_FAST=1            stop after the first failing step
 #   TEST_RUNNER=auto|nextest|cargo   (default auto: nextest if installed, else cargo test)
-#   SKIP_WASM=1            skip the wasm32 check (reported as skipped)
+#   SKIP_WASM=1            skip the wasm32 setup and browser tests (reported as skipped)
 #   SKIP_INTEROP=1         skip the interop suite (reported as skipped)
-#   WASM_TOOLCHAIN_MODE    see scripts/wasm-setup.sh
+#   WASM_TOOLCHAIN_MODE    see scripts/wasm-setup.sh (scripts/browser-setup.sh installs Chromium)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -94,6 +95,7 @@ setup_rust() {
 setup_wasm() {
   rm -f "$WASM_ENV_FILE"
   scripts/wasm-setup.sh
+  scripts/browser-setup.sh
 }
 
 setup_node() {
@@ -129,12 +131,13 @@ run_tests() {
   fi
 }
 
-wasm_check() {
+wasm_tests() {
   if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
   local tc
   tc="$(sed -n 's/^WASM_RUSTUP_TOOLCHAIN=//p' "$WASM_ENV_FILE")"
-  echo "toolchain: $tc"
-  RUSTUP_TOOLCHAIN="$tc" cargo check -p talkback-core --target wasm32-unknown-unknown
+  echo "toolchain: $tc; runner: wasm-bindgen-test-runner (.cargo/config.toml) in headless Chromium"
+  RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-core --lib --tests --target wasm32-unknown-unknown -- -D warnings
+  RUSTUP_TOOLCHAIN="$tc" cargo test -p talkback-core --target wasm32-unknown-unknown
 }
 
 interop() {
@@ -145,15 +148,16 @@ interop() {
 }
 
 step "setup: Rust components (rustfmt, clippy)" setup_rust
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target" "SKIP_WASM=1"; else step "setup: wasm32 target" setup_wasm; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" "SKIP_WASM=1"
+else step "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" setup_wasm; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "setup: Node packages (npm ci)" "SKIP_INTEROP=1"; else step "setup: Node packages (npm ci)" setup_node; fi
 
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets --all-features -- -D warnings" \
   cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test --workspace --all-features" run_tests
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "cargo check -p talkback-core --target wasm32-unknown-unknown" "SKIP_WASM=1"
-else step "cargo check -p talkback-core --target wasm32-unknown-unknown" wasm_check; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromium (wasm32)" "SKIP_WASM=1"
+else step "talkback-core tests in headless Chromium (wasm32)" wasm_tests; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
 else step "interop: official JavaScript client against the fixture" interop; fi
 

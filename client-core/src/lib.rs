@@ -30,3 +30,7 @@ pub use protocol::{HubMessage, Protocol, RawValue, TransferFormat};
 pub use reconnect::{ReconnectPolicy, RetryContext};
 pub use transport::{TransportKind, TransportSet};
 pub use web_time::{Duration, Instant};
+
+// The unit tests also run in headless Chromium (`cargo test --target wasm32-unknown-unknown`).
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -151,6 +151,8 @@ impl MessageBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn acks_free_the_buffer_and_release_backpressure() {

@@ -1,5 +1,10 @@
 //! The wire format against the byte vectors of `protocol.md` 2.1–2.4, in both directions.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use talkback_core::protocol::{
     decode_arguments, CancelInvocation, Close, Completion, CompletionResult, Decoded,
     HandshakeRequest, HandshakeResponse, HubMessage, Invocation, Protocol, ProtocolError, RawValue,

@@ -1,5 +1,10 @@
 //! Property tests of the wire format: round trips, arbitrary cuts, arbitrary bytes.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use proptest::prelude::*;
 use talkback_core::protocol::{
     decode_arguments, encode_arguments, CancelInvocation, Close, Completion, CompletionResult,

@@ -2,6 +2,11 @@
 //! keep-alive and server timeout, the state machine and stop (checklist items named in each
 //! test).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 mod peer;
 
 use bytes::Bytes;

@@ -1,6 +1,11 @@
 //! Scenario tests of the engine over the HTTP transports, automatic reconnect in virtual time
 //! and stateful reconnect (checklist items named in each test).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 mod peer;
 
 use bytes::Bytes;

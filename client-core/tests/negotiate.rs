@@ -1,5 +1,10 @@
 //! Negotiate URL, response parsing and transport selection (`protocol.md` 1.1 to 1.4).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use proptest::prelude::*;
 use talkback_core::negotiate::*;
 use talkback_core::{TransferFormat, TransportKind, TransportSet};

@@ -1,5 +1,10 @@
 //! Reconnect policies (`protocol.md` 3.2, checklist item 61).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use talkback_core::reconnect::*;
 use talkback_core::{Duration, ReconnectPolicy, RetryContext};
 

@@ -1,5 +1,10 @@
 //! The Server-Sent Events parser and formatter (`protocol.md` 1.6).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use proptest::prelude::*;
 use talkback_core::sse::{format_event, SseError, SseParser};
 

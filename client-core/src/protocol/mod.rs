@@ -250,6 +250,8 @@ impl Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn decode_all(protocol: Protocol, bytes: &[u8]) -> Vec<Decoded> {
         let mut framer = protocol.framer(DEFAULT_MAX_MESSAGE_SIZE);

@@ -1,5 +1,8 @@
 //! Smoke tests of the engine on its own; the scenario suites are in `client-core/tests/`.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use crate::connection::HttpMethod;
 use crate::protocol::Protocol;
