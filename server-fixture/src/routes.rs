@@ -289,12 +289,14 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
     loop {
         tokio::select! {
             message = socket.recv() => match message {
+                // Once the session has ended its receiver is gone and what arrives is dropped;
+                // the loop goes on until the session's last frames (its Close) are sent.
                 Some(Ok(Message::Text(text))) => {
                     let bytes = Bytes::copy_from_slice(text.as_bytes());
-                    if conn.pipe.inbound.send(Inbound::Data(bytes)).await.is_err() { break; }
+                    let _ = conn.pipe.inbound.send(Inbound::Data(bytes)).await;
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    if conn.pipe.inbound.send(Inbound::Data(bytes)).await.is_err() { break; }
+                    let _ = conn.pipe.inbound.send(Inbound::Data(bytes)).await;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -318,7 +320,9 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
                 Some(Outbound::End) | None => {
                     ended = true;
                     let close = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
-                    let _ = socket.send(Message::Close(Some(close))).await;
+                    if socket.send(Message::Close(Some(close))).await.is_ok() {
+                        linger(&mut socket).await;
+                    }
                     break;
                 }
             },
@@ -334,6 +338,24 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
     if !ended {
         let _ = conn.pipe.inbound.send(Inbound::Closed).await;
     }
+}
+
+/// How long a closing WebSocket waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// After our close frame, reads and drops what the client still sends until its own close
+/// frame (RFC 6455 7.1.1: the server closes the TCP connection after the handshake). Closing a
+/// socket with unread data makes the kernel answer with a reset, and a reset can discard the
+/// Close message still waiting in the client's receive buffer.
+async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------- Server-Sent Events

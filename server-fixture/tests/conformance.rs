@@ -1131,3 +1131,44 @@ async fn item_70_every_stream_ends_with_one_completion_even_one_that_finishes_at
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_65_a_close_message_reaches_the_client_even_while_it_keeps_sending() {
+    let server = fixture(Config::default()).await;
+    for round in 0..20 {
+        let (peer, _) = Peer::connect(&server, Protocol::Json).await;
+        let (mut sink, mut stream) = peer.ws.split();
+        // Pings keep arriving while the server ends the session: they must not cut off what
+        // the session still had to say, nor make the closing socket reset the connection.
+        let pinger = tokio::spawn(async move {
+            let close =
+                "{\"type\":1,\"target\":\"CloseWithMessage\",\"arguments\":[\"bye\",false]}\x1e";
+            let _ = sink.send(Message::text(close)).await;
+            loop {
+                for _ in 0..100 {
+                    if sink.feed(Message::text("{\"type\":6}\x1e")).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        // A client busy elsewhere reads late: the Close must still be there when it does.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut received = Vec::new();
+        while let Some(Ok(frame)) = within(stream.next()).await {
+            if let Message::Text(text) = frame {
+                received.extend_from_slice(text.as_bytes());
+            }
+        }
+        pinger.abort();
+        let text = String::from_utf8(received).unwrap();
+        assert!(
+            text.contains("{\"type\":7,\"error\":\"bye\"}\x1e"),
+            "round {round}: no Close message in {text:?}"
+        );
+    }
+    server.shutdown().await;
+}
