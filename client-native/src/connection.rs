@@ -1,7 +1,8 @@
 //! [`HubConnection`]: the async API over one connection's driver task.
 
 use crate::driver::{
-    self, Command, DriverSeed, Shared, TokenFactory, COMMAND_QUEUE, CONTROL_QUEUE, STREAM_BUFFER,
+    self, Command, CommandSender, DriverSeed, Shared, TokenFactory, COMMAND_QUEUE, CONTROL_QUEUE,
+    STREAM_BUFFER,
 };
 use crate::error::{Error, Result};
 use crate::handlers::{HandlerId, Registry};
@@ -33,8 +34,8 @@ pub struct HubConnection {
 }
 
 struct Inner {
-    commands: mpsc::Sender<Command>,
-    control: mpsc::Sender<Command>,
+    commands: CommandSender,
+    control: CommandSender,
     seed: Mutex<Option<DriverSeed>>,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
@@ -87,7 +88,7 @@ impl HubConnection {
     }
 
     /// The command queue, spawning the driver on the current runtime at the first use.
-    fn commands(&self) -> Result<&mpsc::Sender<Command>> {
+    fn commands(&self) -> Result<&CommandSender> {
         let mut seed = self.inner.seed.lock().unwrap_or_else(|e| e.into_inner());
         if seed.is_some() {
             if tokio::runtime::Handle::try_current().is_err() {
@@ -102,7 +103,10 @@ impl HubConnection {
 
     async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands()?.send(make(tx)).await.map_err(|_| gone())?;
+        self.commands()?
+            .send(Box::new(make(tx)))
+            .await
+            .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
@@ -112,7 +116,7 @@ impl HubConnection {
         self.commands()?;
         self.inner
             .control
-            .send(make(tx))
+            .send(Box::new(make(tx)))
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
@@ -368,12 +372,12 @@ impl HubConnection {
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, result) = oneshot::channel();
         self.commands()?
-            .send(Command::Invoke {
+            .send(Box::new(Command::Invoke {
                 target: method.to_string(),
                 arguments,
                 stream_ids: vec![stream_id.clone()],
                 reply,
-            })
+            }))
             .await
             .map_err(|_| gone())?;
         self.spawn_upload(stream_id, upload);
@@ -397,12 +401,12 @@ impl HubConnection {
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, written) = oneshot::channel();
         self.commands()?
-            .send(Command::Send {
+            .send(Box::new(Command::Send {
                 target: method.to_string(),
                 arguments,
                 stream_ids: vec![stream_id.clone()],
                 reply,
-            })
+            }))
             .await
             .map_err(|_| gone())?;
         self.spawn_upload(stream_id, upload);
@@ -451,11 +455,11 @@ impl HubConnection {
                     }
                 };
                 let (reply, written) = oneshot::channel();
-                let command = Command::UploadItem {
+                let command = Box::new(Command::UploadItem {
                     stream_id: stream_id.clone(),
                     item,
                     reply,
-                };
+                });
                 if commands.send(command).await.is_err() {
                     return;
                 }
@@ -469,7 +473,7 @@ impl HubConnection {
                 }
             }
             let _ = commands
-                .send(Command::UploadComplete { stream_id, error })
+                .send(Box::new(Command::UploadComplete { stream_id, error }))
                 .await;
         });
     }

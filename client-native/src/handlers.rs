@@ -263,13 +263,13 @@ async fn run_for_result(handlers: Vec<Handler>, arguments: Vec<RawValue>) -> Cli
 
 /// The dispatcher task: runs handlers and callbacks in order until the driver goes away.
 pub(crate) async fn run_dispatcher(
-    mut rx: mpsc::Receiver<Dispatch>,
+    mut rx: mpsc::Receiver<Box<Dispatch>>,
     registry: Arc<Registry>,
-    results: mpsc::Sender<(String, ClientResult)>,
+    results: mpsc::Sender<Box<(String, ClientResult)>>,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_CLIENT_RESULTS));
     while let Some(dispatch) = rx.recv().await {
-        match dispatch {
+        match *dispatch {
             Dispatch::Invocation {
                 target,
                 arguments,
@@ -287,7 +287,7 @@ pub(crate) async fn run_dispatcher(
                         let results = results.clone();
                         tokio::spawn(async move {
                             let outcome = run_for_result(handlers, arguments).await;
-                            let _ = results.send((id, outcome)).await;
+                            let _ = results.send(Box::new((id, outcome))).await;
                             drop(permit);
                         });
                     }
@@ -491,22 +491,22 @@ mod tests {
         let (results_tx, mut results_rx) = mpsc::channel(4);
         let task = tokio::spawn(run_dispatcher(rx, registry, results_tx));
         for i in 0..3 {
-            tx.send(Dispatch::Invocation {
+            tx.send(Box::new(Dispatch::Invocation {
                 target: "item".into(),
                 arguments: args((i,)),
                 invocation_id: None,
-            })
+            }))
             .await
             .unwrap();
         }
-        tx.send(Dispatch::Invocation {
+        tx.send(Box::new(Dispatch::Invocation {
             target: "ASK".into(),
             arguments: Vec::new(),
             invocation_id: Some("7".into()),
-        })
+        }))
         .await
         .unwrap();
-        let (id, result) = results_rx.recv().await.unwrap();
+        let (id, result) = *results_rx.recv().await.unwrap();
         assert_eq!(id, "7");
         assert_eq!(
             result,

@@ -1,6 +1,6 @@
 //! [`HubStream`]: the items of a server-to-client stream, as a `futures::Stream`.
 
-use crate::driver::Command;
+use crate::driver::{Command, CommandSender};
 use crate::error::{Error, Result};
 use futures::Stream;
 use std::pin::Pin;
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 pub struct HubStream<T> {
     id: String,
     items: mpsc::Receiver<Result<RawValue>>,
-    commands: mpsc::Sender<Command>,
+    commands: CommandSender,
     decode: fn(RawValue) -> Result<T>,
     finished: bool,
 }
@@ -25,7 +25,7 @@ impl<T> HubStream<T> {
     pub(crate) fn new(
         id: String,
         items: mpsc::Receiver<Result<RawValue>>,
-        commands: mpsc::Sender<Command>,
+        commands: CommandSender,
         decode: fn(RawValue) -> Result<T>,
     ) -> Self {
         HubStream {
@@ -71,7 +71,7 @@ impl<T> Drop for HubStream<T> {
         if self.finished {
             return;
         }
-        let command = Command::CancelStream(std::mem::take(&mut self.id));
+        let command = Box::new(Command::CancelStream(std::mem::take(&mut self.id)));
         match self.commands.try_send(command) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(command)) => {
