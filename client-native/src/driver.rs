@@ -38,7 +38,6 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 /// The receiving side of a stream's items.
 pub(crate) type ItemSender = mpsc::Sender<Result<RawValue, Error>>;
 
-/// What the public API asks the driver to do.
 /// The command and control queues. Their entries are boxed because tokio allocates a queue's
 /// first block of 32 entries up front: at `Command`'s size that was 2.8 KB per queue for every
 /// connection, idle or not; a box per command costs nothing next to the call itself.
@@ -46,6 +45,7 @@ pub(crate) type CommandSender = mpsc::Sender<Box<Command>>;
 /// The driver's end of a command queue (see [`CommandSender`]).
 pub(crate) type CommandReceiver = mpsc::Receiver<Box<Command>>;
 
+/// What the public API asks the driver to do.
 pub(crate) enum Command {
     Start(Reply<()>),
     Stop(oneshot::Sender<()>),
@@ -141,7 +141,8 @@ enum Delivery {
 }
 
 enum Wake {
-    ClientResult(String, ClientResult),
+    /// A client-result handler's answer: the invocation id and the outcome.
+    ClientResult(Box<(String, ClientResult)>),
     Deliverable,
     Writable,
     Io(Io),
@@ -297,7 +298,7 @@ impl Driver {
                 self.socket.as_ref().map(|s| s.out.clone())
             };
             let wake = tokio::select! {
-                Some(done) = self.results_rx.recv() => { let (id, result) = *done; Wake::ClientResult(id, result) }
+                Some(done) = self.results_rx.recv() => Wake::ClientResult(done),
                 () = until_deliverable(front) => Wake::Deliverable,
                 () = until_writable(out) => Wake::Writable,
                 Some(io) = self.io_rx.recv(), if read_io => Wake::Io(io),
@@ -307,7 +308,8 @@ impl Driver {
             };
             let now = Instant::now();
             match wake {
-                Wake::ClientResult(id, result) => {
+                Wake::ClientResult(done) => {
+                    let (id, result) = *done;
                     self.conn.complete_client_result(now, &id, result)
                 }
                 Wake::Deliverable => self.flush_deliveries(),
