@@ -3,7 +3,8 @@
 use std::time::Duration;
 use talkback_core::transport::TransportSet;
 
-/// How the fixture listens and behaves. `Default` gives the server defaults of `protocol.md` 3.1.
+/// How the fixture listens and behaves. `Default` gives the server defaults of
+/// docs/protocol/client.md, "Defaults".
 ///
 /// **Slow consumers**: every connection has one bounded outbound queue of
 /// [`outbound_queue_capacity`](Self::outbound_queue_capacity) messages. A message that finds the
@@ -24,7 +25,9 @@ pub struct FixtureConfig {
     pub client_timeout: Duration,
     /// The largest hub message accepted from a client, in bytes (default 32 KB).
     pub max_receive_message_size: usize,
-    /// The largest HTTP POST body accepted for SSE and long polling sends (default 1 MiB).
+    /// The largest HTTP POST body accepted for SSE and long polling sends (default 1 MiB; never
+    /// less than `max_receive_message_size` plus framing). A larger body is read to its end
+    /// and answered `413 Payload Too Large`.
     pub max_post_body: usize,
     /// How long a long poll waits for data before answering 200 empty (default 90 s).
     pub long_poll_timeout: Duration,

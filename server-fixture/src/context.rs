@@ -56,6 +56,15 @@ fn send_to(conns: &[Arc<Conn>], target: &str, encoded: &Encoded) -> Result<(), H
     Ok(())
 }
 
+impl std::fmt::Debug for HubContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubContext")
+            .field("connection_id", &self.conn.id)
+            .field("hub", &self.conn.hub.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl HubContext {
     /// The caller's connection id.
     pub fn connection_id(&self) -> &str {
@@ -217,6 +226,15 @@ pub struct StreamSender {
     pub(crate) invocation_id: String,
 }
 
+impl std::fmt::Debug for StreamSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSender")
+            .field("connection_id", &self.conn.id)
+            .field("invocation_id", &self.invocation_id)
+            .finish()
+    }
+}
+
 impl StreamSender {
     /// Sends one item, waiting while the connection's outbound queue is full (a stream
     /// slows down to its client's pace); fails when the connection is gone.
@@ -242,6 +260,7 @@ impl StreamSender {
 
 /// One client-to-server stream: items as they arrive, then the end (an `Err` when the client
 /// completed it with an error).
+#[derive(Debug)]
 pub struct UploadStream {
     pub(crate) items: mpsc::Receiver<Result<RawValue, String>>,
 }

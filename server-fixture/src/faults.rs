@@ -56,6 +56,12 @@ impl Faults {
         TransportSet(self.refused_at_connect.load(Ordering::SeqCst)).contains(kind)
     }
 
+    /// When the current refusal of new connections ends (`None`: not refusing).
+    pub fn refusing_new_until(&self) -> Option<Instant> {
+        let until = *self.refuse_new_until.lock().unwrap();
+        until.filter(|t| Instant::now() < *t)
+    }
+
     pub(crate) fn refusing_new(&self) -> bool {
         matches!(*self.refuse_new_until.lock().unwrap(), Some(t) if Instant::now() < t)
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use talkback_core::protocol::{decode_arguments, CompletionResult, RawValue};
 
 /// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Why a hub method failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +121,7 @@ impl Hub {
 }
 
 /// Builds a [`Hub`].
+#[derive(Debug)]
 pub struct HubBuilder {
     hub: Hub,
 }

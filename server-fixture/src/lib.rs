@@ -27,6 +27,7 @@ mod registry;
 mod routes;
 mod session;
 mod test_hub;
+pub mod wire;
 
 pub use config::FixtureConfig as Config;
 pub use context::{HubContext, StreamSender, UploadStream};
@@ -37,8 +38,51 @@ pub use test_hub::{chat_hub, test_hub};
 
 use registry::Shared;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use talkback_core::protocol::Protocol;
 use talkback_core::transport::TransportKind;
+
+/// What the fixture knows about one live connection (for tests; see
+/// [`Server::connection_info`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The public connection id.
+    pub id: String,
+    /// The hub's name, as registered.
+    pub hub: String,
+    /// The transport, once a transport request attached (`None` right after negotiate).
+    pub transport: Option<TransportKind>,
+    /// The hub protocol, once the handshake chose one.
+    pub protocol: Option<Protocol>,
+    /// The `version` of the client's handshake request, once the handshake succeeded.
+    pub handshake_version: Option<u32>,
+    /// Ping messages received from the client.
+    pub pings_received: u64,
+    /// Hub messages received from the client, Pings included.
+    pub messages_received: u64,
+    /// The user id from the access token, if any.
+    pub user: Option<String>,
+    /// A long poll of this connection is waiting for data right now (long polling only).
+    pub long_poll_waiting: bool,
+}
+
+impl ConnectionInfo {
+    fn of(conn: &registry::Conn) -> Self {
+        ConnectionInfo {
+            id: conn.id.clone(),
+            hub: conn.hub.name().to_owned(),
+            transport: conn.transport.get().copied(),
+            protocol: conn.protocol.get().copied(),
+            handshake_version: conn.handshake_version.get().copied(),
+            pings_received: conn.pings_received.load(Ordering::Relaxed),
+            messages_received: conn.messages_received.load(Ordering::Relaxed),
+            user: conn.user.clone(),
+            long_poll_waiting: conn.poll_waiting.load(Ordering::SeqCst),
+        }
+    }
+}
 
 /// A running fixture; dropping it does not stop it, [`Server::shutdown`] does.
 pub struct Server {
@@ -76,6 +120,22 @@ pub async fn spawn_with_hubs(config: Config, hubs: Vec<Hub>) -> std::io::Result<
     })
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ConnectionFaultsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionFaultsHandle")
+            .field("connection_id", &self.conn.id)
+            .finish()
+    }
+}
+
 impl Server {
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
@@ -102,6 +162,86 @@ impl Server {
         let mut ids: Vec<String> = self.shared.all(hub).iter().map(|c| c.id.clone()).collect();
         ids.sort();
         ids
+    }
+
+    /// What the fixture knows about a live connection (by its public id).
+    pub fn connection_info(&self, connection_id: &str) -> Option<ConnectionInfo> {
+        self.shared
+            .by_id(connection_id)
+            .map(|conn| ConnectionInfo::of(&conn))
+    }
+
+    /// The live connections of `hub` (every hub for `None`), sorted by id.
+    pub fn connections(&self, hub: Option<&str>) -> Vec<ConnectionInfo> {
+        let mut all: Vec<ConnectionInfo> = self
+            .shared
+            .all(hub)
+            .iter()
+            .map(|conn| ConnectionInfo::of(conn))
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Resolves once at least `n` live connections of `hub` (every hub for `None`) have
+    /// completed their handshake. Woken by the fixture's own events, never by a timer: wrap
+    /// it in a timeout.
+    pub async fn wait_for_connections(&self, hub: Option<&str>, n: usize) -> Vec<ConnectionInfo> {
+        let mut changes = self.shared.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let ready: Vec<ConnectionInfo> = self
+                .connections(hub)
+                .into_iter()
+                .filter(|c| c.handshake_version.is_some())
+                .collect();
+            if ready.len() >= n {
+                return ready;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Resolves with the connection's info once `ready` holds for it, woken by the
+    /// connection's own events (a message received, a long poll starting or ending, the
+    /// handshake); `None` if the connection is (or becomes) gone first.
+    pub async fn wait_for_connection(
+        &self,
+        id: &str,
+        ready: impl Fn(&ConnectionInfo) -> bool,
+    ) -> Option<ConnectionInfo> {
+        let conn = self.shared.by_id(id)?;
+        let mut changes = conn.changes.subscribe();
+        let mut gone = self.shared.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            gone.borrow_and_update();
+            self.shared.by_id(id)?;
+            let info = ConnectionInfo::of(&conn);
+            if ready(&info) {
+                return Some(info);
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = gone.changed() => {}
+            }
+        }
+    }
+
+    /// Resolves once the connection `id` is no longer live (at once if it never was).
+    pub async fn wait_for_connection_gone(&self, id: &str) {
+        let mut changes = self.shared.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            if self.shared.by_id(id).is_none() {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The faults of one connection, if it is live.

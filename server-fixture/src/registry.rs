@@ -95,6 +95,8 @@ pub(crate) struct Conn {
     /// Wakes a long poll that a newer poll supersedes, or that must end.
     pub poll_cancel: Notify,
     pub poll_generation: AtomicU64,
+    /// A long poll is waiting for data (see [`crate::ConnectionInfo::long_poll_waiting`]).
+    pub poll_waiting: AtomicBool,
     /// A POST is being read (a second one gets 409).
     pub post_busy: Mutex<bool>,
     /// The handshake turned stateful reconnect on (a second WebSocket re-attaches).
@@ -108,26 +110,39 @@ pub(crate) struct Conn {
     pub kill_pending: AtomicBool,
     /// The connection was aborted; the session stops even if its transport is stuck.
     pub aborted: AtomicBool,
+    /// The transport was dropped or aborted (a fault): every later long poll fails, broken
+    /// off while the session lives and `404` after it ended, so a browser that silently
+    /// resends a poll whose connection closed early still sees a failure, never a clean `204`.
+    pub broken: AtomicBool,
     /// Set when the connection ended; transports then answer 204/404.
     pub closed: OnceLock<()>,
     /// Notified when the connection ends.
     pub ended: Notify,
+    /// The version the client asked for in its handshake (set once the handshake succeeded).
+    pub handshake_version: OnceLock<u32>,
+    /// Ping messages received from the client.
+    pub pings_received: AtomicU64,
+    /// Hub messages received from the client, Pings included.
+    pub messages_received: AtomicU64,
+    /// Bumped when something [`crate::ConnectionInfo`] shows changed (a message arrived, a
+    /// long poll started or stopped waiting), for [`crate::Server::wait_for_connection`].
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Conn {
     /// The protocol chosen at handshake (JSON before it).
-    pub fn protocol(&self) -> Protocol {
+    pub(crate) fn protocol(&self) -> Protocol {
         self.protocol.get().copied().unwrap_or(Protocol::Json)
     }
 
     /// A fresh id for a server-to-client invocation expecting a result.
-    pub fn next_server_invocation_id(&self) -> String {
+    pub(crate) fn next_server_invocation_id(&self) -> String {
         format!("s{}", self.next_server_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Queues a command; a full queue means a slow consumer, which is aborted (see
     /// [`FixtureConfig`]). Returns false if the connection is gone or was aborted.
-    pub fn push(&self, command: Command) -> bool {
+    pub(crate) fn push(&self, command: Command) -> bool {
         match self.commands.try_send(command) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -141,9 +156,10 @@ impl Conn {
 
     /// Drops the transport without a Close message; a stateful connection may re-attach, any
     /// other connection ends.
-    pub fn drop_transport(&self) {
+    pub(crate) fn drop_transport(&self) {
         // Fire the active request, and break off the next one too: a request that was
         // already answering when the fault came must not make the drop look clean.
+        self.broken.store(true, Ordering::SeqCst);
         self.kill.lock().unwrap().take();
         self.kill_pending.store(true, Ordering::SeqCst);
         // WebSockets and SSE report their end themselves; long polling has no request to.
@@ -153,8 +169,9 @@ impl Conn {
     }
 
     /// Ends the connection at once: the transport drops and no Close message is sent.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);
+        self.broken.store(true, Ordering::SeqCst);
         self.kill.lock().unwrap().take();
         let _ = self.pipe.inbound.try_send(Inbound::Closed);
         let commands = self.commands.clone();
@@ -165,17 +182,22 @@ impl Conn {
 
     /// Registers the calling transport request as the active one; the receiver fires when
     /// the transport must drop (a fault) or a newer request replaced it.
-    pub fn install_kill(&self) -> oneshot::Receiver<()> {
+    pub(crate) fn install_kill(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         *self.kill.lock().unwrap() = Some(tx);
         rx
     }
 
-    pub fn is_aborted(&self) -> bool {
+    /// Wakes the waiters of [`crate::Server::wait_for_connection`].
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::SeqCst)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.get().is_some()
     }
 }
@@ -194,10 +216,13 @@ pub(crate) struct Shared {
     pub shutdown: Notify,
     /// When set, only these access tokens are accepted (others get 401).
     pub valid_tokens: Mutex<Option<HashSet<String>>>,
+    /// Bumped whenever a connection finishes its handshake or ends, so that waiters
+    /// ([`crate::Server::wait_for_connections`]) wake on the event instead of polling.
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
-    pub fn new(config: FixtureConfig, hubs: Vec<Hub>) -> Self {
+    pub(crate) fn new(config: FixtureConfig, hubs: Vec<Hub>) -> Self {
         Shared {
             config,
             hubs: hubs
@@ -211,11 +236,17 @@ impl Shared {
             groups: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             valid_tokens: Mutex::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
+    /// Wakes every waiter on [`Self::changes`].
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Whether a request carrying `token` may pass (always, unless tokens are restricted).
-    pub fn token_accepted(&self, token: Option<&str>) -> bool {
+    pub(crate) fn token_accepted(&self, token: Option<&str>) -> bool {
         match &*self.valid_tokens.lock().unwrap() {
             None => true,
             Some(valid) => token.is_some_and(|t| valid.contains(t)),
@@ -223,7 +254,7 @@ impl Shared {
     }
 
     /// Registers a new connection of `hub`.
-    pub fn create(
+    pub(crate) fn create(
         &self,
         hub: Arc<Hub>,
         user: Option<String>,
@@ -265,14 +296,20 @@ impl Shared {
             socket_attached: Mutex::new(false),
             poll_cancel: Notify::new(),
             poll_generation: AtomicU64::new(0),
+            poll_waiting: AtomicBool::new(false),
             post_busy: Mutex::new(false),
             stateful_active: AtomicBool::new(false),
             poll_idle_since: Mutex::new(None),
             kill: Mutex::new(None),
             kill_pending: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
             closed: OnceLock::new(),
             ended: Notify::new(),
+            handshake_version: OnceLock::new(),
+            pings_received: AtomicU64::new(0),
+            messages_received: AtomicU64::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
         });
         self.connections
             .lock()
@@ -283,7 +320,7 @@ impl Shared {
     }
 
     /// The connection whose `id=` query value is `token`.
-    pub fn by_token(&self, token: &str) -> Option<Arc<Conn>> {
+    pub(crate) fn by_token(&self, token: &str) -> Option<Arc<Conn>> {
         let id = self.tokens.lock().unwrap().get(token).cloned();
         match id.and_then(|id| self.by_id(&id)) {
             Some(conn) => Some(conn),
@@ -292,12 +329,12 @@ impl Shared {
     }
 
     /// The connection with this public id.
-    pub fn by_id(&self, id: &str) -> Option<Arc<Conn>> {
+    pub(crate) fn by_id(&self, id: &str) -> Option<Arc<Conn>> {
         self.connections.lock().unwrap().get(id).cloned()
     }
 
     /// Every live connection of `hub` (all hubs for `None`).
-    pub fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
+    pub(crate) fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
         self.connections
             .lock()
             .unwrap()
@@ -308,7 +345,7 @@ impl Shared {
     }
 
     /// Forgets a connection and its group memberships; its token answers as ended for a while.
-    pub fn remove(self: &Arc<Self>, conn: &Conn) {
+    pub(crate) fn remove(self: &Arc<Self>, conn: &Conn) {
         let removed = self.connections.lock().unwrap().remove(&conn.id);
         self.tokens.lock().unwrap().remove(&conn.token);
         if let Some(conn) = removed {
@@ -320,14 +357,17 @@ impl Shared {
                 shared.ended.lock().unwrap().remove(&token);
             });
         }
-        let mut groups = self.groups.lock().unwrap();
-        groups.retain(|_, members| {
-            members.remove(&conn.id);
-            !members.is_empty()
-        });
+        {
+            let mut groups = self.groups.lock().unwrap();
+            groups.retain(|_, members| {
+                members.remove(&conn.id);
+                !members.is_empty()
+            });
+        }
+        self.changed();
     }
 
-    pub fn add_to_group(&self, hub: &str, group: &str, id: &str) {
+    pub(crate) fn add_to_group(&self, hub: &str, group: &str, id: &str) {
         self.groups
             .lock()
             .unwrap()
@@ -336,7 +376,7 @@ impl Shared {
             .insert(id.to_owned());
     }
 
-    pub fn remove_from_group(&self, hub: &str, group: &str, id: &str) {
+    pub(crate) fn remove_from_group(&self, hub: &str, group: &str, id: &str) {
         let mut groups = self.groups.lock().unwrap();
         let key = (hub.to_ascii_lowercase(), group.to_owned());
         if let Some(members) = groups.get_mut(&key) {
@@ -347,7 +387,7 @@ impl Shared {
         }
     }
 
-    pub fn group_members(&self, hub: &str, group: &str) -> Vec<Arc<Conn>> {
+    pub(crate) fn group_members(&self, hub: &str, group: &str) -> Vec<Arc<Conn>> {
         let ids: Vec<String> = self
             .groups
             .lock()

@@ -1,5 +1,5 @@
 //! The HTTP side: negotiate, the three transports, POST sends, DELETE, CORS and the admin
-//! (fault) endpoints, following `protocol.md` section 1 for the server.
+//! (fault) endpoints, following docs/protocol/transport.md for the server.
 
 use crate::registry::{Conn, Inbound, Outbound, RequestInfo, Shared};
 use crate::session;
@@ -455,6 +455,13 @@ fn no_cache(status: StatusCode, body: Bytes) -> Response {
 }
 
 async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
+    if conn.broken.load(Ordering::SeqCst) && conn.pipe.session_side.lock().unwrap().is_none() {
+        // After a drop fault: fail like the network did (see `Conn::broken`).
+        if conn.is_closed() {
+            return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+        }
+        return aborted_response();
+    }
     if conn.pipe.session_side.lock().unwrap().is_some() {
         // The first poll starts the connection and returns at once, without data.
         session::ensure_started(&shared, &conn);
@@ -471,6 +478,24 @@ async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
     response
 }
 
+/// Shows a waiting long poll in [`crate::ConnectionInfo::long_poll_waiting`] while it lives.
+struct PollWaiting<'a>(&'a Conn);
+
+impl<'a> PollWaiting<'a> {
+    fn start(conn: &'a Conn) -> Self {
+        conn.poll_waiting.store(true, Ordering::SeqCst);
+        conn.changed();
+        PollWaiting(conn)
+    }
+}
+
+impl Drop for PollWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.poll_waiting.store(false, Ordering::SeqCst);
+        self.0.changed();
+    }
+}
+
 async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response {
     let superseded = || conn.poll_generation.load(Ordering::SeqCst) != generation;
     let outbound = conn.pipe.outbound.clone();
@@ -482,6 +507,9 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
     if superseded() {
         return no_cache(StatusCode::NO_CONTENT, Bytes::new());
     }
+    // Declared after `rx`, so it is dropped first: a newer poll only sees the flag once the
+    // older one has cleared it.
+    let _waiting = PollWaiting::start(conn);
     let deadline = tokio::time::Instant::now() + shared.config.long_poll_timeout;
     let first = loop {
         tokio::select! {
@@ -544,15 +572,66 @@ async fn send(shared: App, id: Option<String>, request: axum::extract::Request) 
         }
         *busy = true;
     }
-    let body = axum::body::to_bytes(request.into_body(), shared.config.max_post_body).await;
+    let limit = post_limit(&shared.config);
+    let body = read_body(request.into_body(), limit).await;
     *conn.post_busy.lock().unwrap() = false;
-    let Ok(body) = body else {
-        return text(StatusCode::BAD_REQUEST, "Failed to read the request body.");
+    let body = match body {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes."),
+            )
+        }
+        Err(BodyError::Broken) => {
+            return text(StatusCode::BAD_REQUEST, "Failed to read the request body.")
+        }
     };
     if conn.is_closed() || conn.pipe.inbound.send(Inbound::Data(body)).await.is_err() {
         return text(StatusCode::NOT_FOUND, "No Connection with that ID");
     }
     StatusCode::OK.into_response()
+}
+
+/// The largest POST body accepted: `max_post_body`, but never less than what one message of
+/// the configured maximum size needs (with room for its framing).
+pub(crate) fn post_limit(config: &crate::Config) -> usize {
+    config
+        .max_post_body
+        .max(config.max_receive_message_size.saturating_add(16))
+}
+
+enum BodyError {
+    /// Over the limit; the rest of the body was read and dropped.
+    TooLarge,
+    /// The client broke off the body.
+    Broken,
+}
+
+/// Reads a body up to `limit` bytes. A larger body is read to its end and dropped (so the
+/// answer, `413`, reaches a client or proxy that is still sending, instead of a reset).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    let mut too_large = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if too_large {
+            continue;
+        }
+        if buffer.len() + chunk.len() > limit {
+            too_large = true;
+            buffer = Vec::new();
+            continue;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if too_large {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(Bytes::from(buffer))
+    }
 }
 
 fn delete(shared: App, id: Option<String>) -> Response {

@@ -10,11 +10,12 @@ use crate::hub::{Hub, HubError, Method};
 use crate::registry::{Command, Conn, Inbound, Outbound, SessionSide, Shared};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use talkback_core::protocol::{
-    Close, Completion, CompletionResult, Decoded, Framer, HandshakeRequest, HandshakeResponse,
-    HubMessage, Invocation, Protocol, RawValue, TextFramer, TransferFormat,
+    Close, Completion, CompletionResult, Decoded, Framer, HandshakeRequest, HubMessage, Invocation,
+    Protocol, RawValue, TextFramer, TransferFormat,
 };
 use talkback_core::stateful::{Inbound as Seq, MessageBuffer};
 use talkback_core::transport::TransportKind;
@@ -27,6 +28,15 @@ const ACK_DELAY: Duration = Duration::from_millis(200);
 /// Items an upload stream buffers before reading from the client waits (ASP.NET's
 /// `StreamBufferCapacity`).
 const UPLOAD_BUFFER: usize = 10;
+/// Hub calls queued per connection for the dispatcher ([`run_dispatcher`]). A call that finds
+/// the queue full closes the connection with an error: a client flooding calls behind a slow
+/// non-blocking one cannot grow the server's memory.
+pub(crate) const MAX_QUEUED_CALLS: usize = 1024;
+/// Stream ids one invocation may announce; more are refused before the method is looked up
+/// and before any upload channel exists.
+pub(crate) const MAX_STREAM_IDS_PER_INVOCATION: usize = 16;
+/// Upload streams open at once per connection; an invocation that would exceed it is refused.
+pub(crate) const MAX_OPEN_UPLOADS: usize = 256;
 /// A long-polling connection with no poll for this long is gone.
 const LONG_POLL_DISCONNECT: Duration = Duration::from_secs(15);
 /// The Close text for an unexpected server-side end.
@@ -66,8 +76,8 @@ struct Session {
     uploads: HashMap<String, mpsc::Sender<Result<RawValue, String>>>,
     finished_uploads: HashSet<String>,
     streams: Arc<Mutex<HashMap<String, AbortHandle>>>,
-    dispatcher: mpsc::UnboundedSender<Job>,
-    dispatcher_rx: Option<mpsc::UnboundedReceiver<Job>>,
+    dispatcher: mpsc::Sender<Job>,
+    dispatcher_rx: Option<mpsc::Receiver<Job>>,
 }
 
 /// Why a session ends.
@@ -82,7 +92,7 @@ impl Session {
     fn new(shared: Arc<Shared>, conn: Arc<Conn>) -> Self {
         let max = shared.config.max_receive_message_size;
         let now = Instant::now();
-        let (dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
+        let (dispatcher, dispatcher_rx) = mpsc::channel(MAX_QUEUED_CALLS);
         Session {
             shared,
             conn,
@@ -253,15 +263,18 @@ impl Session {
                 }
             };
             rest = self.handshake.take_remaining();
-            if let Err(text) = self.accept_handshake(&record) {
-                tracing::debug!(connection = %self.conn.id, %text, "handshake refused");
-                self.write_raw(handshake_error(&text), out).await;
-                return Some(End::Quiet);
-            }
+            let version = match self.accept_handshake(&record) {
+                Ok(version) => version,
+                Err(text) => {
+                    tracing::debug!(connection = %self.conn.id, %text, "handshake refused");
+                    self.write_raw(handshake_error(&text), out).await;
+                    return Some(End::Quiet);
+                }
+            };
             let mut response = Vec::new();
-            HandshakeResponse::default().encode(&mut response);
+            crate::wire::encode_handshake_response(None, &mut response);
             self.write_raw(Bytes::from(response), out).await;
-            self.connected();
+            self.connected(version);
             data = &rest;
         }
         let framer = self.framer.as_mut()?;
@@ -296,7 +309,8 @@ impl Session {
         }
     }
 
-    fn accept_handshake(&mut self, record: &[u8]) -> Result<(), String> {
+    /// Checks the handshake request; returns the version the client asked for.
+    fn accept_handshake(&mut self, record: &[u8]) -> Result<u32, String> {
         let request = HandshakeRequest::parse(record).map_err(|e| match e {
             talkback_core::protocol::ProtocolError::InvalidHandshake(text) => text,
             other => other.to_string(),
@@ -323,6 +337,7 @@ impl Session {
         }
         self.protocol = protocol;
         let _ = self.conn.protocol.set(protocol);
+
         if request.version >= 2
             && self.conn.stateful_negotiated
             && self.transport() == Some(TransportKind::WebSockets)
@@ -332,11 +347,14 @@ impl Session {
                 .stateful_active
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        Ok(())
+        Ok(request.version)
     }
 
-    fn connected(&mut self) {
+    fn connected(&mut self, version: u32) {
         self.handshake_done = true;
+        let _ = self.conn.handshake_version.set(version);
+        self.conn.changed();
+        self.shared.changed();
         self.framer = Some(
             self.protocol
                 .framer(self.shared.config.max_receive_message_size),
@@ -345,7 +363,7 @@ impl Session {
         if let Some(hook) = self.conn.hub.on_connected.clone() {
             let ctx = self.context(Vec::new());
             // Through the dispatcher, so it runs before the first invocation.
-            let _ = self.dispatcher.send(Job {
+            let _ = self.dispatcher.try_send(Job {
                 ctx,
                 method: Method::Lifecycle(hook),
                 target: String::new(),
@@ -368,6 +386,11 @@ impl Session {
         message: HubMessage,
         out: &mpsc::Sender<Outbound>,
     ) -> Option<End> {
+        self.conn.messages_received.fetch_add(1, Ordering::Relaxed);
+        if matches!(message, HubMessage::Ping) {
+            self.conn.pings_received.fetch_add(1, Ordering::Relaxed);
+        }
+        self.conn.changed();
         if let Some(buffer) = self.stateful.as_mut() {
             let is_sequence = matches!(message, HubMessage::Sequence(_));
             let (inbound, ack) = buffer.receive(message.is_trackable(), is_sequence);
@@ -461,12 +484,7 @@ impl Session {
     ) -> Option<End> {
         let target = invocation.target;
         let id = invocation.invocation_id;
-        let mut uploads = Vec::new();
-        for stream_id in invocation.stream_ids.unwrap_or_default() {
-            let (tx, rx) = mpsc::channel(UPLOAD_BUFFER);
-            self.uploads.insert(stream_id, tx);
-            uploads.push(Some(UploadStream { items: rx }));
-        }
+        let stream_ids = invocation.stream_ids.unwrap_or_default();
         let hub: Arc<Hub> = self.conn.hub.clone();
         let method = hub.find(&target).cloned();
         let fail = |text: String| {
@@ -490,6 +508,21 @@ impl Session {
             )),
             _ => None,
         };
+        // Bounded before anything is allocated for them (checked after the method, so an
+        // unknown method still gets its usual error).
+        let error = error.or_else(|| {
+            if stream_ids.len() > MAX_STREAM_IDS_PER_INVOCATION {
+                Some(format!(
+                    "An invocation may announce at most {MAX_STREAM_IDS_PER_INVOCATION} stream ids."
+                ))
+            } else if self.uploads.len() + stream_ids.len() > MAX_OPEN_UPLOADS {
+                Some(format!(
+                    "A connection may have at most {MAX_OPEN_UPLOADS} upload streams open."
+                ))
+            } else {
+                None
+            }
+        });
         let error = error.or_else(|| {
             // A blocking call claims its id until its Completion; reusing a running id is refused.
             let running = id.as_ref().filter(|id| {
@@ -505,10 +538,21 @@ impl Session {
         });
         if let Some(text) = error {
             tracing::debug!(%target, %text, "invocation refused");
+            // Items the client still sends for these streams are ignored (as for a finished
+            // upload), unless it announced more ids than allowed.
+            if stream_ids.len() <= MAX_STREAM_IDS_PER_INVOCATION {
+                self.finished_uploads.extend(stream_ids);
+            }
             if let Some(message) = fail(text) {
                 self.write(&message, out).await;
             }
             return None;
+        }
+        let mut uploads = Vec::with_capacity(stream_ids.len());
+        for stream_id in stream_ids {
+            let (tx, rx) = mpsc::channel(UPLOAD_BUFFER);
+            self.uploads.insert(stream_id, tx);
+            uploads.push(Some(UploadStream { items: rx }));
         }
         let ctx = self.context(uploads);
         match method {
@@ -547,13 +591,17 @@ impl Session {
                 registered.insert(invocation_id, task.abort_handle());
             }
             Some(method) => {
-                let _ = self.dispatcher.send(Job {
+                let job = Job {
                     ctx,
                     method,
                     target,
                     arguments: invocation.arguments,
                     invocation_id: id,
-                });
+                };
+                if let Err(mpsc::error::TrySendError::Full(_)) = self.dispatcher.try_send(job) {
+                    tracing::warn!(connection = %self.conn.id, "hub call queue full: closing");
+                    return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
+                }
             }
             None => {}
         }
@@ -564,9 +612,7 @@ impl Session {
 
     /// Encodes and sends one message (numbered and buffered under stateful reconnect).
     async fn write(&mut self, message: &HubMessage, out: &mpsc::Sender<Outbound>) {
-        let mut bytes = Vec::new();
-        self.protocol.encode(message, &mut bytes);
-        let bytes = Bytes::from(bytes);
+        let bytes = crate::wire::to_bytes(self.protocol, message);
         if let (Some(buffer), true) = (self.stateful.as_mut(), message.is_trackable()) {
             buffer.push_sent(bytes.clone());
             if buffer.buffered_bytes() > self.shared.config.replay_buffer_bytes.saturating_mul(10) {
@@ -625,10 +671,8 @@ impl Session {
         };
         let (next, replay) = buffer.resend();
         tracing::debug!(connection = %self.conn.id, next, replay = replay.len(), "re-attached");
-        let mut bytes = Vec::new();
-        self.protocol
-            .encode(&HubMessage::Sequence(next), &mut bytes);
-        self.write_raw(Bytes::from(bytes), out).await;
+        let sequence = crate::wire::to_bytes(self.protocol, &HubMessage::Sequence(next));
+        self.write_raw(sequence, out).await;
         for message in replay {
             self.write_raw(message, out).await;
         }
@@ -654,17 +698,14 @@ impl Session {
 
 fn handshake_error(text: &str) -> Bytes {
     let mut bytes = Vec::new();
-    HandshakeResponse {
-        error: Some(text.to_owned()),
-    }
-    .encode(&mut bytes);
+    crate::wire::encode_handshake_response(Some(text), &mut bytes);
     Bytes::from(bytes)
 }
 
 /// Runs a connection's hub calls: connection callbacks and non-blocking invocations one after
 /// another in arrival order (so a client's sends keep their order), blocking invocations each as
 /// their own task (so a slow `Delay` does not hold up the others, and results may overtake).
-async fn run_dispatcher(mut jobs: mpsc::UnboundedReceiver<Job>, detailed: bool) {
+async fn run_dispatcher(mut jobs: mpsc::Receiver<Job>, detailed: bool) {
     while let Some(job) = jobs.recv().await {
         match job.method {
             Method::Lifecycle(hook) => hook(job.ctx).await,

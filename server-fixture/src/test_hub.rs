@@ -1,5 +1,5 @@
-//! The `test` hub of `test-hub.md` (a fixed contract that clients' tests call by name) and the
-//! `chat` demo hub.
+//! The `test` hub of docs/test-hub.md (a fixed contract that clients' tests call by name) and
+//! the `chat` demo hub.
 
 use crate::context::{HubContext, StreamSender, UploadStream};
 use crate::hub::{Hub, HubError};
@@ -41,7 +41,7 @@ async fn collect(mut stream: UploadStream) -> Result<Vec<Value>, HubError> {
     Ok(items)
 }
 
-/// The test hub: every method of the contract in `test-hub.md`.
+/// The test hub: every method of the contract in docs/test-hub.md.
 pub fn test_hub() -> Hub {
     Hub::builder("test")
         .on_connected(|ctx: HubContext| async move {

@@ -1,0 +1,136 @@
+//! The test hooks of `Server`: `connection_info`, `connections`, `wait_for_connections` and
+//! `wait_for_connection_gone`, which the client suites use to see what a client did on the wire
+//! (its transport, protocol, handshake version and the Pings it sent).
+
+mod kit;
+
+use futures::FutureExt;
+use kit::*;
+use talkback_core::protocol::HubMessage;
+use talkback_core::transport::TransportKind;
+use talkback_fixture::Config;
+
+#[tokio::test]
+async fn connection_info_reports_transport_protocol_version_user_and_what_the_client_sent() {
+    let server = fixture(Config::default()).await;
+    let url = format!(
+        "{}/negotiate?negotiateVersion=1&access_token=alice",
+        server.hub_url("test")
+    );
+    let body: serde_json::Value = serde_json::from_slice(
+        &within(http().post(url).send())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let id = body["connectionId"].as_str().unwrap();
+    let token = body["connectionToken"].as_str().unwrap();
+    let info = server.connection_info(id).expect("listed after negotiate");
+    assert_eq!(info.transport, None, "no transport before one attached");
+    assert_eq!(info.handshake_version, None);
+    assert_eq!(info.user.as_deref(), Some("alice"));
+
+    let ws = open(&ws_url(&server, &format!("id={token}&access_token=alice"))).await;
+    let mut peer = Peer::handshake(ws, Protocol::MessagePack, 1).await;
+    assert!(matches!(peer.next().await, Some(HubMessage::Invocation(_))));
+    for _ in 0..3 {
+        peer.send(HubMessage::Ping).await;
+    }
+    peer.invoke("1", "Add", vec![peer.arg(1), peer.arg(2)])
+        .await;
+    assert_eq!(
+        completion_value(&peer.next().await.unwrap()),
+        Some(serde_json::json!(3))
+    );
+    // The Completion came after the session read the Pings: the counters are final.
+    let info = server.connection_info(id).unwrap();
+    assert_eq!(info.id, id);
+    assert_eq!(info.hub, "test");
+    assert_eq!(info.transport, Some(TransportKind::WebSockets));
+    assert_eq!(info.protocol, Some(Protocol::MessagePack));
+    assert_eq!(info.handshake_version, Some(1));
+    assert_eq!(info.pings_received, 3);
+    assert_eq!(info.messages_received, 4);
+    assert_eq!(server.connections(Some("test")), vec![info]);
+    assert!(server.connections(Some("chat")).is_empty());
+    assert_eq!(server.connection_info("nobody"), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wait_for_connections_resolves_on_the_handshake_not_before() {
+    let server = fixture(Config::default()).await;
+    let body = negotiate(&server, "negotiateVersion=1").await;
+    let token = body["connectionToken"].as_str().unwrap();
+    let mut ws = open(&ws_url(&server, &format!("id={token}"))).await;
+    let mut waiting = Box::pin(server.wait_for_connections(Some("test"), 1));
+    assert!(
+        (&mut waiting).now_or_never().is_none(),
+        "negotiated and attached, but no handshake yet"
+    );
+    use futures::SinkExt;
+    within(ws.send(Message::text("{\"protocol\":\"json\",\"version\":1}\x1e")))
+        .await
+        .unwrap();
+    let ready = within(waiting).await;
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].id, body["connectionId"].as_str().unwrap());
+    assert_eq!(ready[0].handshake_version, Some(1));
+
+    // Another hub's count is separate; `None` counts every hub.
+    assert!(Box::pin(server.wait_for_connections(Some("chat"), 1))
+        .now_or_never()
+        .is_none());
+    assert_eq!(within(server.wait_for_connections(None, 1)).await.len(), 1);
+
+    let id = ready[0].id.clone();
+    assert!(Box::pin(server.wait_for_connection_gone(&id))
+        .now_or_never()
+        .is_none());
+    drop(ws);
+    within(server.wait_for_connection_gone(&id)).await;
+    assert_eq!(server.connection_info(&id), None);
+    server.shutdown().await;
+}
+
+/// ASP.NET Core accepts a version-2 handshake on every transport (`JsonHubProtocol.Version` is
+/// 2 and `IsVersionSupported` allows it); stateful reconnect is only ever set up for
+/// WebSockets. So the fixture accepts it too, and tests check the version the client sent
+/// through `connection_info`.
+#[tokio::test]
+async fn a_version_2_handshake_over_long_polling_is_accepted_and_reported() {
+    let server = fixture(Config::default()).await;
+    let (url, id) = long_polling(&server, 2).await;
+    let ready = within(server.wait_for_connections(Some("test"), 1)).await;
+    assert_eq!(ready[0].id, id);
+    let info = server.connection_info(&id).unwrap();
+    assert_eq!(info.transport, Some(TransportKind::LongPolling));
+    assert_eq!(info.handshake_version, Some(2));
+    assert_eq!(info.pings_received, 0, "no client Pings yet");
+    let poll = within(http().get(&url).send()).await.unwrap();
+    let body = poll.bytes().await.unwrap();
+    assert!(body.starts_with(b"{}\x1e"), "{body:?}");
+    let ping = within(http().post(&url).body("{\"type\":6}\x1e").send())
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+    // The POST is answered once the session has the bytes; a call after it proves it read them.
+    within(
+        http()
+            .post(&url)
+            .body("{\"type\":1,\"invocationId\":\"1\",\"target\":\"Add\",\"arguments\":[1,1]}\x1e")
+            .send(),
+    )
+    .await
+    .unwrap();
+    let mut answered = String::new();
+    while !answered.contains("\"invocationId\":\"1\"") {
+        let poll = within(http().get(&url).send()).await.unwrap();
+        answered.push_str(&poll.text().await.unwrap());
+    }
+    assert_eq!(server.connection_info(&id).unwrap().pings_received, 1);
+    server.shutdown().await;
+}
