@@ -2,7 +2,8 @@
 # scripts/test.sh — set up what the tests need (idempotently) and run every test of Talkback.
 #
 # Steps, in order: setup (rustfmt/clippy components, the wasm32 target, headless Chromium and
-# wasm-bindgen-test-runner, npm ci), cargo fmt --check, cargo clippy -D warnings, cargo test
+# wasm-bindgen-test-runner, npm ci), cargo fmt --check, cargo clippy -D warnings, cargo doc
+# (rustdoc warnings are errors), cargo test
 # (nextest when installed, plus doc tests), talkback-core's tests built for wasm32-unknown-unknown
 # and run in headless Chromium, the interop suite (the official JavaScript client against the
 # fixture). Every step runs even when an earlier one failed (set FAIL_FAST=1 to stop
@@ -155,6 +156,8 @@ if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "setup: Node packages (npm ci)" "SKIP
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets --all-features -- -D warnings" \
   cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "cargo doc --workspace --no-deps --all-features (rustdoc -D warnings)" \
+  env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step "cargo test --workspace --all-features" run_tests
 if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromium (wasm32)" "SKIP_WASM=1"
 else step "talkback-core tests in headless Chromium (wasm32)" wasm_tests; fi

@@ -4,7 +4,10 @@ use crate::negotiate::NegotiateParseError;
 use crate::protocol::ProtocolError;
 
 /// Why a connection, a start or a call failed.
+///
+/// The variants say who is at fault; new variants may be added, so match with a wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The peer broke the protocol (bad bytes, bad handshake, messages out of place).
     #[error(transparent)]
@@ -26,6 +29,12 @@ pub enum Error {
     /// The caller misused the API (start twice, invoke while disconnected, ...).
     #[error("{0}")]
     Usage(String),
+    /// The application's access-token factory failed (answered
+    /// [`Transmit::FetchAccessToken`](crate::Transmit::FetchAccessToken) with an error). During a
+    /// start the text reads as the reference client's ("Failed to complete negotiation with the
+    /// server: ...").
+    #[error("{0}")]
+    AccessToken(String),
 }
 
 impl From<NegotiateParseError> for Error {

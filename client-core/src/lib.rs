@@ -4,16 +4,22 @@
 //! feeds it inputs carrying the current time and drains its outputs:
 //!
 //! - inputs: [`Connection::start`], [`Connection::handle_http`], [`Connection::handle_websocket`],
-//!   [`Connection::handle_timeout`], user commands such as [`Connection::invoke`];
-//! - outputs: [`Connection::poll_transmit`] (HTTP requests, WebSocket operations),
-//!   [`Connection::poll_event`] (state changes, server invocations, call results) and
-//!   [`Connection::poll_timeout`] (the next deadline).
+//!   [`Connection::handle_access_token`], [`Connection::handle_timeout`], user commands such as
+//!   [`Connection::invoke`];
+//! - outputs, drained after every input until both are empty: [`Connection::poll_transmit`]
+//!   (HTTP requests, WebSocket operations, token fetches) and [`Connection::poll_event`] (state
+//!   changes, server invocations, call results); then [`Connection::poll_timeout`] (the next
+//!   deadline).
+//!
+//! [`Connection`] spells out the run-loop contract with an example; `docs/architecture.md`
+//! shows how the crates fit together.
 //!
 //! The wire format ([`protocol`]) and negotiate types ([`negotiate`]) are also what the
 //! `talkback-fixture` server speaks, so there is one implementation of the format.
 
 pub mod connection;
 pub mod error;
+pub mod http_status;
 pub mod negotiate;
 pub mod protocol;
 pub mod reconnect;

@@ -1,5 +1,6 @@
 //! Negotiate: the URL, the response forms (v0, v1, redirect, error) and the connect URL
-//! (`protocol.md` 1.1 to 1.4). Both the client and the fixture use these types.
+//! (docs/protocol/transport.md, "Negotiate request" to "Transport selection and fallback").
+//! Both the client and the fixture use these types.
 
 use serde_json::{Map, Value};
 
@@ -38,9 +39,14 @@ pub const SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS: &str =
 pub const UNREQUESTED_STATEFUL_RECONNECT: &str =
     "Client didn't negotiate Stateful Reconnect but the server did.";
 
-/// `Unexpected status code returned from negotiate '<code>'`, with the 404 hint for 404.
-pub fn unexpected_status_message(status: u16) -> String {
+/// `Unexpected status code returned from negotiate '<code>'`, then `: <the server's reason>`
+/// when the body says something (a bounded excerpt), and the 404 hint for 404.
+pub fn unexpected_status_message(status: u16, body: &[u8]) -> String {
     let mut text = format!("Unexpected status code returned from negotiate '{status}'");
+    if let Some(reason) = crate::http_status::body_excerpt(body) {
+        text.push_str(": ");
+        text.push_str(&reason);
+    }
     if status == 404 {
         text.push_str(NOT_FOUND_HINT);
     }
@@ -153,7 +159,11 @@ pub fn encode_uri_component(text: &str) -> String {
 /// The WebSocket URL for an HTTP URL: a leading `http` becomes `ws` (`https` -> `wss`); other
 /// URLs are returned unchanged.
 pub fn websocket_url(url: &str) -> String {
-    if url.len() >= 4 && url[..4].eq_ignore_ascii_case("http") {
+    // `get` rather than slicing: the caller's URL may hold a multi-byte character anywhere.
+    if url
+        .get(..4)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http"))
+    {
         format!("ws{}", &url[4..])
     } else {
         url.to_owned()
@@ -167,6 +177,7 @@ fn append_query_pair(url: &str, key: &str, value: &str) -> String {
 
 /// A negotiate body could not be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NegotiateParseError {
     /// The body is not the JSON object a negotiate response must be.
     #[error("Invalid negotiate response: {0}")]
@@ -419,7 +430,7 @@ pub fn unable_to_connect_message(failures: &[String]) -> String {
 }
 
 /// Picks the server's transports this client may try, in server order, with the reasons for the
-/// others (`protocol.md` 1.4, checklist item 31).
+/// others (docs/protocol/transport.md, "Transport selection and fallback"; checklist item 31).
 pub fn choose_transports(
     available: &[AvailableTransport],
     client: TransportSet,

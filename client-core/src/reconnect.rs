@@ -1,5 +1,5 @@
-//! Reconnect policies (`protocol.md` 3.2): the default delays, custom lists, and exponential
-//! backoff with jitter from a caller-seeded generator.
+//! Reconnect policies (docs/protocol/client.md, "Automatic reconnect"): the default delays,
+//! custom lists, and exponential backoff with jitter from a caller-seeded generator.
 
 use crate::Duration;
 
@@ -19,6 +19,13 @@ pub trait ReconnectPolicy: Send + 'static {
     /// The delay before the next attempt, or `None` to give up.
     fn next_retry_delay(&mut self, context: &RetryContext) -> Option<Duration>;
 }
+
+// The built-in policies can move into a connection's driver task: checked at compile time.
+const _: () = {
+    const fn policy<P: ReconnectPolicy>() {}
+    policy::<ListReconnectPolicy>();
+    policy::<ExponentialBackoff>();
+};
 
 /// The default policy's delays: 0, 2, 10 and 30 seconds, then stop.
 pub const DEFAULT_RETRY_DELAYS: [Duration; 4] = [

@@ -1,4 +1,5 @@
-//! A Server-Sent Events (`text/event-stream`) parser (`protocol.md` 1.6), incremental and bounded.
+//! A Server-Sent Events (`text/event-stream`) parser (docs/protocol/transport.md, "Server-Sent
+//! Events"), incremental and bounded.
 
 use bytes::Bytes;
 
@@ -14,6 +15,7 @@ pub struct SseEvent {
 
 /// The stream broke a limit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SseError {
     /// An event or a single line was larger than the limit.
     #[error("Server-Sent Event larger than {limit} bytes")]

@@ -1,5 +1,6 @@
-//! Stateful reconnect bookkeeping (`protocol.md` 2.6): sequence numbers of trackable messages,
-//! the byte-bounded replay buffer, Acks and the duplicate filter after a re-attach.
+//! Stateful reconnect bookkeeping (docs/protocol/hub-protocol.md, "Stateful reconnect: Ack and
+//! Sequence"): sequence numbers of trackable messages, the byte-bounded replay buffer, Acks and
+//! the duplicate filter after a re-attach.
 //!
 //! [`MessageBuffer`] is pure state: the connection engine asks it what to do and performs it.
 

@@ -1,4 +1,5 @@
-//! Transport kinds and the set a client allows (`protocol.md` 1.4).
+//! Transport kinds and the set a client allows (docs/protocol/transport.md, "Transport
+//! selection and fallback").
 
 /// One of the three SignalR transports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,5 @@
-//! The wire format against the byte vectors of `protocol.md` 2.1–2.4, in both directions.
+//! The wire format against the byte vectors of docs/protocol/hub-protocol.md ("Handshake" to
+//! "MessagePack encoding"), in both directions.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -48,7 +49,8 @@ fn packed(body: &[u8]) -> Vec<u8> {
     framed
 }
 
-/// Each JSON example of `protocol.md` 2.3 decodes, and encodes back to the same text.
+/// Each JSON example of docs/protocol/hub-protocol.md ("JSON encoding") decodes, and encodes
+/// back to the same text.
 #[test]
 fn item_09_json_examples_of_the_spec_encode_to_their_exact_text() {
     let examples = [

@@ -367,6 +367,12 @@ fn item_57_start_only_from_disconnected_stop_is_idempotent_and_set_url_only_when
     let now = peer.now;
     peer.conn.stop(now);
     peer.conn.stop(now);
+    assert_eq!(peer.conn.state(), State::Disconnecting);
+    peer.ws(WebSocketEvent::Closed {
+        code: Some(1000),
+        reason: String::new(),
+    });
+    peer.conn.stop(now);
     let closes = peer
         .events()
         .iter()
@@ -447,6 +453,11 @@ fn item_67_a_graceful_stop_sends_close() {
             "{transmits:?}"
         );
         assert_eq!(transmits.last(), Some(&Transmit::CloseWebSocket));
+        assert_eq!(peer.conn.state(), State::Disconnecting);
+        peer.ws(WebSocketEvent::Closed {
+            code: Some(1000),
+            reason: String::new(),
+        });
         assert_eq!(peer.conn.state(), State::Disconnected);
         assert_eq!(peer.events().last(), Some(&Event::Closed(None)));
     }

@@ -117,6 +117,31 @@ fn item_44_long_polling_repolls_after_200_stops_on_204_and_repolls_after_its_tim
 }
 
 #[test]
+fn item_44_a_poll_that_fails_on_the_wire_ends_the_transport_instead_of_polling_again() {
+    // The server may have answered this poll already (its socket held the bytes when the
+    // network went away): polling again would silently skip those messages.
+    let mut peer = Peer::new(only(Protocol::Json, TransportKind::LongPolling));
+    let poll = connect_long_polling(&mut peer);
+    peer.http_event(
+        &poll,
+        HttpEvent::Failed {
+            timed_out: false,
+            message: "Connection timed out (os error 110)".into(),
+        },
+    );
+    let polls_again = peer
+        .transmits()
+        .iter()
+        .any(|t| matches!(t, Transmit::Http(r) if r.method == HttpMethod::Get));
+    assert!(!polls_again);
+    assert_eq!(peer.conn.state(), State::Disconnected);
+    let Some(Event::Closed(Some(error))) = peer.events().pop() else {
+        panic!("the connection closes with the error")
+    };
+    assert_eq!(error.to_string(), "Connection timed out (os error 110)");
+}
+
+#[test]
 fn item_45_stopping_long_polling_aborts_the_poll_then_deletes_and_a_404_is_fine() {
     let mut peer = Peer::new(only(Protocol::Json, TransportKind::LongPolling));
     let poll = connect_long_polling(&mut peer);
@@ -135,22 +160,42 @@ fn item_45_stopping_long_polling_aborts_the_poll_then_deletes_and_a_404_is_fine(
 }
 
 #[test]
-fn item_48_a_409_on_send_keeps_the_connection_and_other_statuses_close_it() {
+fn item_48_a_refused_send_fails_with_the_servers_reason_and_only_a_404_closes_the_connection() {
     let mut peer = Peer::new(only(Protocol::Json, TransportKind::LongPolling));
     let _poll = connect_long_polling(&mut peer);
+    for (status, reason) in [(409, ""), (413, "Request Entity Too Large"), (500, "")] {
+        let now = peer.now;
+        let op = peer.conn.send(now, "A", vec![]).unwrap();
+        let post = peer.expect_http();
+        peer.answer(&post, status, reason.to_owned());
+        assert_eq!(peer.conn.state(), State::Connected, "{status}");
+        let events = peer.events();
+        let failed = events.iter().find_map(|e| match e {
+            Event::Written {
+                op: o,
+                result: Err(e),
+            } if *o == op => Some(e.to_string()),
+            _ => None,
+        });
+        let expected = match reason {
+            "" => format!("Send failed: Status code '{status}'"),
+            reason => format!("Send failed: Status code '{status}': {reason}"),
+        };
+        assert_eq!(failed, Some(expected), "{events:?}");
+    }
+    // The next send goes out in a POST of its own.
     let now = peer.now;
-    let op = peer.conn.send(now, "A", vec![]).unwrap();
-    let post = peer.expect_http();
-    peer.answer(&post, 409, Bytes::new());
-    assert_eq!(peer.conn.state(), State::Connected);
-    assert!(peer
-        .events()
-        .iter()
-        .any(|e| matches!(e, Event::Written { op: o, result: Err(_) } if *o == op)));
     peer.conn.send(now, "B", vec![]).unwrap();
     let post = peer.expect_http();
-    peer.answer(&post, 500, Bytes::new());
+    peer.answer(&post, 404, "No Connection with that ID");
     assert_eq!(peer.conn.state(), State::Disconnected);
+    let Some(Event::Closed(Some(error))) = peer.events().pop() else {
+        panic!("closed with an error")
+    };
+    assert_eq!(
+        error.to_string(),
+        "Send failed: Status code '404': No Connection with that ID"
+    );
 }
 
 #[test]
@@ -481,6 +526,10 @@ fn item_91_sends_wait_while_the_buffer_is_full_and_fail_when_the_connection_clos
     );
     let now = peer.now;
     peer.conn.stop(now);
+    peer.ws(WebSocketEvent::Closed {
+        code: Some(1000),
+        reason: String::new(),
+    });
     assert!(peer
         .events()
         .iter()
@@ -518,4 +567,128 @@ fn item_92_a_reattach_is_silent_and_a_failed_one_falls_back_to_the_reconnect_pol
     });
     assert_eq!(peer.conn.state(), State::Disconnected);
     assert!(matches!(peer.events().last(), Some(Event::Closed(Some(_)))));
+}
+
+#[test]
+fn item_92_a_reattach_the_server_accepts_then_closes_at_once_ends_the_connection_instead_of_looping(
+) {
+    let mut peer = stateful_peer(100_000);
+    let now = peer.now;
+    let (id, _) = peer.conn.invoke(now, "Delay", vec![], vec![]).unwrap();
+    peer.events();
+    peer.transmits();
+    reattach(&mut peer);
+    // Some servers and proxies accept the upgrade, then close with "Connection not found.".
+    // Three tries in a row, then the session counts as gone.
+    peer.transmits();
+    for _ in 0..2 {
+        peer.ws(WebSocketEvent::Closed {
+            code: Some(4404),
+            reason: "Connection not found.".into(),
+        });
+        match peer.next_transmit() {
+            Transmit::OpenWebSocket { .. } => {}
+            other => panic!("another re-attach, got {other:?}"),
+        }
+        peer.ws(WebSocketEvent::Opened);
+        peer.transmits();
+    }
+    peer.ws(WebSocketEvent::Closed {
+        code: Some(4404),
+        reason: "Connection not found.".into(),
+    });
+    let transmits = peer.transmits();
+    assert!(
+        !transmits
+            .iter()
+            .any(|t| matches!(t, Transmit::OpenWebSocket { .. })),
+        "no second re-attach: {transmits:?}"
+    );
+    assert_eq!(peer.conn.state(), State::Disconnected);
+    let events = peer.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::InvocationCompleted { id: i, result: Err(_) } if *i == id
+        )),
+        "the pending invoke fails: {events:?}"
+    );
+    let Some(Event::Closed(Some(error))) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        error.to_string(),
+        "WebSocket closed with status code: 4404 (Connection not found.)."
+    );
+}
+
+#[test]
+fn item_92_a_failed_reattach_goes_to_the_reconnect_policy_under_a_new_connection() {
+    let mut config = Peer::config(Protocol::Json);
+    config.stateful_reconnect = true;
+    config.reconnect_policy = Some(Box::new(ListReconnectPolicy::new(vec![Duration::ZERO])));
+    let mut peer = Peer::new(config);
+    peer.start().unwrap();
+    peer.negotiate(Bytes::from_static(
+        br#"{"connectionId":"c","connectionToken":"t","negotiateVersion":1,"useStatefulReconnect":true,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#,
+    ));
+    peer.next_transmit();
+    peer.ws(WebSocketEvent::Opened);
+    peer.ws(WebSocketEvent::Message(Bytes::from_static(b"{}\x1e")));
+    peer.transmits();
+    peer.events();
+    reattach(&mut peer);
+    for _ in 0..2 {
+        peer.ws(WebSocketEvent::Closed {
+            code: Some(4404),
+            reason: "Connection not found.".into(),
+        });
+        peer.transmits();
+        peer.ws(WebSocketEvent::Opened);
+    }
+    peer.ws(WebSocketEvent::Closed {
+        code: Some(4404),
+        reason: "Connection not found.".into(),
+    });
+    assert_eq!(peer.conn.state(), State::Reconnecting);
+    assert!(peer
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Reconnecting(_))));
+    peer.advance(Duration::ZERO);
+    let negotiates: Vec<String> = peer
+        .transmits()
+        .into_iter()
+        .filter_map(|t| match t {
+            Transmit::Http(r) if r.url.contains("/negotiate?") => Some(r.url),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        negotiates.len(),
+        1,
+        "a fresh negotiate for a new connection"
+    );
+}
+
+#[test]
+fn item_92_a_reattach_the_server_confirmed_leaves_the_next_drop_its_own_reattach() {
+    let mut peer = stateful_peer(100_000);
+    // Two drops of a fresh re-attach before the server spoke, then a confirmed one: the
+    // count starts over, so each later drop has its own tries.
+    for _ in 0..3 {
+        reattach(&mut peer);
+        for _ in 0..2 {
+            peer.transmits();
+            lose_socket(&mut peer);
+            assert!(matches!(
+                peer.next_transmit(),
+                Transmit::OpenWebSocket { .. }
+            ));
+            peer.ws(WebSocketEvent::Opened);
+        }
+        peer.server_sends(HubMessage::Sequence(1));
+        assert_eq!(peer.conn.state(), State::Connected);
+        peer.transmits();
+    }
 }

@@ -163,7 +163,7 @@ fn item_28_a_redirect_is_negotiated_again_with_its_access_token() {
     peer.start().unwrap();
     assert_eq!(peer.next_transmit(), Transmit::FetchAccessToken);
     peer.conn
-        .provide_access_token(peer.now, Ok(Some("app-token".into())));
+        .handle_access_token(peer.now, Ok(Some("app-token".into())));
     let first = peer.expect_http();
     assert!(first
         .headers
@@ -352,7 +352,7 @@ fn item_35_the_token_goes_in_the_query_for_browsers_and_in_a_header_for_native()
         peer.start().unwrap();
         peer.next_transmit();
         peer.conn
-            .provide_access_token(peer.now, Ok(Some("a b/c".into())));
+            .handle_access_token(peer.now, Ok(Some("a b/c".into())));
         peer.negotiate(negotiate_body("c", "t", ALL));
         let Transmit::OpenWebSocket { url, headers } = peer.next_transmit() else {
             panic!()
@@ -404,7 +404,7 @@ fn item_52_the_token_factory_runs_for_every_negotiate_and_once_more_on_a_401() {
     peer.start().unwrap();
     assert_eq!(peer.next_transmit(), Transmit::FetchAccessToken);
     peer.conn
-        .provide_access_token(peer.now, Ok(Some("one".into())));
+        .handle_access_token(peer.now, Ok(Some("one".into())));
     peer.negotiate(negotiate_body("c", "t", ALL));
     let poll = peer.expect_http();
     assert!(
@@ -422,7 +422,7 @@ fn item_52_the_token_factory_runs_for_every_negotiate_and_once_more_on_a_401() {
         "a 401 refreshes the token"
     );
     peer.conn
-        .provide_access_token(peer.now, Ok(Some("two".into())));
+        .handle_access_token(peer.now, Ok(Some("two".into())));
     let retry = peer.expect_http();
     assert_eq!(retry.body, handshake.body, "the same send is retried");
     assert!(retry
@@ -569,4 +569,54 @@ fn malformed_server_bytes_close_with_a_protocol_error_and_never_panic() {
             "{garbage:?}: {events:?}"
         );
     }
+}
+
+#[test]
+fn an_sse_stream_that_never_answers_is_closed_after_the_handshake_timeout_and_the_next_transport_tried(
+) {
+    let mut config = Peer::config(Protocol::Json);
+    config.transports =
+        TransportSet::only(TransportKind::ServerSentEvents).with(TransportKind::LongPolling);
+    let mut peer = Peer::new(config);
+    peer.start().unwrap();
+    peer.negotiate(negotiate_body("c1", "t1", ALL));
+    let sse = peer.expect_http();
+    assert!(sse.streaming);
+    // A proxy holds the stream: no head, no bytes.
+    peer.advance(talkback_core::Duration::from_millis(14_999));
+    assert!(peer.transmits().is_empty());
+    peer.advance(talkback_core::Duration::from_millis(1));
+    assert_eq!(peer.next_transmit(), Transmit::AbortHttp(sse.id));
+    let negotiate = peer.expect_http();
+    assert!(negotiate.url.contains("/negotiate?"), "a fresh negotiate");
+    peer.answer(&negotiate, 200, negotiate_body("c2", "t2", ALL));
+    let poll = peer.expect_http();
+    assert_eq!(poll.method, HttpMethod::Get);
+    assert!(poll.url.contains("id=t2"), "{}", poll.url);
+    assert_eq!(peer.conn.state(), State::Connecting);
+}
+
+#[test]
+fn a_websocket_whose_handshake_never_completes_is_closed_and_every_failure_is_reported() {
+    let mut config = Peer::config(Protocol::Json);
+    config.transports = TransportSet::only(TransportKind::WebSockets);
+    config.handshake_timeout = talkback_core::Duration::from_secs(5);
+    let mut peer = Peer::new(config);
+    peer.start().unwrap();
+    peer.negotiate(negotiate_body("c1", "t1", ALL));
+    peer.next_transmit();
+    peer.ws(WebSocketEvent::Opened);
+    peer.transmits();
+    peer.advance(talkback_core::Duration::from_secs(5));
+    assert!(peer.transmits().contains(&Transmit::CloseWebSocket));
+    assert_eq!(peer.conn.state(), State::Disconnected);
+    let events = peer.events();
+    let error = start_failed(&events).expect("start fails");
+    assert_eq!(
+        error.to_string(),
+        "Unable to connect to the server with any of the available transports. WebSockets \
+         failed: The transport did not open and complete the handshake within 5000 ms. \
+         ServerSentEvents failed: 'ServerSentEvents' is disabled by the client. LongPolling \
+         failed: 'LongPolling' is disabled by the client."
+    );
 }

@@ -1,4 +1,5 @@
-//! Negotiate URL, response parsing and transport selection (`protocol.md` 1.1 to 1.4).
+//! Negotiate URL, response parsing and transport selection (docs/protocol/transport.md,
+//! "Negotiate request" to "Transport selection and fallback").
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -241,6 +242,14 @@ fn http_urls_become_websocket_urls() {
     assert_eq!(websocket_url("ws://h/hub"), "ws://h/hub");
 }
 
+#[test]
+fn a_url_with_a_multibyte_character_in_its_first_bytes_is_returned_unchanged_without_a_panic() {
+    for url in ["ws:é", "é", "htt\u{e9}p://h", "h\u{1F600}"] {
+        assert_eq!(websocket_url(url), url);
+    }
+    assert_eq!(websocket_url("http://hé/hub"), "ws://hé/hub");
+}
+
 fn transport(name: &str, formats: &[TransferFormat]) -> AvailableTransport {
     AvailableTransport {
         transport: name.into(),
@@ -302,11 +311,11 @@ fn no_candidates_give_the_reference_errors() {
 #[test]
 fn status_and_wrapper_messages_match_the_reference_client() {
     assert_eq!(
-        unexpected_status_message(500),
+        unexpected_status_message(500, b""),
         "Unexpected status code returned from negotiate '500'"
     );
     assert_eq!(
-        unexpected_status_message(404),
+        unexpected_status_message(404, b"\n"),
         "Unexpected status code returned from negotiate '404' Either this is not a SignalR endpoint or there is a proxy blocking the connection."
     );
     assert_eq!(
@@ -316,6 +325,10 @@ fn status_and_wrapper_messages_match_the_reference_client() {
     assert_eq!(
         unable_to_connect_message(&["WebSockets failed: x".into(), "LongPolling failed: y".into()]),
         "Unable to connect to the server with any of the available transports. WebSockets failed: x LongPolling failed: y"
+    );
+    assert_eq!(
+        unexpected_status_message(502, b"<h1>502 Bad Gateway</h1>\r\n"),
+        "Unexpected status code returned from negotiate '502': <h1>502 Bad Gateway</h1>"
     );
 }
 

@@ -1,4 +1,5 @@
-//! The Server-Sent Events parser and formatter (`protocol.md` 1.6).
+//! The Server-Sent Events parser and formatter (docs/protocol/transport.md, "Server-Sent
+//! Events").
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -31,6 +31,17 @@ pub struct HubConnectionBuilder {
     log_message_content: bool,
 }
 
+impl std::fmt::Debug for HubConnectionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnectionBuilder")
+            .field("config", &self.config)
+            .field("errors", &self.errors)
+            .field("token_factory", &self.token_factory.is_some())
+            .field("log_message_content", &self.log_message_content)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HubConnectionBuilder {
     /// A builder for the hub at `url` (`http(s)://host/path`; `ws(s)://` with
     /// [`HubConnectionBuilder::skip_negotiation`]).
@@ -152,6 +163,13 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// How long opening a transport and the handshake may take before the client closes it and
+    /// tries the next transport (default 15 s; `start` then fails once every transport did).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
     /// The largest message accepted from the server, in bytes (default 1 MiB).
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
@@ -189,8 +207,7 @@ impl HubConnectionBuilder {
             && self.config.transports != TransportSet::only(TransportKind::WebSockets)
         {
             return Err(Error::Config(
-                "Negotiation can only be skipped when using the WebSocket transport directly."
-                    .into(),
+                talkback_core::negotiate::SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS.into(),
             ));
         }
         if self.config.transports.0 & TransportSet::ALL.0 == 0 {

@@ -42,8 +42,15 @@ struct Inner {
     protocol: Protocol,
 }
 
+// A connection is shared by cloning it into tasks and threads: checked at compile time.
+const _: () = {
+    const fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<HubConnection>();
+    shareable::<Error>();
+};
+
 fn gone() -> Error {
-    Error::Runtime("the connection's driver task has stopped".into())
+    Error::Runtime("the connection's driver task has stopped (its runtime shut down)".into())
 }
 
 impl std::fmt::Debug for HubConnection {

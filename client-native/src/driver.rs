@@ -17,16 +17,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 /// Calls queued from the API to the driver.
-pub const COMMAND_QUEUE: usize = 128;
+pub(crate) const COMMAND_QUEUE: usize = 128;
 
 /// Control commands (start, stop, cancel) queued from the API to the driver.
-pub const CONTROL_QUEUE: usize = 32;
+pub(crate) const CONTROL_QUEUE: usize = 32;
 
 /// Transport input queued from the IO tasks to the driver.
 const IO_QUEUE: usize = 64;
 
 /// Items buffered per stream before the driver waits for the consumer.
-pub const STREAM_BUFFER: usize = 64;
+pub(crate) const STREAM_BUFFER: usize = 64;
 
 /// An access-token factory, boxed.
 pub(crate) type TokenFactory =
@@ -261,7 +261,7 @@ async fn until(deadline: Option<tokio::time::Instant>) {
 
 fn closed_error() -> Error {
     Error::Connection(talkback_core::Error::Closed(
-        "Invocation canceled due to the underlying connection being closed.".into(),
+        talkback_core::connection::INVOCATION_CANCELED.into(),
     ))
 }
 
@@ -407,7 +407,7 @@ impl Driver {
                         let _ = io.send(Io::Token(token)).await;
                     });
                 }
-                None => self.conn.provide_access_token(now, Ok(None)),
+                None => self.conn.handle_access_token(now, Ok(None)),
             },
             Transmit::OpenWebSocket { url, headers } => {
                 tracing::debug!(%url, "opening WebSocket");
@@ -560,7 +560,7 @@ impl Driver {
                 }
                 self.conn.handle_websocket(now, event);
             }
-            Io::Token(token) => self.conn.provide_access_token(now, token),
+            Io::Token(token) => self.conn.handle_access_token(now, token),
         }
     }
 

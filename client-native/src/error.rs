@@ -2,18 +2,25 @@
 
 use talkback_core::protocol::ValueError;
 
+/// The core's error: connection-level failures, grouped by who is at fault.
+pub use talkback_core::Error as ConnectionError;
+
 /// Why a call, a start or the connection failed.
 ///
-/// Connection-level failures keep the core's grouping ([`talkback_core::Error`]: the peer broke
+/// New variants may be added, so match with a wildcard arm.
+///
+/// Connection-level failures keep the core's grouping ([`ConnectionError`]: the peer broke
 /// the protocol, the server answered with an error, negotiation or every transport failed, the
 /// transport broke, the connection closed, the API was misused). This type adds the faults that
 /// only exist at the typed API: values that do not fit the caller's serde types, and a builder
-/// given a bad configuration.
+/// given a bad configuration. A failing access-token factory is
+/// [`ConnectionError::AccessToken`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The connection or the server failed the call (see [`talkback_core::Error`] for the groups).
+    /// The connection or the server failed the call (see [`ConnectionError`] for the groups).
     #[error(transparent)]
-    Connection(#[from] talkback_core::Error),
+    Connection(#[from] ConnectionError),
     /// The caller's arguments or upload items could not be encoded (caller's fault).
     #[error("could not encode a value: {0}")]
     Encode(ValueError),
@@ -24,12 +31,9 @@ pub enum Error {
     /// The builder was given an unusable configuration (caller's fault).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The access-token factory failed (the application's fault).
-    #[error("the access token factory failed: {0}")]
-    AccessToken(String),
     /// The connection's driver task is gone (its runtime shut down) or no tokio runtime is
     /// running.
-    #[error("the connection task is not running: {0}")]
+    #[error("{0}")]
     Runtime(String),
 }
 
@@ -38,13 +42,13 @@ impl Error {
     /// handshake error, a Close error, a negotiate `error` field).
     pub fn server_message(&self) -> Option<&str> {
         match self {
-            Error::Connection(talkback_core::Error::Server(message)) => Some(message),
+            Error::Connection(ConnectionError::Server(message)) => Some(message),
             _ => None,
         }
     }
 
     /// The core error, when this is a connection-level failure.
-    pub fn as_connection_error(&self) -> Option<&talkback_core::Error> {
+    pub fn as_connection_error(&self) -> Option<&ConnectionError> {
         match self {
             Error::Connection(e) => Some(e),
             _ => None,

@@ -228,8 +228,8 @@ impl Registry {
 }
 
 /// Runs every handler for a server invocation that expects a result, with the reference
-/// client's rules (`protocol.md` 3.4): the last handler's failure is the error, two results
-/// are "multiple results", no result is "no result".
+/// client's rules (docs/protocol/client.md, "Client results and handlers"): the last handler's
+/// failure is the error, two results are "multiple results", no result is "no result".
 async fn run_for_result(handlers: Vec<Handler>, arguments: Vec<RawValue>) -> ClientResult {
     let mut results = 0usize;
     let mut value = None;

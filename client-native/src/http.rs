@@ -7,7 +7,7 @@ use talkback_core::{HttpEvent, HttpMethod, HttpRequest};
 use tokio::sync::mpsc;
 
 /// The largest non-streaming response body accepted (a long poll may batch many messages).
-pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 
 /// A reqwest client for one connection: rustls, no default timeout (each request carries its
 /// own), connection reuse for polls and sends.
@@ -68,12 +68,7 @@ pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: m
     let mut response = match response {
         Ok(r) => r,
         Err(e) => {
-            let _ = io
-                .send(event(HttpEvent::Failed {
-                    timed_out: e.is_timeout(),
-                    message: describe(&e),
-                }))
-                .await;
+            let _ = io.send(event(network_failure(&e))).await;
             return;
         }
     };
@@ -119,6 +114,19 @@ pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: m
     let _ = io.send(event(e)).await;
 }
 
+/// A failure on the wire. Never reported as `timed_out`, even when the operating system gave
+/// up on the connection ("Connection timed out", which `reqwest::Error::is_timeout` also calls
+/// a timeout): only the request's own deadline is a timeout to the engine, which re-polls
+/// after it; any other failure of a long poll may have lost an answer the server already sent,
+/// so the engine must end the transport instead.
+fn network_failure(e: &reqwest::Error) -> HttpEvent {
+    HttpEvent::Failed {
+        timed_out: false,
+        message: describe(e),
+    }
+}
+
+/// The request's own deadline ([`HttpRequest::timeout`]) passed.
 fn timed_out() -> HttpEvent {
     HttpEvent::Failed {
         timed_out: true,
@@ -142,12 +150,7 @@ async fn read_body(response: &mut reqwest::Response) -> Result<Bytes, HttpEvent>
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body.freeze()),
-            Err(e) => {
-                return Err(HttpEvent::Failed {
-                    timed_out: e.is_timeout(),
-                    message: describe(&e),
-                })
-            }
+            Err(e) => return Err(network_failure(&e)),
         }
     }
 }

@@ -63,7 +63,7 @@ mod io_tests;
 
 pub use builder::HubConnectionBuilder;
 pub use connection::HubConnection;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, ConnectionError, Error, Result};
 pub use handlers::{HandlerId, DISPATCH_QUEUE, MAX_CONCURRENT_CLIENT_RESULTS};
 pub use stream::HubStream;
 pub use user_agent::user_agent;

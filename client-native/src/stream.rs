@@ -21,6 +21,15 @@ pub struct HubStream<T> {
     finished: bool,
 }
 
+impl<T> std::fmt::Debug for HubStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubStream")
+            .field("id", &self.id)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> HubStream<T> {
     pub(crate) fn new(
         id: String,

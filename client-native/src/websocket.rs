@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 /// Frames queued for one socket's writer task.
-pub const WRITE_QUEUE: usize = 64;
+pub(crate) const WRITE_QUEUE: usize = 64;
 
 /// How long to wait for the server's answer to our close frame before calling the socket closed.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -163,19 +163,19 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
                 "msgpack",
                 "--timeout",
                 "15",
+                "-v",
             ])
             .await
         })
     };
-    // Broadcast until the listener has seen two (it may connect after the first sends).
+    // Broadcast twice once the listener is connected (it registers its handler before it
+    // starts, so it sees both): the sender's connection and the listener's make two.
     let sender = connect(&hub, TransportKind::WebSockets, Protocol::Json).await;
-    let mut sent = 0;
-    while !listener.is_finished() && sent < 200 {
+    within(hub.server.wait_for_connections(Some("test"), 2)).await;
+    for _ in 0..2 {
         let output =
             talkback(&["send", &url, "Broadcast", r#""hello""#, "--transport", "ws"]).await;
         assert!(output.status.success(), "{}", stderr(&output));
-        sent += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let output = listener.await.unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -183,7 +183,13 @@ async fn send_and_listen_print_server_invocations_as_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2, "{}", stdout(&output));
+    assert_eq!(
+        lines.len(),
+        2,
+        "{}\nSTDERR {}",
+        stdout(&output),
+        stderr(&output)
+    );
     for line in lines {
         assert_eq!(
             line,

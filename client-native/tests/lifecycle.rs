@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use talkback::{HubConnectionBuilder, Protocol, State, TransportKind, TransportSet};
+use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item_19_a_base_url_with_a_trailing_slash_and_a_query_connects_and_keeps_the_query() {
@@ -44,16 +44,13 @@ async fn item_45_stop_ends_the_connection_on_the_server_on_every_transport() {
         let id = conn.connection_id().unwrap();
         assert!(hub.server.connection_ids(Some("test")).contains(&id), "{l}");
         within(conn.stop()).await.unwrap();
-        eventually(&format!("{l}: the server forgets the connection"), || {
-            !hub.server.connection_ids(Some("test")).contains(&id)
-        })
-        .await;
+        within(hub.server.wait_for_connection_gone(&id)).await;
         assert_eq!(conn.state(), State::Disconnected, "{l}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item_54_client_pings_keep_a_quiet_connection_alive_and_item_56_long_polling_needs_none() {
+async fn item_54_client_pings_keep_a_quiet_connection_alive_and_item_56_long_polling_sends_none() {
     let config = talkback_fixture::Config {
         // Ten ping intervals per timeout: a loaded CI machine may stall a task for a few hundred
         // milliseconds, and the test is about pings being sent at all.
@@ -61,20 +58,62 @@ async fn item_54_client_pings_keep_a_quiet_connection_alive_and_item_56_long_pol
         ..Default::default()
     };
     let hub = Hub::start_with(config).await;
+    let mut conns = Vec::new();
     for (transport, protocol) in COMBOS {
-        let l = label(transport, protocol);
         let conn = builder(&hub, transport, protocol)
             .with_keep_alive_interval(Duration::from_millis(100))
             .build()
             .unwrap();
         within(conn.start()).await.unwrap();
-        // Quiet for two client timeouts: only pings (none over long polling) keep it.
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        conns.push((transport, protocol, conn));
+    }
+    // Quiet for two client timeouts and more, measured by the pings themselves: a connection
+    // that sent no pings would be closed by the server's client timeout before its twentieth.
+    for (transport, protocol, conn) in &conns {
+        if *transport == TransportKind::LongPolling {
+            continue;
+        }
+        let l = label(*transport, *protocol);
+        let id = conn.connection_id().unwrap();
+        let info = within(
+            hub.server
+                .wait_for_connection(&id, |c| c.pings_received >= 20),
+        )
+        .await;
+        assert!(info.is_some(), "{l}: the server dropped a pinging client");
+    }
+    for (transport, protocol, conn) in conns {
+        let l = label(transport, protocol);
         assert_eq!(conn.state(), State::Connected, "{l}");
+        if transport == TransportKind::LongPolling {
+            let id = conn.connection_id().unwrap();
+            let info = hub.server.connection_info(&id).expect("still connected");
+            assert_eq!(
+                info.pings_received, 0,
+                "{l}: item 56, no pings over long polling"
+            );
+        }
         let sum: i64 = within(conn.invoke("Add", (1, 1))).await.unwrap();
         assert_eq!(sum, 2, "{l}");
         within(conn.stop()).await.unwrap();
     }
+}
+
+/// The connection's callbacks, in the order the client ran them.
+fn record_callbacks(conn: &talkback::HubConnection) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = tx.clone();
+    conn.on_reconnecting(move |_| {
+        let _ = t.send("reconnecting".to_owned());
+    });
+    let t = tx.clone();
+    conn.on_reconnected(move |_| {
+        let _ = t.send("reconnected".to_owned());
+    });
+    conn.on_close(move |e| {
+        let _ = tx.send(format!("closed {}", e.is_some()));
+    });
+    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,26 +123,22 @@ async fn item_60_item_62_item_59_refused_reconnects_end_in_one_on_close_without_
         .with_automatic_reconnect_delays(vec![Duration::ZERO, Duration::from_millis(50)])
         .build()
         .unwrap();
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l = log.clone();
-    conn.on_reconnecting(move |_| l.lock().unwrap().push("reconnecting".into()));
-    let l = log.clone();
-    conn.on_reconnected(move |_| l.lock().unwrap().push("reconnected".into()));
-    let l = log.clone();
-    conn.on_close(move |e| l.lock().unwrap().push(format!("closed {}", e.is_some())));
+    let mut log = record_callbacks(&conn);
     within(conn.start()).await.unwrap();
     hub.server
         .faults()
         .refuse_new_connections(Duration::from_secs(30));
     hub.drop_transport(&conn.connection_id().unwrap());
-    eventually("on_close", || {
-        log.lock().unwrap().iter().any(|e| e.starts_with("closed"))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(*log.lock().unwrap(), vec!["reconnecting", "closed false"]);
+    assert_eq!(within(log.recv()).await.unwrap(), "reconnecting");
+    assert_eq!(within(log.recv()).await.unwrap(), "closed false");
     assert_eq!(conn.state(), State::Disconnected);
+    // Callbacks run in order on one queue: anything the first life still fired would come
+    // before the callbacks of a second one.
     hub.server.faults().reset();
+    within(conn.start()).await.unwrap();
+    within(conn.stop()).await.unwrap();
+    assert_eq!(within(log.recv()).await.unwrap(), "closed false");
+    assert!(log.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,36 +148,46 @@ async fn item_64_stop_during_a_reconnect_delay_closes_at_once() {
         .with_automatic_reconnect_delays(vec![Duration::from_secs(60)])
         .build()
         .unwrap();
-    let closed = Arc::new(Mutex::new(Vec::new()));
-    let c = closed.clone();
-    conn.on_close(move |e| c.lock().unwrap().push(e.is_some()));
+    let mut log = record_callbacks(&conn);
     within(conn.start()).await.unwrap();
     hub.drop_transport(&conn.connection_id().unwrap());
-    eventually("reconnecting", || conn.state() == State::Reconnecting).await;
+    assert_eq!(within(log.recv()).await.unwrap(), "reconnecting");
+    assert_eq!(conn.state(), State::Reconnecting);
+    // `within` is 10 s, far below the 60 s delay: the stop does not wait for it.
     within(conn.stop()).await.unwrap();
     assert_eq!(conn.state(), State::Disconnected);
-    eventually("on_close", || !closed.lock().unwrap().is_empty()).await;
     assert_eq!(
-        *closed.lock().unwrap(),
-        vec![false],
+        within(log.recv()).await.unwrap(),
+        "closed false",
         "on_close once, without an error"
     );
+    assert!(log.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item_83_stateful_reconnect_is_only_used_over_websockets() {
+async fn item_83_stateful_reconnect_asks_for_handshake_version_2_only_over_websockets() {
     let hub = Hub::start().await;
-    for transport in [TransportKind::LongPolling, TransportKind::ServerSentEvents] {
+    for transport in [
+        TransportKind::WebSockets,
+        TransportKind::LongPolling,
+        TransportKind::ServerSentEvents,
+    ] {
         let conn = builder(&hub, transport, Protocol::Json)
             .with_stateful_reconnect()
             .build()
             .unwrap();
         within(conn.start()).await.unwrap();
+        let id = conn.connection_id().unwrap();
+        let info = hub.server.connection_info(&id).expect("connected");
+        assert_eq!(info.transport, Some(transport));
+        let expected = if transport == TransportKind::WebSockets {
+            2
+        } else {
+            1
+        };
+        assert_eq!(info.handshake_version, Some(expected), "{transport:?}");
         let sum: i64 = within(conn.invoke("Add", (2, 3))).await.unwrap();
-        assert_eq!(
-            sum, 5,
-            "{transport:?}: version 1 handshake, plain connection"
-        );
+        assert_eq!(sum, 5, "{transport:?}");
         within(conn.stop()).await.unwrap();
     }
 }

@@ -83,10 +83,11 @@ async fn item_66_a_lost_connection_without_reconnect_fails_pending_calls_and_fir
             let conn = conn.clone();
             tokio::spawn(async move { conn.invoke::<i64>("Delay", (5000,)).await })
         };
-        let stream = within(conn.stream::<i64>("InfiniteCounter", (20,)))
+        let mut stream = within(conn.stream::<i64>("InfiniteCounter", (20,)))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first item shows the stream is running on the server.
+        assert_eq!(within(stream.next()).await.unwrap().unwrap(), 0, "{l}");
         hub.drop_transport(&conn.connection_id().unwrap());
         let error = within(pending).await.unwrap().unwrap_err();
         assert!(

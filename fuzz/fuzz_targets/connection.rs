@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
                         conn.handle_websocket(now, WebSocketEvent::Message(bytes.into()));
                     }
                 }
-                Transmit::FetchAccessToken => conn.provide_access_token(now, Ok(None)),
+                Transmit::FetchAccessToken => conn.handle_access_token(now, Ok(None)),
                 Transmit::AbortHttp(_) | Transmit::CloseWebSocket => {}
             }
         }

@@ -23,6 +23,13 @@ mod receive;
 mod send;
 mod start;
 
+/// Re-attaches in a row that may open and close before the server sends anything, before the
+/// stateful session counts as gone.
+const MAX_REATTACH_ATTEMPTS: u32 = 3;
+
+/// How long `stop` waits for the WebSocket to report that it closed.
+const STOP_WAIT: crate::Duration = crate::Duration::from_secs(5);
+
 /// Error text: the server sent nothing within the server timeout.
 pub const SERVER_TIMEOUT: &str =
     "Server timeout elapsed without receiving a message from the server.";
@@ -40,6 +47,8 @@ pub const STOPPED_DURING_NEGOTIATION: &str = "The connection was stopped during 
 /// Error text: the transport closed before the handshake response.
 pub const CLOSED_DURING_HANDSHAKE: &str =
     "The underlying connection was closed before the hub handshake could complete.";
+/// Error text: the prefix of an access-token factory's failure after a 401.
+pub const ACCESS_TOKEN_FAILED: &str = "The access token factory failed: ";
 /// Error text: a `set_url` in the wrong state.
 pub const SET_URL_STATE: &str =
     "The HubConnection must be in the Disconnected or Reconnecting state to change the url.";
@@ -105,6 +114,10 @@ struct Attempt {
 /// Deadlines, one per purpose.
 #[derive(Default)]
 struct Timers {
+    /// Opening a transport plus the handshake.
+    handshake: Option<Instant>,
+    /// The longest `stop` waits for the WebSocket to report its close.
+    stop: Option<Instant>,
     ping: Option<Instant>,
     server: Option<Instant>,
     retry: Option<Instant>,
@@ -126,7 +139,68 @@ enum Recovery {
     None,
 }
 
-/// The sans-IO SignalR client connection.
+/// The sans-IO SignalR client connection: one hub connection's whole protocol state.
+///
+/// It never performs IO and never reads a clock: every method takes the current time, and what
+/// the connection wants done comes out of its `poll_*` methods. The contract a shell follows is
+/// in `docs/architecture.md` ("The engine's run-loop contract") and, in short:
+///
+/// - **Inputs** (each may queue outputs): the caller's commands [`start`](Self::start),
+///   [`stop`](Self::stop), [`invoke`](Self::invoke), [`send`](Self::send),
+///   [`send_with_streams`](Self::send_with_streams), [`stream`](Self::stream),
+///   [`cancel_stream`](Self::cancel_stream), [`new_upload_stream`](Self::new_upload_stream),
+///   [`upload_item`](Self::upload_item), [`upload_complete`](Self::upload_complete),
+///   [`complete_client_result`](Self::complete_client_result), [`set_url`](Self::set_url);
+///   and what the shell observed: [`handle_http`](Self::handle_http),
+///   [`handle_websocket`](Self::handle_websocket), [`handle_access_token`](Self::handle_access_token)
+///   and [`handle_timeout`](Self::handle_timeout).
+/// - **Outputs**, drained after every input until both return `None`:
+///   [`poll_transmit`](Self::poll_transmit) (work for the shell: HTTP requests, aborts, WebSocket
+///   open/send/close, fetching an access token) and [`poll_event`](Self::poll_event) (state
+///   changes, server invocations, call results); then [`poll_timeout`](Self::poll_timeout) gives
+///   the one deadline to arm.
+/// - **Backpressure**: while [`is_send_blocked`](Self::is_send_blocked) is true (stateful
+///   reconnect's buffer of unacknowledged bytes is full) the shell holds new user sends back.
+/// - **Queries**: [`state`](Self::state), [`connection_id`](Self::connection_id),
+///   [`config`](Self::config).
+///
+/// ```no_run
+/// use talkback_core::{Config, Connection, Event, HttpEvent, Instant, Transmit, WebSocketEvent};
+///
+/// // A shell's loop in outline; `io` stands for the shell's sockets, HTTP client and timer.
+/// # struct Io;
+/// # impl Io {
+/// #     fn perform(&mut self, _: Transmit) {}
+/// #     fn deliver(&mut self, _: Event) {}
+/// #     fn arm_timer(&mut self, _: Option<Instant>) {}
+/// #     fn next(&mut self) -> Input { Input::Timer }
+/// # }
+/// # enum Input { Http(talkback_core::RequestId, HttpEvent), WebSocket(WebSocketEvent), Token(Option<String>), Timer }
+/// # let mut io = Io;
+/// let mut conn = Connection::new(Config::new("https://example.com/hubs/chat"));
+/// conn.start(Instant::now()).expect("a new connection is Disconnected");
+/// loop {
+///     // Drain until both queues are empty: delivering an event may lead the application to
+///     // call a command, which queues more transmits.
+///     loop {
+///         let transmit = conn.poll_transmit();
+///         let event = conn.poll_event();
+///         if transmit.is_none() && event.is_none() {
+///             break;
+///         }
+///         transmit.map(|t| io.perform(t)); // FetchAccessToken: run the factory, answer below
+///         event.map(|e| io.deliver(e));
+///     }
+///     io.arm_timer(conn.poll_timeout());
+///     let now = Instant::now();
+///     match io.next() {
+///         Input::Http(id, event) => conn.handle_http(now, id, event),
+///         Input::WebSocket(event) => conn.handle_websocket(now, event),
+///         Input::Token(token) => conn.handle_access_token(now, Ok(token)),
+///         Input::Timer => conn.handle_timeout(now),
+///     }
+/// }
+/// ```
 pub struct Connection {
     config: Config,
     state: State,
@@ -147,8 +221,23 @@ pub struct Connection {
     stateful_requested: bool,
     held_writes: VecDeque<u64>,
     reattach_reason: Option<Error>,
+    /// Re-attaches in a row that closed before the server sent anything.
+    reattach_failures: u32,
     timers: Timers,
     reconnect: Option<Reconnect>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("state", &self.state)
+            .field("connection_id", &self.connection_id)
+            .field("transport", &self.link.as_ref().map(|l| l.kind))
+            .field("pending_calls", &self.calls.len())
+            .field("requests_in_flight", &self.requests.len())
+            .field("stateful", &self.stateful.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -176,6 +265,7 @@ impl Connection {
             stateful_requested,
             held_writes: VecDeque::new(),
             reattach_reason: None,
+            reattach_failures: 0,
             timers: Timers::default(),
             reconnect: None,
         }
@@ -210,7 +300,6 @@ impl Connection {
 
     /// Stops the connection (idempotent): sends Close when connected, cancels reconnects.
     pub fn stop(&mut self, now: Instant) {
-        let _ = now;
         match self.state {
             State::Disconnected | State::Disconnecting => {}
             State::Connecting => {
@@ -240,7 +329,13 @@ impl Connection {
                     return;
                 };
                 match link.kind {
-                    TransportKind::WebSockets => self.finish_stop(),
+                    TransportKind::WebSockets => {
+                        // Closed once the socket reports it (after the frames queued before the
+                        // close went out), as the reference client's `stop` resolves on the
+                        // socket's close event; a bounded wait in case it never does.
+                        self.transmits.push_back(Transmit::CloseWebSocket);
+                        self.timers.stop = Some(now + STOP_WAIT);
+                    }
                     _ => {
                         link.closing = true;
                         self.continue_stop();
@@ -397,7 +492,7 @@ impl Connection {
     }
 
     /// The access-token factory's answer to [`Transmit::FetchAccessToken`] (`Ok(None)`: no token).
-    pub fn provide_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
+    pub fn handle_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
         let waiters = std::mem::take(&mut self.token_waiters);
         if let Ok(value) = &token {
             self.token = value.clone();
@@ -412,7 +507,7 @@ impl Connection {
                 (TokenFor::Negotiate, Err(e)) => {
                     if self.attempt.as_ref().is_some_and(|a| a.step == Step::Token) {
                         let text = negotiate::negotiation_failed_message(e);
-                        self.fail_attempt(now, Error::Connect(text));
+                        self.fail_attempt(now, Error::AccessToken(text));
                     }
                 }
                 (TokenFor::RetryPost { ops, body }, Ok(_)) => {
@@ -421,7 +516,7 @@ impl Connection {
                     }
                 }
                 (TokenFor::RetryPost { ops, .. }, Err(e)) => {
-                    let error = Error::Transport(format!("The access token factory failed: {e}"));
+                    let error = Error::AccessToken(format!("{ACCESS_TOKEN_FAILED}{e}"));
                     self.post_failed(now, ops, error);
                 }
                 (TokenFor::RetryPoll, Ok(_)) => {
@@ -431,7 +526,7 @@ impl Connection {
                     }
                 }
                 (TokenFor::RetryPoll, Err(e)) => {
-                    let error = Error::Transport(format!("The access token factory failed: {e}"));
+                    let error = Error::AccessToken(format!("{ACCESS_TOKEN_FAILED}{e}"));
                     self.lost(now, Some(error), Recovery::Policy);
                 }
             }
@@ -505,11 +600,19 @@ impl Connection {
             }
             WebSocketEvent::Message(data) => {
                 if link.opened {
+                    // The server spoke on a re-attached socket: the session is alive.
+                    if std::mem::take(&mut link.reattach_unconfirmed) {
+                        self.reattach_failures = 0;
+                    }
                     self.on_data(now, &data);
                 }
             }
             WebSocketEvent::Closed { code, reason } => {
                 let was_open = link.opened;
+                let reattach_failed = link.reattach_unconfirmed;
+                if reattach_failed {
+                    self.reattach_failures += 1;
+                }
                 let target = link.ws_target.clone();
                 self.link = None;
                 let error = match code {
@@ -535,6 +638,12 @@ impl Connection {
                 } else if self.is_reattaching() {
                     let reason = self.reattach_reason.take();
                     self.lost(now, reason, Recovery::Policy);
+                } else if reattach_failed && self.reattach_failures >= MAX_REATTACH_ATTEMPTS {
+                    // Opened, then closed before the server sent anything, again and again (a
+                    // server that answers 101 and closes with 4404 "Connection not found."):
+                    // the session is gone.
+                    self.reattach_failures = 0;
+                    self.lost(now, error, Recovery::Policy);
                 } else if !self.try_reattach(error.clone(), target) {
                     self.lost(now, error, Recovery::Policy);
                 }
@@ -554,6 +663,20 @@ impl Connection {
                     self.fail_attempt(now, error)
                 }
                 _ => {}
+            }
+        }
+        if due(self.timers.stop) {
+            self.timers.stop = None;
+            if self.state == State::Disconnecting {
+                // The socket never reported its close: forget it without another close frame.
+                self.link = None;
+                self.finish_stop();
+            }
+        }
+        if due(self.timers.handshake) {
+            self.timers.handshake = None;
+            if self.attempt.is_some() {
+                self.handshake_timed_out(now);
             }
         }
         if due(self.timers.retry) {
@@ -591,6 +714,8 @@ impl Connection {
     /// The next deadline, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
+            self.timers.stop,
+            self.timers.handshake,
             self.timers.ping,
             self.timers.server,
             self.timers.retry,

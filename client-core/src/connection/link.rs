@@ -35,6 +35,9 @@ pub(super) struct Link {
     pub closing: bool,
     /// The handshake response has been read.
     pub handshake_done: bool,
+    /// A stateful re-attach whose server has not yet sent anything: closing now means the
+    /// session is not there (refused or closed at once), so it counts as a failed re-attach.
+    pub reattach_unconfirmed: bool,
     /// Framing of the handshake response (always JSON text records).
     pub handshake: TextFramer,
     /// Framing of hub messages.
@@ -42,7 +45,12 @@ pub(super) struct Link {
 }
 
 impl Link {
-    pub fn new(kind: TransportKind, url: String, protocol: Protocol, max_message: usize) -> Self {
+    pub(super) fn new(
+        kind: TransportKind,
+        url: String,
+        protocol: Protocol,
+        max_message: usize,
+    ) -> Self {
         Link {
             kind,
             url,
@@ -57,6 +65,7 @@ impl Link {
             post_in_flight: None,
             closing: false,
             handshake_done: false,
+            reattach_unconfirmed: false,
             handshake: TextFramer::new(max_message),
             framer: protocol.framer(max_message),
         }
@@ -64,12 +73,12 @@ impl Link {
 
     /// Whether the transport keeps the connection alive by itself (long polling): no pings, no
     /// server timeout.
-    pub fn inherent_keep_alive(&self) -> bool {
+    pub(super) fn inherent_keep_alive(&self) -> bool {
         self.kind == TransportKind::LongPolling
     }
 
     /// The next long-poll URL (`&_=<n>` cache buster).
-    pub fn next_poll_url(&mut self) -> String {
+    pub(super) fn next_poll_url(&mut self) -> String {
         self.polls += 1;
         let sep = if self.url.contains('?') { '&' } else { '?' };
         format!("{}{sep}_={}", self.url, self.polls)

@@ -1,19 +1,19 @@
 //! The sans-IO hub connection: negotiate, transport choice and fallback, handshake, the state
-//! machine of `protocol.md` 3.2, keep-alive and server timeout, calls, reconnect and stateful
-//! reconnect.
+//! machine of docs/protocol/client.md ("Connection states"), keep-alive and server timeout,
+//! calls, reconnect and stateful reconnect.
 //!
-//! A shell drives a [`Connection`] like this, after every input:
-//!
-//! ```text
-//! while let Some(t) = conn.poll_transmit() { perform t (HTTP request, WebSocket open/send/close) }
-//! while let Some(e) = conn.poll_event() { deliver e to the application }
-//! arm a timer for conn.poll_timeout(); when it fires call conn.handle_timeout(now)
-//! ```
+//! A shell drives a [`Connection`] by feeding it inputs and, after every input, draining its
+//! outputs until both [`Connection::poll_transmit`] and [`Connection::poll_event`] return
+//! `None`, then arming one timer at [`Connection::poll_timeout`]; see [`Connection`] for the
+//! contract and an example loop, and `docs/architecture.md` for the whole picture.
 
 mod engine;
 mod link;
 
-pub use engine::Connection;
+pub use engine::{
+    Connection, ACCESS_TOKEN_FAILED, CLOSED_DURING_HANDSHAKE, INVOCATION_CANCELED, NOT_CONNECTED,
+    SERVER_TIMEOUT, SET_URL_STATE, START_NOT_DISCONNECTED, STOPPED_DURING_NEGOTIATION,
+};
 
 use crate::protocol::{Protocol, RawValue, TransferFormat};
 use crate::reconnect::ReconnectPolicy;
@@ -41,6 +41,11 @@ pub struct Config {
     pub server_timeout: Duration,
     /// Timeout of negotiate, POST send and DELETE requests. Default 100 s.
     pub http_timeout: Duration,
+    /// How long opening a transport and the handshake may take together before the client
+    /// closes it and tries the next transport. Default 15 s (ASP.NET Core's handshake timeout;
+    /// the reference JavaScript client has none and can wait forever on a proxy that holds an
+    /// SSE request open).
+    pub handshake_timeout: Duration,
     /// Timeout of one long poll. Default 100 s.
     pub long_poll_timeout: Duration,
     /// Delay of the coalesced Ack under stateful reconnect. Default 1 s.
@@ -67,6 +72,38 @@ pub struct Config {
     pub headers_on_websocket: bool,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values may hold credentials: only their names are shown.
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("protocol", &self.protocol)
+            .field("transports", &self.transports)
+            .field("skip_negotiation", &self.skip_negotiation)
+            .field("stateful_reconnect", &self.stateful_reconnect)
+            .field(
+                "stateful_reconnect_buffer_size",
+                &self.stateful_reconnect_buffer_size,
+            )
+            .field("keep_alive_interval", &self.keep_alive_interval)
+            .field("server_timeout", &self.server_timeout)
+            .field("http_timeout", &self.http_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("long_poll_timeout", &self.long_poll_timeout)
+            .field("ack_delay", &self.ack_delay)
+            .field("reconnect_policy", &self.reconnect_policy.is_some())
+            .field("max_message_size", &self.max_message_size)
+            .field("headers", &header_names)
+            .field("user_agent", &self.user_agent)
+            .field("user_agent_header", &self.user_agent_header)
+            .field("has_access_token_factory", &self.has_access_token_factory)
+            .field("access_token_in_query", &self.access_token_in_query)
+            .field("headers_on_websocket", &self.headers_on_websocket)
+            .finish()
+    }
+}
+
 impl Config {
     /// The defaults of the reference client for `url`.
     pub fn new(url: impl Into<String>) -> Self {
@@ -80,6 +117,7 @@ impl Config {
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             http_timeout: Duration::from_secs(100),
+            handshake_timeout: Duration::from_secs(15),
             long_poll_timeout: Duration::from_secs(100),
             ack_delay: Duration::from_secs(1),
             reconnect_policy: None,
@@ -94,7 +132,7 @@ impl Config {
     }
 }
 
-/// The connection states of `protocol.md` 3.2.
+/// The connection states (docs/protocol/client.md, "Connection states").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     /// Not connected; `start` is allowed.
@@ -151,7 +189,7 @@ pub enum Transmit {
     Http(HttpRequest),
     /// Abort a request in flight (a long poll or an SSE stream); report nothing more for it.
     AbortHttp(RequestId),
-    /// Run the access-token factory and answer with [`Connection::provide_access_token`].
+    /// Run the access-token factory and answer with [`Connection::handle_access_token`].
     FetchAccessToken,
     /// Open a WebSocket to `url` (`ws://` or `wss://`) with these upgrade headers; report with
     /// [`Connection::handle_websocket`].
@@ -196,7 +234,10 @@ pub enum HttpEvent {
     },
     /// The request failed without a response.
     Failed {
-        /// The request timed out (the shell's timer for [`HttpRequest::timeout`]).
+        /// The shell's own timer for [`HttpRequest::timeout`] fired. Only that: a network
+        /// error, including the operating system's "connection timed out", is `false`, because
+        /// the engine re-polls after a long poll's own deadline but must end the transport
+        /// after any other failure (the server may have answered that poll already).
         timed_out: bool,
         /// A description for error messages.
         message: String,

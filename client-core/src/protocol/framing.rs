@@ -12,7 +12,8 @@ pub const RECORD_SEPARATOR: u8 = 0x1e;
 /// The default bound on one record (1 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
-/// The largest length a VarInt prefix may announce (`protocol.md` 2.4).
+/// The largest length a VarInt prefix may announce (docs/protocol/hub-protocol.md,
+/// "Length-prefix framing").
 const MAX_VARINT_LENGTH: u64 = 0x7fff_ffff;
 
 /// Splits `0x1E`-terminated records out of arbitrarily cut text input.

@@ -1,4 +1,5 @@
-//! The handshake: always JSON plus `0x1E`, whatever hub protocol follows (`protocol.md` 2.1).
+//! The handshake: always JSON plus `0x1E`, whatever hub protocol follows
+//! (docs/protocol/hub-protocol.md, "Handshake").
 
 use super::{ProtocolError, RECORD_SEPARATOR};
 use serde_json::{Map, Value};

@@ -1,4 +1,5 @@
-//! The JSON hub protocol (`protocol.md` 2.3): one object per record, arguments kept raw.
+//! The JSON hub protocol (docs/protocol/hub-protocol.md, "JSON encoding"): one object per
+//! record, arguments kept raw.
 
 use super::{
     CancelInvocation, Close, Completion, CompletionResult, Decoded, Headers, HubMessage,

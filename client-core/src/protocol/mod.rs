@@ -1,4 +1,4 @@
-//! Hub protocol wire types and codecs (`protocol.md` section 2).
+//! Hub protocol wire types and codecs (docs/protocol/hub-protocol.md).
 //!
 //! [`HubMessage`] is the one in-memory form of the nine hub message types. A [`Protocol`] turns it
 //! into framed bytes and back: JSON with `0x1E` record separators, MessagePack with VarInt length
@@ -38,7 +38,7 @@ pub enum TransferFormat {
     Binary,
 }
 
-/// One hub message (`protocol.md` 2.2).
+/// One hub message (docs/protocol/hub-protocol.md, "Message types").
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubMessage {
     /// Type 1: call a method, blocking when it has an invocation id.
@@ -163,6 +163,7 @@ pub enum Decoded {
 
 /// The peer sent bytes that break the hub protocol.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A record or frame is larger than the configured maximum.
     #[error("message of {size} bytes exceeds the maximum of {max} bytes")]

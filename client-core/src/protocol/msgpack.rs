@@ -1,5 +1,5 @@
-//! The MessagePack hub protocol (`protocol.md` 2.4): one array per record, arguments kept as
-//! the raw bytes of each value.
+//! The MessagePack hub protocol (docs/protocol/hub-protocol.md, "MessagePack encoding"): one
+//! array per record, arguments kept as the raw bytes of each value.
 
 use super::framing::write_length_prefix;
 use super::{

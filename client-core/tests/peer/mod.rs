@@ -14,7 +14,7 @@ use talkback_core::{
 };
 
 /// The engine under test plus everything it produced that the test has not looked at yet.
-pub struct Peer {
+pub(crate) struct Peer {
     pub conn: Connection,
     pub now: Instant,
     pub protocol: Protocol,
@@ -23,7 +23,7 @@ pub struct Peer {
 }
 
 /// A negotiate v1 body offering `transports` (name, formats).
-pub fn negotiate_body(id: &str, token: &str, transports: &[(&str, &[&str])]) -> Bytes {
+pub(crate) fn negotiate_body(id: &str, token: &str, transports: &[(&str, &[&str])]) -> Bytes {
     let transports: Vec<serde_json::Value> = transports
         .iter()
         .map(|(name, formats)| serde_json::json!({"transport": name, "transferFormats": formats}))
@@ -38,7 +38,7 @@ pub fn negotiate_body(id: &str, token: &str, transports: &[(&str, &[&str])]) -> 
 }
 
 /// Every transport with its usual formats.
-pub const ALL: &[(&str, &[&str])] = &[
+pub(crate) const ALL: &[(&str, &[&str])] = &[
     ("WebSockets", &["Text", "Binary"]),
     ("ServerSentEvents", &["Text"]),
     ("LongPolling", &["Text", "Binary"]),
@@ -46,7 +46,7 @@ pub const ALL: &[(&str, &[&str])] = &[
 
 impl Peer {
     /// A disconnected engine with `config`.
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         let protocol = config.protocol;
         Peer {
             conn: Connection::new(config),
@@ -58,7 +58,7 @@ impl Peer {
     }
 
     /// A config for `http://h/hubs/test` with `protocol`.
-    pub fn config(protocol: Protocol) -> Config {
+    pub(crate) fn config(protocol: Protocol) -> Config {
         let mut config = Config::new("http://h/hubs/test");
         config.protocol = protocol;
         config
@@ -74,26 +74,26 @@ impl Peer {
     }
 
     /// Everything the engine asked for since the last call.
-    pub fn transmits(&mut self) -> Vec<Transmit> {
+    pub(crate) fn transmits(&mut self) -> Vec<Transmit> {
         self.pump();
         std::mem::take(&mut self.transmits)
     }
 
     /// Every event since the last call.
-    pub fn events(&mut self) -> Vec<Event> {
+    pub(crate) fn events(&mut self) -> Vec<Event> {
         self.pump();
         std::mem::take(&mut self.events)
     }
 
     /// Calls `start` and returns its result.
-    pub fn start(&mut self) -> Result<(), talkback_core::Error> {
+    pub(crate) fn start(&mut self) -> Result<(), talkback_core::Error> {
         let r = self.conn.start(self.now);
         self.pump();
         r
     }
 
     /// The next transmit, which must be an HTTP request.
-    pub fn expect_http(&mut self) -> HttpRequest {
+    pub(crate) fn expect_http(&mut self) -> HttpRequest {
         self.pump();
         assert!(
             !self.transmits.is_empty(),
@@ -106,7 +106,7 @@ impl Peer {
     }
 
     /// The next transmit, whatever it is.
-    pub fn next_transmit(&mut self) -> Transmit {
+    pub(crate) fn next_transmit(&mut self) -> Transmit {
         self.pump();
         assert!(
             !self.transmits.is_empty(),
@@ -116,7 +116,7 @@ impl Peer {
     }
 
     /// Answers a request with a whole response.
-    pub fn answer(&mut self, request: &HttpRequest, status: u16, body: impl Into<Bytes>) {
+    pub(crate) fn answer(&mut self, request: &HttpRequest, status: u16, body: impl Into<Bytes>) {
         self.conn.handle_http(
             self.now,
             request.id,
@@ -129,19 +129,19 @@ impl Peer {
     }
 
     /// Reports an HTTP event.
-    pub fn http_event(&mut self, request: &HttpRequest, event: HttpEvent) {
+    pub(crate) fn http_event(&mut self, request: &HttpRequest, event: HttpEvent) {
         self.conn.handle_http(self.now, request.id, event);
         self.pump();
     }
 
     /// Reports a WebSocket event.
-    pub fn ws(&mut self, event: WebSocketEvent) {
+    pub(crate) fn ws(&mut self, event: WebSocketEvent) {
         self.conn.handle_websocket(self.now, event);
         self.pump();
     }
 
     /// Answers the negotiate with `body` and returns the request.
-    pub fn negotiate(&mut self, body: Bytes) -> HttpRequest {
+    pub(crate) fn negotiate(&mut self, body: Bytes) -> HttpRequest {
         let request = self.expect_http();
         assert_eq!(request.method, HttpMethod::Post, "negotiate is a POST");
         assert!(request.url.contains("/negotiate?"), "{}", request.url);
@@ -150,7 +150,7 @@ impl Peer {
     }
 
     /// Starts and connects over WebSockets with a handshake `{}` and drains what it produced.
-    pub fn connect_ws(&mut self) {
+    pub(crate) fn connect_ws(&mut self) {
         self.start().unwrap();
         self.negotiate(negotiate_body("c1", "t1", ALL));
         match self.next_transmit() {
@@ -165,7 +165,7 @@ impl Peer {
     }
 
     /// Encodes `message` in the peer's protocol and delivers it over the WebSocket.
-    pub fn server_sends(&mut self, message: HubMessage) {
+    pub(crate) fn server_sends(&mut self, message: HubMessage) {
         let mut bytes = Vec::new();
         self.protocol.encode(&message, &mut bytes);
         self.ws(WebSocketEvent::Message(bytes.into()));
@@ -173,7 +173,7 @@ impl Peer {
 
     /// The hub messages the client sent over the WebSocket since the last look (the handshake
     /// request, which is JSON text, is skipped).
-    pub fn client_sent(&mut self) -> Vec<HubMessage> {
+    pub(crate) fn client_sent(&mut self) -> Vec<HubMessage> {
         let mut out = Vec::new();
         for transmit in self.transmits() {
             if let Transmit::WebSocketSend { data, .. } = transmit {
@@ -184,7 +184,7 @@ impl Peer {
     }
 
     /// Moves virtual time forward by `d`, firing every deadline on the way in order.
-    pub fn advance(&mut self, d: Duration) {
+    pub(crate) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         while let Some(deadline) = self.conn.poll_timeout() {
             if deadline > end {
@@ -198,13 +198,13 @@ impl Peer {
     }
 
     /// An argument in the peer's protocol.
-    pub fn arg<T: serde::Serialize>(&self, value: T) -> RawValue {
+    pub(crate) fn arg<T: serde::Serialize>(&self, value: T) -> RawValue {
         RawValue::encode(self.protocol, &value).unwrap()
     }
 }
 
 /// Decodes every framed message in `data` (handshake records are skipped).
-pub fn decode_all(protocol: Protocol, data: &[u8]) -> Vec<HubMessage> {
+pub(crate) fn decode_all(protocol: Protocol, data: &[u8]) -> Vec<HubMessage> {
     if data.starts_with(b"{\"protocol\"") {
         return Vec::new();
     }

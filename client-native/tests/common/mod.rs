@@ -7,7 +7,7 @@ use std::time::Duration;
 use talkback::{HubConnection, HubConnectionBuilder, Protocol, TransportKind, TransportSet};
 
 /// Every transport × protocol pair that exists (MessagePack needs binary, so not over SSE).
-pub const COMBOS: [(TransportKind, Protocol); 5] = [
+pub(crate) const COMBOS: [(TransportKind, Protocol); 5] = [
     (TransportKind::WebSockets, Protocol::Json),
     (TransportKind::WebSockets, Protocol::MessagePack),
     (TransportKind::ServerSentEvents, Protocol::Json),
@@ -16,13 +16,13 @@ pub const COMBOS: [(TransportKind, Protocol); 5] = [
 ];
 
 /// A running in-process fixture.
-pub struct Hub {
-    pub server: talkback_fixture::Server,
+pub(crate) struct Hub {
+    pub(crate) server: talkback_fixture::Server,
 }
 
 impl Hub {
     /// Starts a fixture on a loopback port (stateful reconnect allowed).
-    pub async fn start() -> Hub {
+    pub(crate) async fn start() -> Hub {
         let config = talkback_fixture::Config {
             allow_stateful_reconnect: true,
             ..Default::default()
@@ -31,7 +31,7 @@ impl Hub {
     }
 
     /// Starts a fixture with `config`.
-    pub async fn start_with(config: talkback_fixture::Config) -> Hub {
+    pub(crate) async fn start_with(config: talkback_fixture::Config) -> Hub {
         let server = talkback_fixture::spawn(config)
             .await
             .expect("the fixture starts");
@@ -39,29 +39,33 @@ impl Hub {
     }
 
     /// The URL of the `test` hub.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/hubs/test", self.server.url())
     }
 
     /// Drops a connection's transport without a Close message.
-    pub fn drop_transport(&self, connection_id: &str) {
+    pub(crate) fn drop_transport(&self, connection_id: &str) {
         self.server.drop_transport(connection_id);
     }
 
     /// Stops sending pings to every connection.
-    pub fn stop_pings(&self) {
+    pub(crate) fn stop_pings(&self) {
         self.server.faults().stop_pings(true);
     }
 
     /// Refuses WebSocket upgrades.
-    pub fn refuse_websockets(&self) {
+    pub(crate) fn refuse_websockets(&self) {
         self.server
             .refuse_transport_at_connect(TransportKind::WebSockets);
     }
 }
 
 /// A builder for the test hub with one transport, one protocol and short timeouts.
-pub fn builder(hub: &Hub, transport: TransportKind, protocol: Protocol) -> HubConnectionBuilder {
+pub(crate) fn builder(
+    hub: &Hub,
+    transport: TransportKind,
+    protocol: Protocol,
+) -> HubConnectionBuilder {
     HubConnectionBuilder::new(hub.url())
         .with_transports(TransportSet::only(transport))
         .with_protocol(protocol)
@@ -69,32 +73,24 @@ pub fn builder(hub: &Hub, transport: TransportKind, protocol: Protocol) -> HubCo
 }
 
 /// Connects to the test hub with one transport and protocol.
-pub async fn connect(hub: &Hub, transport: TransportKind, protocol: Protocol) -> HubConnection {
+pub(crate) async fn connect(
+    hub: &Hub,
+    transport: TransportKind,
+    protocol: Protocol,
+) -> HubConnection {
     let conn = builder(hub, transport, protocol).build().expect("builds");
     within(conn.start()).await.expect("starts");
     conn
 }
 
 /// Fails the test when `f` takes more than 10 seconds.
-pub async fn within<F: Future>(f: F) -> F::Output {
+pub(crate) async fn within<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
         .expect("finished within 10 s")
 }
 
-/// Waits until `check` holds, polling every 10 ms, for at most 10 seconds.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A label for assertion messages.
-pub fn label(transport: TransportKind, protocol: Protocol) -> String {
+pub(crate) fn label(transport: TransportKind, protocol: Protocol) -> String {
     format!("{} + {}", transport.name(), protocol.name())
 }

@@ -50,7 +50,11 @@ impl Connection {
     }
 
     /// A stateful WebSocket dropped: re-open the same URL without any state change, then send
-    /// Sequence and replay (`protocol.md` 1.11). Returns false when stateful reconnect is off.
+    /// Sequence and replay. A re-attach that is refused ends the connection the normal way
+    /// (close, or the reconnect policy); one that opens and closes before the server sent
+    /// anything is tried again at most `MAX_REATTACH_ATTEMPTS` times in a row, so a server that
+    /// accepts the upgrade and closes at once cannot cause an endless loop (docs/protocol/transport.md, "Stateful reconnect at the transport
+    /// level"). Returns false when stateful reconnect is off.
     pub(super) fn try_reattach(
         &mut self,
         error: Option<Error>,
@@ -73,6 +77,7 @@ impl Connection {
             self.config.max_message_size,
         );
         link.handshake_done = true;
+        link.reattach_unconfirmed = true;
         link.ws_target = Some((url.clone(), headers.clone()));
         self.link = Some(link);
         self.transmits
@@ -131,6 +136,7 @@ impl Connection {
         self.op_calls.clear();
         self.stateful = None;
         self.reattach_reason = None;
+        self.reattach_failures = 0;
         self.timers.ping = None;
         self.timers.server = None;
         self.timers.ack = None;
@@ -177,6 +183,7 @@ impl Connection {
         if self.state != State::Disconnecting {
             return;
         }
+        self.timers.stop = None;
         self.close_link();
         self.end_connection(None);
         self.complete_close(None);

@@ -270,8 +270,8 @@ impl Connection {
             {
                 self.fetch_token(TokenFor::RetryPoll);
             }
-            HttpEvent::Response { status, .. } => {
-                let text = format!("Long poll failed: Status code '{status}'");
+            HttpEvent::Response { status, body } => {
+                let text = crate::http_status::status_error("Long poll failed", status, &body);
                 if opened {
                     self.lost(now, Some(Error::Transport(text)), Recovery::Policy);
                 } else {

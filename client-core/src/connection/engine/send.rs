@@ -3,10 +3,14 @@
 
 use super::*;
 use crate::connection::{HttpEvent, HttpMethod, HttpRequest, RequestId, State, Transmit};
+use crate::http_status::status_error;
 use crate::protocol::{HubMessage, TransferFormat};
 use crate::transport::TransportKind;
 use crate::{Error, Instant};
 use bytes::Bytes;
+
+/// The start of the error text of a refused POST.
+const SEND_FAILED: &str = "Send failed";
 
 impl Connection {
     /// Encodes and writes one hub message; `op` is reported in [`Event::Written`].
@@ -147,9 +151,9 @@ impl Connection {
             // A POST of a transport that has closed since: only its sends' outcome matters.
             let result = match event {
                 HttpEvent::Response { status: 200, .. } => Ok(()),
-                HttpEvent::Response { status, .. } => Err(Error::Transport(format!(
-                    "Send failed: Status code '{status}'"
-                ))),
+                HttpEvent::Response { status, body } => {
+                    Err(Error::Transport(status_error(SEND_FAILED, status, &body)))
+                }
                 HttpEvent::Failed { message, .. } => Err(Error::Transport(message)),
                 _ => return,
             };
@@ -168,13 +172,6 @@ impl Connection {
                     self.written(op, Ok(()));
                 }
             }
-            HttpEvent::Response { status: 409, .. } => {
-                // Another send was in flight; this one is lost but the connection stays.
-                let error = Error::Transport("Send failed: Status code '409'".into());
-                for op in ops {
-                    self.written(op, Err(error.clone()));
-                }
-            }
             HttpEvent::Response { status: 401, .. }
                 if !retried && self.config.has_access_token_factory =>
             {
@@ -182,9 +179,25 @@ impl Connection {
                 self.fetch_token(TokenFor::RetryPost { ops, body });
                 return;
             }
-            HttpEvent::Response { status, .. } => {
-                let error = Error::Transport(format!("Send failed: Status code '{status}'"));
+            HttpEvent::Response {
+                status: 404,
+                body: reason,
+            } => {
+                // The server no longer knows the connection.
+                let error = Error::Transport(status_error(SEND_FAILED, 404, &reason));
                 return self.post_failed(now, ops, error);
+            }
+            HttpEvent::Response {
+                status,
+                body: reason,
+            } => {
+                // Refused (409 another send in flight, 413 from a proxy's body limit, ...):
+                // these sends fail with the status and the server's reason, and the connection
+                // goes on, as with the reference client.
+                let error = Error::Transport(status_error(SEND_FAILED, status, &reason));
+                for op in ops {
+                    self.written(op, Err(error.clone()));
+                }
             }
             HttpEvent::Failed { message, .. } => {
                 return self.post_failed(now, ops, Error::Transport(message));

@@ -31,7 +31,7 @@ impl Connection {
                 return;
             }
             let url = negotiate::websocket_url(&self.config.url);
-            self.open_transport(TransportKind::WebSockets, url);
+            self.open_transport(now, TransportKind::WebSockets, url);
         } else {
             self.negotiate(now);
         }
@@ -94,8 +94,8 @@ impl Connection {
         let failed = |text: String| Error::Connect(negotiate::negotiation_failed_message(&text));
         let body = match event {
             HttpEvent::Response { status: 200, body } => body,
-            HttpEvent::Response { status, .. } => {
-                let text = negotiate::unexpected_status_message(status);
+            HttpEvent::Response { status, body } => {
+                let text = negotiate::unexpected_status_message(status, &body);
                 return self.fail_attempt(now, failed(text));
             }
             HttpEvent::Failed { message, .. } => return self.fail_attempt(now, failed(message)),
@@ -135,7 +135,7 @@ impl Connection {
                 }
                 attempt.negotiated = Some(connection);
                 match attempt.pending_kind.take() {
-                    Some(kind) => self.open_negotiated(kind),
+                    Some(kind) => self.open_negotiated(now, kind),
                     None => self.try_next_transport(now),
                 }
             }
@@ -167,7 +167,7 @@ impl Connection {
                 continue;
             };
             if attempt.negotiated.is_some() {
-                return self.open_negotiated(kind);
+                return self.open_negotiated(now, kind);
             }
             // The previous connection token was used up by a failed transport.
             attempt.pending_kind = Some(kind);
@@ -175,7 +175,7 @@ impl Connection {
         }
     }
 
-    pub(super) fn open_negotiated(&mut self, kind: TransportKind) {
+    pub(super) fn open_negotiated(&mut self, now: Instant, kind: TransportKind) {
         let Some(attempt) = self.attempt.as_ref() else {
             return;
         };
@@ -183,13 +183,16 @@ impl Connection {
             return;
         };
         let url = negotiate::connect_url(&attempt.url, &negotiated.connection_token);
-        self.open_transport(kind, url);
+        self.open_transport(now, kind, url);
     }
 
-    pub(super) fn open_transport(&mut self, kind: TransportKind, url: String) {
+    pub(super) fn open_transport(&mut self, now: Instant, kind: TransportKind, url: String) {
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.step = Step::Transport;
         }
+        // Opening the transport and the handshake together get one deadline, so a proxy that
+        // holds a request open without answering cannot hold `start` forever.
+        self.timers.handshake = Some(now + self.config.handshake_timeout);
         let mut link = Link::new(
             kind,
             url.clone(),
@@ -319,6 +322,7 @@ impl Connection {
         let Some(attempt) = self.attempt.take() else {
             return;
         };
+        self.timers.handshake = None;
         let negotiated = attempt.negotiated;
         self.connection_id = negotiated.as_ref().map(|n| n.connection_id.clone());
         let kind = self.link.as_ref().map(|l| l.kind);
@@ -356,8 +360,23 @@ impl Connection {
         }
     }
 
+    /// The transport did not open and finish the handshake in time: close it and try the next
+    /// one, as after a transport that failed to open.
+    pub(super) fn handshake_timed_out(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        attempt.step = Step::Transport;
+        let ms = self.config.handshake_timeout.as_millis();
+        let text = format!("The transport did not open and complete the handshake within {ms} ms.");
+        self.timers.server = None;
+        self.close_link();
+        self.transport_failed(now, text);
+    }
+
     /// Forgets the attempt in progress and whatever it had open.
     pub(super) fn abandon_attempt(&mut self) {
+        self.timers.handshake = None;
         if let Some(attempt) = self.attempt.take() {
             if let Step::Negotiate(id) = attempt.step {
                 if self.requests.remove(&id).is_some() {

@@ -88,9 +88,39 @@ fn starts_over_websockets_and_completes_an_invocation() {
         "{e:?}"
     );
     conn.stop(t0);
-    let (t, e) = drain(&mut conn);
-    assert_eq!(conn.state(), State::Disconnected);
+    let (t, _) = drain(&mut conn);
     assert!(t.contains(&Transmit::CloseWebSocket));
+    assert_eq!(
+        conn.state(),
+        State::Disconnecting,
+        "until the socket reports its close"
+    );
+    conn.handle_websocket(
+        t0,
+        WebSocketEvent::Closed {
+            code: Some(1000),
+            reason: String::new(),
+        },
+    );
+    let (_, e) = drain(&mut conn);
+    assert_eq!(conn.state(), State::Disconnected);
+    assert_eq!(e.last(), Some(&Event::Closed(None)));
+}
+
+#[test]
+fn stop_gives_up_waiting_for_a_websocket_close_after_five_seconds() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    conn.stop(t0);
+    drain(&mut conn);
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(t0 + crate::Duration::from_secs(5))
+    );
+    conn.handle_timeout(t0 + crate::Duration::from_secs(5));
+    let (t, e) = drain(&mut conn);
+    assert!(!t.contains(&Transmit::CloseWebSocket), "no second close");
+    assert_eq!(conn.state(), State::Disconnected);
     assert_eq!(e.last(), Some(&Event::Closed(None)));
 }
 
