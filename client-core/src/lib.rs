@@ -17,6 +17,8 @@
 //! The wire format ([`protocol`]) and negotiate types ([`negotiate`]) are also what the
 //! `talkback-fixture` server speaks, so there is one implementation of the format.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod connection;
 pub mod error;
 pub mod http_status;
