@@ -1,18 +1,16 @@
-//! Performing the core's HTTP requests with reqwest: negotiate, long polls, POST sends, DELETE
-//! and the Server-Sent Events stream.
+//! The runtime's HTTP requests with reqwest: negotiate, long polls, POST sends, DELETE and the
+//! Server-Sent Events stream.
 
-use crate::driver::Io;
 use bytes::{Bytes, BytesMut};
+use talkback_core::client::BoxStream;
 use talkback_core::{HttpEvent, HttpMethod, HttpRequest};
-use tokio::sync::mpsc;
 
 /// The largest non-streaming response body accepted (a long poll may batch many messages).
 pub(crate) const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 
-/// A reqwest client for one connection: rustls, no default timeout (each request carries its
-/// own), connection reuse for polls and sends.
 /// The HTTP client every connection of the process shares (one connection pool, one TLS
-/// configuration with its root certificates, instead of one per hub connection).
+/// configuration with its root certificates, instead of one per hub connection): rustls, no
+/// default timeout (each request carries its own), connection reuse for polls and sends.
 pub(crate) fn new_client() -> Result<reqwest::Client, String> {
     static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     if let Some(client) = SHARED.get() {
@@ -37,11 +35,53 @@ fn describe(e: &reqwest::Error) -> String {
     message
 }
 
-/// Performs `request` and reports its outcome (or its stream of chunks) on `io`.
-pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: mpsc::Sender<Io>) {
-    let id = request.id;
-    let event = |e: HttpEvent| Io::Http(id, e);
+/// Where a request's stream of events is.
+enum Step {
+    /// Not sent yet.
+    Send(HttpRequest),
+    /// A streaming response after its head: chunks to read.
+    Stream(reqwest::Response),
+    /// The final event was reported.
+    Done,
+}
+
+/// Performs `request`: its outcome (or its head, chunks and end) as a stream. The stream is
+/// polled by the connection's driver task (no task of its own); dropping it aborts the request.
+pub(crate) fn perform(request: HttpRequest) -> BoxStream<HttpEvent> {
     let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+    Box::pin(futures::stream::unfold(
+        Step::Send(request),
+        move |step| async move {
+            match step {
+                Step::Send(request) => Some(send(request, deadline).await),
+                Step::Stream(mut response) => Some(match response.chunk().await {
+                    Ok(Some(chunk)) => (HttpEvent::Chunk(chunk), Step::Stream(response)),
+                    Ok(None) => (HttpEvent::End { error: None }, Step::Done),
+                    Err(e) => (
+                        HttpEvent::End {
+                            error: Some(describe(&e)),
+                        },
+                        Step::Done,
+                    ),
+                }),
+                Step::Done => None,
+            }
+        },
+    ))
+}
+
+/// Sends `request`: the whole response, or the head of a streaming one.
+async fn send(request: HttpRequest, deadline: Option<tokio::time::Instant>) -> (HttpEvent, Step) {
+    let client = match new_client() {
+        Ok(client) => client,
+        Err(message) => {
+            let failed = HttpEvent::Failed {
+                timed_out: false,
+                message,
+            };
+            return (failed, Step::Done);
+        }
+    };
     let method = match request.method {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Post => reqwest::Method::POST,
@@ -58,46 +98,17 @@ pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: m
     let response = match deadline {
         Some(d) => match tokio::time::timeout_at(d, sent).await {
             Ok(r) => r,
-            Err(_) => {
-                let _ = io.send(event(timed_out())).await;
-                return;
-            }
+            Err(_) => return (timed_out(), Step::Done),
         },
         None => sent.await,
     };
     let mut response = match response {
         Ok(r) => r,
-        Err(e) => {
-            let _ = io.send(event(network_failure(&e))).await;
-            return;
-        }
+        Err(e) => return (network_failure(&e), Step::Done),
     };
     let status = response.status().as_u16();
     if request.streaming {
-        if io.send(event(HttpEvent::Head { status })).await.is_err() {
-            return;
-        }
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if io.send(event(HttpEvent::Chunk(chunk))).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    let _ = io.send(event(HttpEvent::End { error: None })).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = io
-                        .send(event(HttpEvent::End {
-                            error: Some(describe(&e)),
-                        }))
-                        .await;
-                    return;
-                }
-            }
-        }
+        return (HttpEvent::Head { status }, Step::Stream(response));
     }
     let body = read_body(&mut response);
     let outcome = match deadline {
@@ -107,11 +118,11 @@ pub(crate) async fn perform(client: reqwest::Client, request: HttpRequest, io: m
         },
         None => body.await,
     };
-    let e = match outcome {
+    let event = match outcome {
         Ok(body) => HttpEvent::Response { status, body },
         Err(e) => e,
     };
-    let _ = io.send(event(e)).await;
+    (event, Step::Done)
 }
 
 /// A failure on the wire. Never reported as `timed_out`, even when the operating system gave

@@ -1,9 +1,8 @@
 //! Tests of the IO layer (WebSocket and HTTP tasks) against a small axum server, without the
 //! protocol engine.
 
-use crate::driver::Io;
 use crate::http;
-use crate::websocket::{self, Outgoing};
+use crate::websocket;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,10 +11,10 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use bytes::Bytes;
 use std::time::Duration;
+use talkback_core::client::{BoxStream, Outgoing, WebSocket as Socket, WebSocketRequest};
 use talkback_core::{
     HttpEvent, HttpMethod, HttpRequest, RequestId, TransferFormat, WebSocketEvent,
 };
-use tokio::sync::mpsc;
 
 async fn echo_socket(mut socket: WebSocket) {
     while let Some(Ok(message)) = socket.recv().await {
@@ -54,7 +53,7 @@ async fn chunks() -> Response {
     Response::new(Body::from_stream(parts))
 }
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 
 async fn server() -> String {
     let app = Router::new()
@@ -77,36 +76,36 @@ async fn server() -> String {
     format!("127.0.0.1:{}", addr.port())
 }
 
-async fn next(rx: &mut mpsc::Receiver<Io>) -> Io {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+async fn next_ws(socket: &mut Socket) -> WebSocketEvent {
+    tokio::time::timeout(Duration::from_secs(5), socket.events.next())
         .await
-        .expect("an IO event within 5 s")
-        .expect("the IO channel stays open")
+        .expect("a WebSocket event within 5 s")
+        .expect("the socket reports until its end")
 }
 
-async fn next_ws(rx: &mut mpsc::Receiver<Io>) -> WebSocketEvent {
-    match next(rx).await {
-        Io::WebSocket(1, e) => e,
-        _ => panic!("expected a WebSocket event of generation 1"),
-    }
+async fn next_http(events: &mut BoxStream<HttpEvent>) -> HttpEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an HTTP event within 5 s")
+        .expect("the request reports until its end")
 }
 
-async fn next_http(rx: &mut mpsc::Receiver<Io>) -> HttpEvent {
-    match next(rx).await {
-        Io::Http(RequestId(7), e) => e,
-        _ => panic!("expected an HTTP event of request 7"),
-    }
+fn open(url: String, headers: Vec<(String, String)>) -> Socket {
+    websocket::open(WebSocketRequest {
+        url,
+        headers,
+        max_message_size: 1 << 20,
+    })
 }
 
 #[tokio::test]
 async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
     let headers = vec![("X-Test".to_string(), "yes".to_string())];
-    let socket = websocket::open(1, format!("ws://{addr}/ws"), headers, 1 << 20, io);
-    assert_eq!(next_ws(&mut rx).await, WebSocketEvent::Opened);
+    let mut socket = open(format!("ws://{addr}/ws"), headers);
+    assert_eq!(next_ws(&mut socket).await, WebSocketEvent::Opened);
     socket
-        .out
+        .frames
         .send(Outgoing::Frame(
             Bytes::from_static(b"hello"),
             TransferFormat::Text,
@@ -114,11 +113,11 @@ async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close()
         .await
         .unwrap();
     assert_eq!(
-        next_ws(&mut rx).await,
+        next_ws(&mut socket).await,
         WebSocketEvent::Message(Bytes::from_static(b"hello"))
     );
     socket
-        .out
+        .frames
         .send(Outgoing::Frame(
             Bytes::from_static(&[0, 1, 2]),
             TransferFormat::Binary,
@@ -126,11 +125,11 @@ async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close()
         .await
         .unwrap();
     assert_eq!(
-        next_ws(&mut rx).await,
+        next_ws(&mut socket).await,
         WebSocketEvent::Message(Bytes::from_static(&[0, 1, 2]))
     );
     socket
-        .out
+        .frames
         .send(Outgoing::Frame(
             Bytes::from_static(b"bye"),
             TransferFormat::Text,
@@ -138,7 +137,7 @@ async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close()
         .await
         .unwrap();
     assert_eq!(
-        next_ws(&mut rx).await,
+        next_ws(&mut socket).await,
         WebSocketEvent::Closed {
             code: Some(4001),
             reason: "bye".into()
@@ -149,12 +148,11 @@ async fn websocket_reports_open_text_and_binary_messages_and_the_servers_close()
 #[tokio::test]
 async fn websocket_close_request_ends_with_a_closed_event() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
     let headers = vec![("x-test".to_string(), "yes".to_string())];
-    let socket = websocket::open(1, format!("ws://{addr}/ws"), headers, 1 << 20, io);
-    assert_eq!(next_ws(&mut rx).await, WebSocketEvent::Opened);
-    socket.out.send(Outgoing::Close).await.unwrap();
-    match next_ws(&mut rx).await {
+    let mut socket = open(format!("ws://{addr}/ws"), headers);
+    assert_eq!(next_ws(&mut socket).await, WebSocketEvent::Opened);
+    socket.frames.send(Outgoing::Close).await.unwrap();
+    match next_ws(&mut socket).await {
         WebSocketEvent::Closed { code, .. } => assert_eq!(code, Some(1000)),
         other => panic!("expected Closed, got {other:?}"),
     }
@@ -163,9 +161,8 @@ async fn websocket_close_request_ends_with_a_closed_event() {
 #[tokio::test]
 async fn websocket_refused_upgrade_reports_the_http_status() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
-    let _socket = websocket::open(1, format!("ws://{addr}/ws"), Vec::new(), 1 << 20, io);
-    match next_ws(&mut rx).await {
+    let mut socket = open(format!("ws://{addr}/ws"), Vec::new());
+    match next_ws(&mut socket).await {
         WebSocketEvent::Failed { status, .. } => assert_eq!(status, Some(401)),
         other => panic!("expected Failed, got {other:?}"),
     }
@@ -176,15 +173,8 @@ async fn websocket_to_a_closed_port_fails_without_a_status() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let (io, mut rx) = mpsc::channel(16);
-    let _socket = websocket::open(
-        1,
-        format!("ws://127.0.0.1:{port}/ws"),
-        Vec::new(),
-        1 << 20,
-        io,
-    );
-    match next_ws(&mut rx).await {
+    let mut socket = open(format!("ws://127.0.0.1:{port}/ws"), Vec::new());
+    match next_ws(&mut socket).await {
         WebSocketEvent::Failed { status, .. } => assert_eq!(status, None),
         other => panic!("expected Failed, got {other:?}"),
     }
@@ -210,12 +200,10 @@ fn request(
 #[tokio::test]
 async fn http_request_reports_status_and_whole_body() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
-    let client = http::new_client().unwrap();
     let req = request(HttpMethod::Post, format!("http://{addr}/echo"), None, false);
-    tokio::spawn(http::perform(client, req, io));
+    let mut events = http::perform(req);
     assert_eq!(
-        next_http(&mut rx).await,
+        next_http(&mut events).await,
         HttpEvent::Response {
             status: 201,
             body: Bytes::from_static(b"payload")
@@ -226,8 +214,6 @@ async fn http_request_reports_status_and_whole_body() {
 #[tokio::test]
 async fn http_request_past_its_timeout_reports_timed_out() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
-    let client = http::new_client().unwrap();
     let mut req = request(
         HttpMethod::Get,
         format!("http://{addr}/slow"),
@@ -235,8 +221,8 @@ async fn http_request_past_its_timeout_reports_timed_out() {
         false,
     );
     req.body = Bytes::new();
-    tokio::spawn(http::perform(client, req, io));
-    match next_http(&mut rx).await {
+    let mut events = http::perform(req);
+    match next_http(&mut events).await {
         HttpEvent::Failed { timed_out, .. } => assert!(timed_out),
         other => panic!("expected a timeout, got {other:?}"),
     }
@@ -245,15 +231,16 @@ async fn http_request_past_its_timeout_reports_timed_out() {
 #[tokio::test]
 async fn streaming_http_request_reports_head_chunks_and_end() {
     let addr = server().await;
-    let (io, mut rx) = mpsc::channel(16);
-    let client = http::new_client().unwrap();
     let mut req = request(HttpMethod::Get, format!("http://{addr}/chunks"), None, true);
     req.body = Bytes::new();
-    tokio::spawn(http::perform(client, req, io));
-    assert_eq!(next_http(&mut rx).await, HttpEvent::Head { status: 200 });
+    let mut events = http::perform(req);
+    assert_eq!(
+        next_http(&mut events).await,
+        HttpEvent::Head { status: 200 }
+    );
     let mut body = Vec::new();
     loop {
-        match next_http(&mut rx).await {
+        match next_http(&mut events).await {
             HttpEvent::Chunk(c) => body.extend_from_slice(&c),
             HttpEvent::End { error } => {
                 assert_eq!(error, None);
@@ -270,16 +257,14 @@ async fn http_request_to_a_closed_port_fails_without_timing_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let (io, mut rx) = mpsc::channel(16);
-    let client = http::new_client().unwrap();
     let req = request(
         HttpMethod::Post,
         format!("http://127.0.0.1:{port}/x"),
         None,
         false,
     );
-    tokio::spawn(http::perform(client, req, io));
-    match next_http(&mut rx).await {
+    let mut events = http::perform(req);
+    match next_http(&mut events).await {
         HttpEvent::Failed { timed_out, message } => {
             assert!(!timed_out);
             assert!(!message.is_empty());

@@ -3,9 +3,11 @@
 //! It speaks the ASP.NET Core SignalR protocol over WebSockets, Server-Sent Events and long
 //! polling, with the JSON and MessagePack hub protocols, automatic and stateful reconnect,
 //! streams both ways and client results. All protocol logic lives in the sans-IO
-//! [`talkback_core`] engine; this crate moves bytes and runs timers: one driver task per
-//! connection performs the engine's HTTP requests (reqwest, rustls), WebSocket operations
-//! (tokio-tungstenite) and deadlines, and the async API talks to it over channels.
+//! [`talkback_core`] engine, and the async API above it ([`HubConnection`], the driver task
+//! that feeds the engine, handlers, streams) in [`talkback_core::client`], shared with the
+//! browser client. This crate is the tokio shell: [`TokioRuntime`] supplies tasks, tokio's
+//! clock and timers, HTTP requests (reqwest, rustls) and WebSockets (tokio-tungstenite), and
+//! the `talkback` command-line tool (feature `cli`).
 //!
 //! # Ordering and backpressure
 //!
@@ -47,26 +49,37 @@
 //! # Ok(()) }
 //! ```
 
-mod builder;
-mod connection;
-mod driver;
-mod error;
-mod handlers;
 mod http;
 pub mod reconnect;
-mod stream;
+mod runtime;
 mod user_agent;
 mod websocket;
 
 #[cfg(test)]
 mod io_tests;
 
-pub use builder::HubConnectionBuilder;
-pub use connection::HubConnection;
-pub use error::{BoxError, ConnectionError, Error, Result};
-pub use handlers::{HandlerId, DISPATCH_QUEUE, MAX_CONCURRENT_CLIENT_RESULTS};
-pub use stream::HubStream;
+pub use runtime::TokioRuntime;
+pub use talkback_core::client::{
+    BoxError, ConnectionError, Error, HandlerId, HubConnection, HubStream, Result, DISPATCH_QUEUE,
+    MAX_CONCURRENT_CLIENT_RESULTS,
+};
 pub use user_agent::user_agent;
+
+/// Builds a [`HubConnection`] on tokio ([`TokioRuntime`]); every setting has the reference
+/// client's default.
+///
+/// ```no_run
+/// # async fn demo() -> talkback::Result<()> {
+/// use talkback::{HubConnectionBuilder, Protocol};
+/// let conn = HubConnectionBuilder::new("http://localhost:5000/hubs/chat")
+///     .with_automatic_reconnect()
+///     .with_protocol(Protocol::MessagePack)
+///     .build()?;
+/// conn.start().await?;
+/// let sum: i64 = conn.invoke("Add", (1, 2)).await?;
+/// # Ok(()) }
+/// ```
+pub type HubConnectionBuilder = talkback_core::client::HubConnectionBuilder<TokioRuntime>;
 
 pub use talkback_core::protocol::RawValue;
 pub use talkback_core::{

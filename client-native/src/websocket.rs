@@ -1,9 +1,9 @@
-//! The WebSocket transport with tokio-tungstenite: one task opens the socket and then reads it,
-//! another writes the frames the driver hands it.
+//! The runtime's WebSockets with tokio-tungstenite: one task per socket opens it, then reads it
+//! and writes the frames the driver hands it.
 
-use crate::driver::Io;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use talkback_core::client::{Outgoing, SocketClosed, WebSocket, WebSocketRequest};
 use talkback_core::{TransferFormat, WebSocketEvent};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -11,54 +11,76 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_util::sync::PollSender;
 
-/// Frames queued for one socket's writer task.
+/// Frames queued for one socket's writer.
 pub(crate) const WRITE_QUEUE: usize = 64;
+
+/// Events queued from the socket's task to the driver.
+const EVENT_QUEUE: usize = 64;
 
 /// How long to wait for the server's answer to our close frame before calling the socket closed.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What the driver asks a socket's writer to do.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// Send one message.
-    Frame(Bytes, TransferFormat),
-    /// Send a normal-closure close frame.
-    Close,
-}
-
-/// The driver's handle on the current socket.
-pub(crate) struct Socket {
-    /// The socket's generation; events of older sockets are ignored.
-    pub generation: u64,
-    /// Frames for the writer task (none until the socket opened).
-    pub out: mpsc::Sender<Outgoing>,
-    task: AbortHandle,
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Opens a socket to `url`; reports `Opened`/`Failed`, then messages and the close, on `io`.
 /// Bytes read from the socket at a time.
 const READ_BUFFER: usize = 8 * 1024;
 
-pub(crate) fn open(
-    generation: u64,
-    url: String,
-    headers: Vec<(String, String)>,
-    max_message_size: usize,
-    io: mpsc::Sender<Io>,
-) -> Socket {
+/// Aborts the socket's task when the driver drops the socket's events.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens a socket: one task opens it, then reads and writes it; its events come back on a
+/// queue, and the frames to send go to it on another (whose room is the sink's `poll_ready`).
+pub(crate) fn open(request: WebSocketRequest) -> WebSocket {
     let (out_tx, out_rx) = mpsc::channel(WRITE_QUEUE);
-    let task = tokio::spawn(run(generation, url, headers, max_message_size, io, out_rx));
-    Socket {
-        generation,
-        out: out_tx,
-        task: task.abort_handle(),
+    let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
+    let task = tokio::spawn(run(request, events_tx, out_rx));
+    let guard = AbortOnDrop(task.abort_handle());
+    let events = futures::stream::poll_fn(move |cx| {
+        let _owned = &guard;
+        events_rx.poll_recv(cx)
+    });
+    WebSocket {
+        events: Box::pin(events),
+        frames: Box::pin(Frames(PollSender::new(out_tx))),
+    }
+}
+
+/// The frames sink: the writer's queue, whose every error is [`SocketClosed`].
+struct Frames(PollSender<Outgoing>);
+
+impl futures::Sink<Outgoing> for Frames {
+    type Error = SocketClosed;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SocketClosed>> {
+        self.0.poll_reserve(cx).map_err(|_| SocketClosed)
+    }
+
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Outgoing) -> Result<(), SocketClosed> {
+        self.0.send_item(item).map_err(|_| SocketClosed)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SocketClosed>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SocketClosed>> {
+        self.0.close();
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -67,18 +89,19 @@ fn failed(status: Option<u16>, message: String) -> WebSocketEvent {
 }
 
 async fn run(
-    generation: u64,
-    url: String,
-    headers: Vec<(String, String)>,
-    max_message_size: usize,
-    io: mpsc::Sender<Io>,
+    request: WebSocketRequest,
+    io: mpsc::Sender<WebSocketEvent>,
     mut out: mpsc::Receiver<Outgoing>,
 ) {
-    let report = |e: WebSocketEvent| Io::WebSocket(generation, e);
+    let WebSocketRequest {
+        url,
+        headers,
+        max_message_size,
+    } = request;
     let mut request = match url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => {
-            let _ = io.send(report(failed(None, e.to_string()))).await;
+            let _ = io.send(failed(None, e.to_string())).await;
             return;
         }
     };
@@ -88,7 +111,7 @@ async fn run(
             http::HeaderValue::from_str(value),
         ) else {
             let message = format!("invalid header '{name}' for the WebSocket request");
-            let _ = io.send(report(failed(None, message))).await;
+            let _ = io.send(failed(None, message)).await;
             return;
         };
         request.headers_mut().append(name, value);
@@ -114,18 +137,16 @@ async fn run(
             let message = format!(
                 "WebSocket failed to connect: the server answered the upgrade with {status}"
             );
-            let _ = io
-                .send(report(failed(Some(status.as_u16()), message)))
-                .await;
+            let _ = io.send(failed(Some(status.as_u16()), message)).await;
             return;
         }
         Err(e) => {
             let message = format!("WebSocket failed to connect: {e}");
-            let _ = io.send(report(failed(None, message))).await;
+            let _ = io.send(failed(None, message)).await;
             return;
         }
     };
-    if io.send(report(WebSocketEvent::Opened)).await.is_err() {
+    if io.send(WebSocketEvent::Opened).await.is_err() {
         return;
     }
     let (mut sink, mut source) = stream.split();
@@ -155,7 +176,7 @@ async fn run(
                         code: None,
                         reason: "the server did not answer the close frame".into(),
                     };
-                    let _ = writer_io.send(report(closed)).await;
+                    let _ = writer_io.send(closed).await;
                     return;
                 }
             };
@@ -164,7 +185,7 @@ async fn run(
                     code: None,
                     reason: format!("WebSocket write failed: {e}"),
                 };
-                let _ = writer_io.send(report(closed)).await;
+                let _ = writer_io.send(closed).await;
                 return;
             }
         }
@@ -184,9 +205,7 @@ async fn run(
                         Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
                         None => (None, String::new()),
                     };
-                    let _ = io
-                        .send(report(WebSocketEvent::Closed { code, reason }))
-                        .await;
+                    let _ = io.send(WebSocketEvent::Closed { code, reason }).await;
                     return;
                 }
                 Some(Err(e)) => {
@@ -194,7 +213,7 @@ async fn run(
                         code: None,
                         reason: format!("WebSocket read failed: {e}"),
                     };
-                    let _ = io.send(report(closed)).await;
+                    let _ = io.send(closed).await;
                     return;
                 }
                 None => {
@@ -202,11 +221,11 @@ async fn run(
                         code: None,
                         reason: "the connection ended without a close frame".into(),
                     };
-                    let _ = io.send(report(closed)).await;
+                    let _ = io.send(closed).await;
                     return;
                 }
             };
-            if io.send(report(event)).await.is_err() {
+            if io.send(event).await.is_err() {
                 return;
             }
         }

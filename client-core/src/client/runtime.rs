@@ -3,8 +3,9 @@
 //! The client layer above the engine (builder, `HubConnection`, handlers, streams, the loop that
 //! feeds the engine and drains it) is written once against this trait. The tokio shell
 //! (`talkback`) implements it with tokio, tokio-tungstenite and reqwest; the browser shell
-//! (`talkback-wasm`) with web-sys `WebSocket`, `fetch` and timers. A shell implements this and
-//! nothing else, plus its command-line tool or JavaScript bindings.
+//! (`talkback-wasm`) with web-sys `WebSocket`, `fetch` and timers. A shell implements this (and
+//! [`Shell`], its defaults for the builder) and nothing else, plus its command-line tool or
+//! JavaScript bindings.
 //!
 //! One clock: the client reads time only through [`Runtime::now`] and waits only through
 //! [`Runtime::sleep_until`], so a runtime with virtual time (tokio's paused clock) drives the
@@ -13,12 +14,13 @@
 //! Futures and streams are `Send` on native targets (a `HubConnection` moves between threads)
 //! and need not be on `wasm32` (browser objects are not `Send`): see [`MaybeSend`].
 
-use crate::connection::{HttpEvent, HttpRequest, WebSocketEvent};
+use crate::connection::{Config, HttpEvent, HttpRequest, WebSocketEvent};
 use crate::protocol::TransferFormat;
 use crate::Instant;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// `Send` on native targets; nothing on `wasm32`, where browser objects are single-threaded.
 #[cfg(not(target_arch = "wasm32"))]
@@ -134,4 +136,28 @@ pub trait Runtime: MaybeSend + MaybeSync + 'static {
 
     /// Opens a WebSocket.
     fn websocket(&self, request: WebSocketRequest) -> WebSocket;
+
+    /// Whether [`Runtime::spawn`] can run a task from the calling context now; the error text
+    /// says why not. A connection checks it before spawning its tasks at its first call, and
+    /// fails that call with [`crate::client::Error::Runtime`] instead of panicking (the tokio
+    /// shell: no tokio runtime is running). The default says yes.
+    fn can_spawn(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A shell's defaults for [`crate::client::HubConnectionBuilder`]: the runtime connections run
+/// on, and the settings that differ by platform (user agent and where it goes, whether headers
+/// reach the WebSocket upgrade, where the access token goes).
+///
+/// Implemented on a marker type; `HubConnectionBuilder<Shell>` then builds connections for that
+/// shell (the tokio shell exports `type HubConnectionBuilder = ...<TokioRuntime>`).
+pub trait Shell: 'static {
+    /// The runtime a new connection runs on (unless the builder is given another one).
+    fn runtime() -> Arc<dyn Runtime>;
+
+    /// Sets the shell's defaults on a new connection's configuration (default: none).
+    fn configure(config: &mut Config) {
+        let _ = config;
+    }
 }

@@ -1,37 +1,42 @@
 //! [`HubConnectionBuilder`]: the settings of a connection.
 
-use crate::connection::HubConnection;
-use crate::driver::TokenFactory;
-use crate::error::{BoxError, Error, Result};
-use futures::FutureExt;
+use super::connection::HubConnection;
+use super::error::{BoxError, Error, Result};
+use super::runtime::{BoxFuture, MaybeSend, MaybeSync, Runtime, Shell};
+use super::transmit::TokenFactory;
+use crate::reconnect::ListReconnectPolicy;
+use crate::{Config, Duration, Protocol, ReconnectPolicy, TransportKind, TransportSet};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
-use talkback_core::reconnect::ListReconnectPolicy;
-use talkback_core::{Config, Protocol, ReconnectPolicy, TransportKind, TransportSet};
 
-/// Builds a [`HubConnection`]; every setting has the reference client's default.
+/// Builds a [`HubConnection`] for the shell `S`; every setting has the reference client's
+/// default, then the shell's ([`Shell::configure`]).
 ///
-/// ```no_run
-/// # async fn demo() -> talkback::Result<()> {
-/// use talkback::{HubConnectionBuilder, Protocol};
-/// let conn = HubConnectionBuilder::new("http://localhost:5000/hubs/chat")
-///     .with_automatic_reconnect()
-///     .with_protocol(Protocol::MessagePack)
-///     .build()?;
-/// conn.start().await?;
-/// let sum: i64 = conn.invoke("Add", (1, 2)).await?;
-/// # Ok(()) }
+/// A shell exports it with its own shell filled in (the tokio shell as
+/// `talkback::HubConnectionBuilder`):
+///
 /// ```
-pub struct HubConnectionBuilder {
+/// use talkback_core::client::{HubConnectionBuilder, Shell};
+/// use talkback_core::Protocol;
+///
+/// fn chat<S: Shell>() -> HubConnectionBuilder<S> {
+///     HubConnectionBuilder::<S>::new("http://localhost:5000/hubs/chat")
+///         .with_automatic_reconnect()
+///         .with_protocol(Protocol::MessagePack)
+/// }
+/// ```
+pub struct HubConnectionBuilder<S> {
     config: Config,
     reconnect_policy_set: bool,
     errors: Vec<String>,
     token_factory: Option<TokenFactory>,
     log_message_content: bool,
+    runtime: Option<Arc<dyn Runtime>>,
+    shell: PhantomData<fn() -> S>,
 }
 
-impl std::fmt::Debug for HubConnectionBuilder {
+impl<S> std::fmt::Debug for HubConnectionBuilder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubConnectionBuilder")
             .field("config", &self.config)
@@ -42,22 +47,28 @@ impl std::fmt::Debug for HubConnectionBuilder {
     }
 }
 
-impl HubConnectionBuilder {
+impl<S: Shell> HubConnectionBuilder<S> {
     /// A builder for the hub at `url` (`http(s)://host/path`; `ws(s)://` with
     /// [`HubConnectionBuilder::skip_negotiation`]).
     pub fn new(url: impl Into<String>) -> Self {
         let mut config = Config::new(url);
-        config.user_agent = crate::user_agent::user_agent();
-        config.user_agent_header = "User-Agent".into();
-        config.headers_on_websocket = true;
-        config.access_token_in_query = false;
+        S::configure(&mut config);
         HubConnectionBuilder {
             config,
             reconnect_policy_set: false,
             errors: Vec::new(),
             token_factory: None,
             log_message_content: false,
+            runtime: None,
+            shell: PhantomData,
         }
+    }
+
+    /// Runs the connection on `runtime` instead of the shell's ([`Shell::runtime`]): a test's
+    /// scripted runtime, say.
+    pub fn with_runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     fn set_policy(mut self, policy: Box<dyn ReconnectPolicy>) -> Self {
@@ -102,18 +113,22 @@ impl HubConnectionBuilder {
 
     /// Calls `factory` for a bearer token before every negotiate (and after a 401).
     ///
-    /// ```no_run
-    /// # let builder = talkback::HubConnectionBuilder::new("http://localhost/hub");
-    /// let builder = builder.with_access_token_factory(|| async { Ok("token".to_string()) });
+    /// The factory and its futures need not be `Send` on `wasm32`.
+    ///
+    /// ```
+    /// # use talkback_core::client::{HubConnectionBuilder, Shell};
+    /// fn with_token<S: Shell>(builder: HubConnectionBuilder<S>) -> HubConnectionBuilder<S> {
+    ///     builder.with_access_token_factory(|| async { Ok("token".to_string()) })
+    /// }
     /// ```
     pub fn with_access_token_factory<F, Fut>(mut self, factory: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<String, BoxError>> + Send + 'static,
+        F: Fn() -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = std::result::Result<String, BoxError>> + MaybeSend + 'static,
     {
-        let factory: TokenFactory = Arc::new(move || {
+        let factory: TokenFactory = Arc::new(move || -> BoxFuture<_> {
             let fut = factory();
-            async move { fut.await.map(Some).map_err(|e| e.to_string()) }.boxed()
+            Box::pin(async move { fut.await.map(Some).map_err(|e| e.to_string()) })
         });
         self.token_factory = Some(factory);
         self.config.has_access_token_factory = true;
@@ -207,23 +222,36 @@ impl HubConnectionBuilder {
             && self.config.transports != TransportSet::only(TransportKind::WebSockets)
         {
             return Err(Error::Config(
-                talkback_core::negotiate::SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS.into(),
+                crate::negotiate::SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS.into(),
             ));
         }
         if self.config.transports.0 & TransportSet::ALL.0 == 0 {
             return Err(Error::Config("no transport is enabled".into()));
         }
         for (name, value) in &self.config.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
+            if !is_header_name(name) || !is_header_value(value) {
                 return Err(Error::Config(format!("invalid header '{name}'")));
             }
         }
+        let runtime = self.runtime.unwrap_or_else(S::runtime);
         Ok(HubConnection::new(
+            runtime,
             self.config,
             self.token_factory,
             self.log_message_content,
         ))
     }
+}
+
+/// An HTTP header name: one or more token characters (RFC 9110, section 5.6.2).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An HTTP header value: no control characters but tab (what the `http` crate accepts).
+fn is_header_value(value: &str) -> bool {
+    value.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t')
 }

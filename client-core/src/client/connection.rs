@@ -1,31 +1,35 @@
 //! [`HubConnection`]: the async API over one connection's driver task.
 
-use crate::driver::{
-    self, Command, CommandSender, DriverSeed, Shared, TokenFactory, COMMAND_QUEUE, CONTROL_QUEUE,
-    STREAM_BUFFER,
+use super::commands::{
+    gone, Command, Commands, Shared, COMMAND_QUEUE, CONTROL_QUEUE, STREAM_BUFFER,
 };
-use crate::error::{Error, Result};
-use crate::handlers::{HandlerId, Registry};
-use crate::stream::{decode_item, keep_raw, HubStream};
-use futures::{Stream, StreamExt};
+use super::driver::{self, bounded, DriverSeed};
+use super::error::{Error, Result};
+use super::handlers::{HandlerId, Registry};
+use super::runtime::{MaybeSend, MaybeSync, Runtime};
+use super::stream::{decode_item, keep_raw, HubStream};
+use super::transmit::TokenFactory;
+use crate::protocol::{encode_arguments, RawValue};
+use crate::{Config, Connection, Protocol, State};
+use futures_channel::oneshot;
+use futures_core::Stream;
+use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use talkback_core::protocol::{encode_arguments, RawValue};
-use talkback_core::{Config, Connection, Protocol, State};
-use tokio::sync::{mpsc, oneshot};
 
 /// A connection to a SignalR hub. Cheap to clone; every clone drives the same connection.
 ///
-/// Calls go to one driver task per connection, spawned on the current tokio runtime at the
-/// first call. The task ends once the connection is Disconnected and every clone (and every
-/// [`HubStream`]) is dropped; handlers that capture a clone keep it alive until `stop`.
+/// Calls go to one driver task per connection, spawned on the connection's [`Runtime`] at the
+/// first call (for the tokio shell: on the tokio runtime current at that call). The task ends
+/// once the connection is Disconnected and every clone (and every upload in progress) is
+/// dropped; handlers that capture a clone keep it alive until `stop`.
 ///
 /// # Handlers and backpressure
 ///
 /// `on` handlers run in order on one task per connection; a slow handler makes the client stop
-/// reading the transport once a bounded queue is full (see the `handlers` module docs), so a
+/// reading the transport once a bounded queue is full (see the [`client`](super) module docs), so a
 /// slow consumer applies TCP backpressure instead of growing memory. Stream consumers are
 /// treated the same way: each stream buffers at most a few dozen items.
 #[derive(Clone)]
@@ -34,24 +38,22 @@ pub struct HubConnection {
 }
 
 struct Inner {
-    commands: CommandSender,
-    control: CommandSender,
+    commands: Commands,
+    control: Commands,
     seed: Mutex<Option<DriverSeed>>,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     protocol: Protocol,
+    runtime: Arc<dyn Runtime>,
 }
 
 // A connection is shared by cloning it into tasks and threads: checked at compile time.
+#[cfg(not(target_arch = "wasm32"))]
 const _: () = {
-    const fn shareable<T: Clone + Send + Sync + 'static>() {}
+    const fn shareable<T: Clone + MaybeSend + MaybeSync + 'static>() {}
     shareable::<HubConnection>();
     shareable::<Error>();
 };
-
-fn gone() -> Error {
-    Error::Runtime("the connection's driver task has stopped (its runtime shut down)".into())
-}
 
 impl std::fmt::Debug for HubConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,14 +65,17 @@ impl std::fmt::Debug for HubConnection {
 }
 
 impl HubConnection {
+    // On wasm32 nothing is `Send`; the `Arc`s share a connection between clones on one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
         config: Config,
         token_factory: Option<TokenFactory>,
         log_message_content: bool,
     ) -> Self {
         let protocol = config.protocol;
-        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let (commands_tx, commands_rx) = Commands::new(COMMAND_QUEUE);
+        let (control_tx, control_rx) = Commands::new(CONTROL_QUEUE);
         let shared = Arc::new(Shared::new());
         let registry = Arc::new(Registry::default());
         let seed = DriverSeed {
@@ -90,19 +95,18 @@ impl HubConnection {
                 shared,
                 registry,
                 protocol,
+                runtime,
             }),
         }
     }
 
-    /// The command queue, spawning the driver on the current runtime at the first use.
-    fn commands(&self) -> Result<&CommandSender> {
+    /// The command queue, spawning the driver on the runtime at the first use.
+    fn commands(&self) -> Result<&Commands> {
         let mut seed = self.inner.seed.lock().unwrap_or_else(|e| e.into_inner());
         if seed.is_some() {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(Error::Runtime("no tokio runtime is running".into()));
-            }
+            self.inner.runtime.can_spawn().map_err(Error::Runtime)?;
             if let Some(seed) = seed.take() {
-                driver::spawn(seed);
+                driver::spawn(&self.inner.runtime, seed);
             }
         }
         Ok(&self.inner.commands)
@@ -110,10 +114,7 @@ impl HubConnection {
 
     async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands()?
-            .send(Box::new(make(tx)))
-            .await
-            .map_err(|_| gone())?;
+        self.commands()?.send(make(tx)).await?;
         rx.await.map_err(|_| gone())
     }
 
@@ -121,11 +122,7 @@ impl HubConnection {
     async fn control<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.commands()?;
-        self.inner
-            .control
-            .send(Box::new(make(tx)))
-            .await
-            .map_err(|_| gone())?;
+        self.inner.control.send(make(tx)).await?;
         rx.await.map_err(|_| gone())
     }
 
@@ -167,7 +164,7 @@ impl HubConnection {
     pub fn on<T, F>(&self, name: &str, handler: F) -> HandlerId
     where
         T: DeserializeOwned,
-        F: Fn(T) + Send + Sync + 'static,
+        F: Fn(T) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on(name, handler)
     }
@@ -175,7 +172,7 @@ impl HubConnection {
     /// Registers a handler that gets the arguments still encoded.
     pub fn on_raw<F>(&self, name: &str, handler: F) -> HandlerId
     where
-        F: Fn(&[RawValue]) + Send + Sync + 'static,
+        F: Fn(&[RawValue]) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_raw(name, handler)
     }
@@ -184,7 +181,7 @@ impl HubConnection {
     /// arguments), whatever other handlers exist. It never answers a client-result request.
     pub fn on_any<F>(&self, handler: F)
     where
-        F: Fn(&str, &[RawValue]) + Send + Sync + 'static,
+        F: Fn(&str, &[RawValue]) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_any(handler)
     }
@@ -196,8 +193,8 @@ impl HubConnection {
         T: DeserializeOwned,
         R: Serialize,
         E: std::fmt::Display,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<R, E>> + Send + 'static,
+        F: Fn(T) -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = std::result::Result<R, E>> + MaybeSend + 'static,
     {
         self.inner
             .registry
@@ -207,8 +204,8 @@ impl HubConnection {
     /// Registers a client-result handler on encoded values.
     pub fn on_result_raw<F, Fut>(&self, name: &str, handler: F) -> HandlerId
     where
-        F: Fn(Vec<RawValue>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<RawValue, String>> + Send + 'static,
+        F: Fn(Vec<RawValue>) -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = std::result::Result<RawValue, String>> + MaybeSend + 'static,
     {
         self.inner.registry.on_result_raw(name, handler)
     }
@@ -226,7 +223,7 @@ impl HubConnection {
     /// Called when the connection ends: `None` after `stop` or when reconnect attempts ran out.
     pub fn on_close<F>(&self, callback: F)
     where
-        F: Fn(Option<Error>) + Send + Sync + 'static,
+        F: Fn(Option<Error>) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_close(Arc::new(callback))
     }
@@ -234,7 +231,7 @@ impl HubConnection {
     /// Called when the connection was lost and automatic reconnect begins.
     pub fn on_reconnecting<F>(&self, callback: F)
     where
-        F: Fn(Error) + Send + Sync + 'static,
+        F: Fn(Error) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_reconnecting(Arc::new(callback))
     }
@@ -243,7 +240,7 @@ impl HubConnection {
     /// groups here: the server forgot them).
     pub fn on_reconnected<F>(&self, callback: F)
     where
-        F: Fn(Option<String>) + Send + Sync + 'static,
+        F: Fn(Option<String>) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_reconnected(Arc::new(callback))
     }
@@ -344,7 +341,7 @@ impl HubConnection {
         stream_ids: Vec<String>,
         decode: fn(RawValue) -> Result<T>,
     ) -> Result<HubStream<T>> {
-        let (items_tx, items_rx) = mpsc::channel(STREAM_BUFFER);
+        let (items_tx, items_rx) = bounded(STREAM_BUFFER);
         let id = self
             .request(|reply| Command::Stream {
                 target: method.to_string(),
@@ -357,7 +354,7 @@ impl HubConnection {
         Ok(HubStream::new(
             id,
             items_rx,
-            self.inner.control.clone(),
+            self.inner.control.sender(),
             decode,
         ))
     }
@@ -372,21 +369,20 @@ impl HubConnection {
     ) -> Result<R>
     where
         R: DeserializeOwned,
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send,
+        S: Stream + MaybeSend + 'static,
+        S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, result) = oneshot::channel();
         self.commands()?
-            .send(Box::new(Command::Invoke {
+            .send(Command::Invoke {
                 target: method.to_string(),
                 arguments,
                 stream_ids: vec![stream_id.clone()],
                 reply,
-            }))
-            .await
-            .map_err(|_| gone())?;
+            })
+            .await?;
         self.spawn_upload(stream_id, upload);
         let result = result.await.map_err(|_| gone())??;
         self.decode_result(result)
@@ -401,21 +397,20 @@ impl HubConnection {
         upload: S,
     ) -> Result<()>
     where
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send,
+        S: Stream + MaybeSend + 'static,
+        S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, written) = oneshot::channel();
         self.commands()?
-            .send(Box::new(Command::Send {
+            .send(Command::Send {
                 target: method.to_string(),
                 arguments,
                 stream_ids: vec![stream_id.clone()],
                 reply,
-            }))
-            .await
-            .map_err(|_| gone())?;
+            })
+            .await?;
         self.spawn_upload(stream_id, upload);
         written.await.map_err(|_| gone())?
     }
@@ -429,8 +424,8 @@ impl HubConnection {
     ) -> Result<HubStream<T>>
     where
         T: DeserializeOwned,
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send,
+        S: Stream + MaybeSend + 'static,
+        S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
         let stream_id = self.request(Command::NewUploadStream).await?;
@@ -445,12 +440,13 @@ impl HubConnection {
     /// transport, so a fast producer cannot outrun the connection.
     fn spawn_upload<S>(&self, stream_id: String, upload: S)
     where
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send,
+        S: Stream + MaybeSend + 'static,
+        S::Item: Serialize + MaybeSend,
     {
-        let commands = self.inner.commands.clone();
+        // A sender of its own: each item waits for room with `poll_ready`.
+        let mut commands = self.inner.commands.sender();
         let protocol = self.inner.protocol;
-        tokio::spawn(async move {
+        self.inner.runtime.spawn(Box::pin(async move {
             let mut upload = std::pin::pin!(upload);
             let mut error = None;
             while let Some(item) = upload.next().await {
@@ -462,11 +458,11 @@ impl HubConnection {
                     }
                 };
                 let (reply, written) = oneshot::channel();
-                let command = Box::new(Command::UploadItem {
+                let command = Command::UploadItem {
                     stream_id: stream_id.clone(),
                     item,
                     reply,
-                });
+                };
                 if commands.send(command).await.is_err() {
                     return;
                 }
@@ -480,8 +476,8 @@ impl HubConnection {
                 }
             }
             let _ = commands
-                .send(Box::new(Command::UploadComplete { stream_id, error }))
+                .send(Command::UploadComplete { stream_id, error })
                 .await;
-        });
+        }));
     }
 }

@@ -1,9 +1,9 @@
-//! Errors of the tokio client, grouped by who is at fault.
+//! Errors of the client API, grouped by who is at fault.
 
-use talkback_core::protocol::ValueError;
+use crate::protocol::ValueError;
 
 /// The core's error: connection-level failures, grouped by who is at fault.
-pub use talkback_core::Error as ConnectionError;
+pub use crate::Error as ConnectionError;
 
 /// Why a call, a start or the connection failed.
 ///
@@ -31,8 +31,8 @@ pub enum Error {
     /// The builder was given an unusable configuration (caller's fault).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The connection's driver task is gone (its runtime shut down) or no tokio runtime is
-    /// running.
+    /// The connection's driver task is gone (its runtime shut down), or the runtime cannot run
+    /// the connection's tasks from here (for the tokio shell: no tokio runtime is running).
     #[error("{0}")]
     Runtime(String),
 }
@@ -56,7 +56,7 @@ impl Error {
     }
 }
 
-/// The result type of this crate.
+/// The result type of the client API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The error type access-token factories return.

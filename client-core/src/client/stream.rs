@@ -1,22 +1,24 @@
-//! [`HubStream`]: the items of a server-to-client stream, as a `futures::Stream`.
+//! [`HubStream`]: the items of a server-to-client stream, as a `futures` `Stream`.
 
-use crate::driver::{Command, CommandSender};
-use crate::error::{Error, Result};
-use futures::Stream;
+use super::commands::{Command, ItemReceiver};
+use super::error::{Error, Result};
+use crate::protocol::RawValue;
+use futures_channel::mpsc;
+use futures_core::Stream;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use talkback_core::protocol::RawValue;
-use tokio::sync::mpsc;
 
-/// The items of a stream started with [`crate::HubConnection::stream`], in order.
+/// The items of a stream started with [`super::HubConnection::stream`], in order.
 ///
 /// The stream ends (`None`) when the server completes it, after an `Err` item when the server
 /// completes it with an error or the connection closes. Dropping it before the end cancels the
 /// stream on the server (`CancelInvocation`); items that arrive afterwards are ignored.
 pub struct HubStream<T> {
     id: String,
-    items: mpsc::Receiver<Result<RawValue>>,
-    commands: CommandSender,
+    items: ItemReceiver,
+    /// A sender of its own on the control queue: its guaranteed slot lets `drop` queue the
+    /// cancellation without waiting and without a task.
+    control: mpsc::Sender<Command>,
     decode: fn(RawValue) -> Result<T>,
     finished: bool,
 }
@@ -33,14 +35,14 @@ impl<T> std::fmt::Debug for HubStream<T> {
 impl<T> HubStream<T> {
     pub(crate) fn new(
         id: String,
-        items: mpsc::Receiver<Result<RawValue>>,
-        commands: CommandSender,
+        items: ItemReceiver,
+        control: mpsc::Sender<Command>,
         decode: fn(RawValue) -> Result<T>,
     ) -> Self {
         HubStream {
             id,
             items,
-            commands,
+            control,
             decode,
             finished: false,
         }
@@ -61,7 +63,7 @@ impl<T> Stream for HubStream<T> {
         if self.finished {
             return Poll::Ready(None);
         }
-        match ready!(self.items.poll_recv(cx)) {
+        match ready!(Pin::new(&mut self.items).poll_next(cx)) {
             None => {
                 self.finished = true;
                 Poll::Ready(None)
@@ -80,19 +82,11 @@ impl<T> Drop for HubStream<T> {
         if self.finished {
             return;
         }
-        let command = Box::new(Command::CancelStream(std::mem::take(&mut self.id)));
-        match self.commands.try_send(command) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(command)) => {
-                // The queue is busy: cancel from a task instead of blocking in `drop`.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    let commands = self.commands.clone();
-                    runtime.spawn(async move {
-                        let _ = commands.send(command).await;
-                    });
-                }
-            }
-        }
+        // This sender has sent nothing yet, so its own slot is free: the cancellation is queued
+        // even when the control queue is full (an error means the driver is gone).
+        let _ = self
+            .control
+            .try_send(Command::CancelStream(std::mem::take(&mut self.id)));
     }
 }
 

@@ -13,17 +13,18 @@
 //! Invocations that expect a result (`on_result`) run as their own tasks, at most
 //! [`MAX_CONCURRENT_CLIENT_RESULTS`] at a time, so a handler can itself call the server.
 
-use crate::error::Error;
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use super::error::Error;
+use super::runtime::{BoxFuture, MaybeSend, MaybeSync, Runtime};
+use crate::protocol::{decode_arguments, RawValue};
+use crate::{ClientResult, Protocol};
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, RwLock};
-use talkback_core::protocol::{decode_arguments, RawValue};
-use talkback_core::{ClientResult, Protocol};
-use tokio::sync::{mpsc, Semaphore};
+use std::future::{poll_fn, Future};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Poll, Waker};
 
 /// Entries of the per-connection dispatch queue.
 pub const DISPATCH_QUEUE: usize = 256;
@@ -31,16 +32,16 @@ pub const DISPATCH_QUEUE: usize = 256;
 /// Client-result handlers running at once on one connection.
 pub const MAX_CONCURRENT_CLIENT_RESULTS: usize = 64;
 
-/// Identifies one registered handler, for [`crate::HubConnection::off_handler`].
+/// Identifies one registered handler, for [`super::HubConnection::off_handler`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HandlerId(pub(crate) u64);
 
-type PlainFn = dyn Fn(&[RawValue]) -> Result<(), String> + Send + Sync;
-type ResultFn = dyn Fn(&[RawValue]) -> BoxFuture<'static, Result<RawValue, String>> + Send + Sync;
-type AnyFn = dyn Fn(&str, &[RawValue]) + Send + Sync;
-type CloseFn = dyn Fn(Option<Error>) + Send + Sync;
-type ReconnectingFn = dyn Fn(Error) + Send + Sync;
-type ReconnectedFn = dyn Fn(Option<String>) + Send + Sync;
+type PlainFn = shared_fn!(Fn(&[RawValue]) -> Result<(), String>);
+type ResultFn = shared_fn!(Fn(&[RawValue]) -> BoxFuture<Result<RawValue, String>>);
+type AnyFn = shared_fn!(Fn(&str, &[RawValue]));
+pub(crate) type CloseFn = shared_fn!(Fn(Option<Error>));
+pub(crate) type ReconnectingFn = shared_fn!(Fn(Error));
+pub(crate) type ReconnectedFn = shared_fn!(Fn(Option<String>));
 
 #[derive(Clone)]
 enum Handler {
@@ -97,7 +98,7 @@ impl Registry {
     pub(crate) fn on<T, F>(&self, name: &str, f: F) -> HandlerId
     where
         T: DeserializeOwned,
-        F: Fn(T) + Send + Sync + 'static,
+        F: Fn(T) + MaybeSend + MaybeSync + 'static,
     {
         let name_owned = name.to_string();
         let plain: Arc<PlainFn> = Arc::new(move |args: &[RawValue]| {
@@ -114,7 +115,7 @@ impl Registry {
 
     pub(crate) fn on_raw<F>(&self, name: &str, f: F) -> HandlerId
     where
-        F: Fn(&[RawValue]) + Send + Sync + 'static,
+        F: Fn(&[RawValue]) + MaybeSend + MaybeSync + 'static,
     {
         let plain: Arc<PlainFn> = Arc::new(move |args: &[RawValue]| {
             f(args);
@@ -133,8 +134,8 @@ impl Registry {
         T: DeserializeOwned,
         R: Serialize,
         E: std::fmt::Display,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        F: Fn(T) -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = Result<R, E>> + MaybeSend + 'static,
     {
         let name_owned = name.to_string();
         let handler: Arc<ResultFn> = Arc::new(move |args: &[RawValue]| {
@@ -144,33 +145,33 @@ impl Registry {
                     let message =
                         format!("arguments of '{name_owned}' do not match the handler: {e}");
                     tracing::warn!("{message}");
-                    return futures::future::ready(Err(message)).boxed();
+                    return Box::pin(std::future::ready(Err(message)));
                 }
             };
             let fut = f(value);
-            async move {
+            Box::pin(async move {
                 match fut.await {
                     Ok(r) => RawValue::encode(protocol, &r).map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
-            }
-            .boxed()
+            })
         });
         self.add(name, Handler::Result(handler))
     }
 
     pub(crate) fn on_result_raw<F, Fut>(&self, name: &str, f: F) -> HandlerId
     where
-        F: Fn(Vec<RawValue>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<RawValue, String>> + Send + 'static,
+        F: Fn(Vec<RawValue>) -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = Result<RawValue, String>> + MaybeSend + 'static,
     {
-        let handler: Arc<ResultFn> = Arc::new(move |args: &[RawValue]| f(args.to_vec()).boxed());
+        let handler: Arc<ResultFn> =
+            Arc::new(move |args: &[RawValue]| -> BoxFuture<_> { Box::pin(f(args.to_vec())) });
         self.add(name, Handler::Result(handler))
     }
 
     pub(crate) fn on_any<F>(&self, f: F)
     where
-        F: Fn(&str, &[RawValue]) + Send + Sync + 'static,
+        F: Fn(&str, &[RawValue]) + MaybeSend + MaybeSync + 'static,
     {
         let mut inner = self.inner.write().unwrap_or_else(lock_poisoned);
         inner.any.push(Arc::new(f));
@@ -261,15 +262,60 @@ async fn run_for_result(handlers: Vec<Handler>, arguments: Vec<RawValue>) -> Cli
     }
 }
 
+/// The limit on client-result handlers running at once: a counter, and the dispatcher's waker
+/// while it waits for a handler to finish (the dispatcher is the only one that waits).
+#[derive(Debug, Default)]
+struct Limit {
+    state: Mutex<(usize, Option<Waker>)>,
+}
+
+/// One running client-result handler's place under the [`Limit`], given back on drop.
+struct Permit(Arc<Limit>);
+
+impl Limit {
+    /// Waits until fewer than [`MAX_CONCURRENT_CLIENT_RESULTS`] handlers run, then counts one.
+    async fn acquire(self: &Arc<Self>) -> Permit {
+        poll_fn(|cx| {
+            let mut state = self.state.lock().unwrap_or_else(lock_poisoned);
+            if state.0 < MAX_CONCURRENT_CLIENT_RESULTS {
+                state.0 += 1;
+                state.1 = None;
+                Poll::Ready(Permit(self.clone()))
+            } else {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.0.state.lock().unwrap_or_else(lock_poisoned);
+            state.0 -= 1;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A client-result handler's answer for the driver: the invocation id and the outcome.
+pub(crate) type ClientResultDone = (String, ClientResult);
+
 /// The dispatcher task: runs handlers and callbacks in order until the driver goes away.
 pub(crate) async fn run_dispatcher(
-    mut rx: mpsc::Receiver<Box<Dispatch>>,
+    mut rx: mpsc::Receiver<Dispatch>,
     registry: Arc<Registry>,
-    results: mpsc::Sender<Box<(String, ClientResult)>>,
+    results: mpsc::UnboundedSender<ClientResultDone>,
+    runtime: Arc<dyn Runtime>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_CLIENT_RESULTS));
-    while let Some(dispatch) = rx.recv().await {
-        match *dispatch {
+    let limit = Arc::new(Limit::default());
+    while let Some(dispatch) = rx.next().await {
+        match dispatch {
             Dispatch::Invocation {
                 target,
                 arguments,
@@ -281,15 +327,13 @@ pub(crate) async fn run_dispatcher(
                 }
                 match invocation_id {
                     Some(id) => {
-                        let Ok(permit) = limit.clone().acquire_owned().await else {
-                            break;
-                        };
+                        let permit = limit.acquire().await;
                         let results = results.clone();
-                        tokio::spawn(async move {
+                        runtime.spawn(Box::pin(async move {
                             let outcome = run_for_result(handlers, arguments).await;
-                            let _ = results.send(Box::new((id, outcome))).await;
+                            let _ = results.unbounded_send((id, outcome));
                             drop(permit);
-                        });
+                        }));
                     }
                     None => {
                         if handlers.is_empty() && any.is_empty() {
@@ -303,13 +347,13 @@ pub(crate) async fn run_dispatcher(
                                 Handler::Result(f) => {
                                     let fut = f(&arguments);
                                     let target = target.clone();
-                                    tokio::spawn(async move {
+                                    runtime.spawn(Box::pin(async move {
                                         if fut.await.is_ok() {
                                             tracing::warn!(
                                                 "Result given for '{target}' method but server is not expecting a result."
                                             );
                                         }
-                                    });
+                                    }));
                                 }
                             }
                         }
@@ -356,41 +400,44 @@ pub(crate) async fn run_dispatcher(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::encode_arguments;
+    use futures_util::FutureExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use talkback_core::protocol::encode_arguments;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn args<T: Serialize>(value: T) -> Vec<RawValue> {
         encode_arguments(Protocol::Json, &value).unwrap()
     }
 
-    async fn answer(registry: &Registry, target: &str, arguments: Vec<RawValue>) -> ClientResult {
+    /// The handlers' answer (they answer at once: no executor needed).
+    fn answer(registry: &Registry, target: &str, arguments: Vec<RawValue>) -> ClientResult {
         let (handlers, _) = registry.handlers_for(target);
-        run_for_result(handlers, arguments).await
+        run_for_result(handlers, arguments)
+            .now_or_never()
+            .expect("the handlers answer at once")
     }
 
-    #[tokio::test]
-    async fn a_result_handler_answers_with_its_encoded_value() {
+    #[test]
+    fn a_result_handler_answers_with_its_encoded_value() {
         let registry = Registry::default();
         registry.on_result(Protocol::Json, "Double", |(x,): (i64,)| async move {
             Ok::<_, String>(x * 2)
         });
-        let result = answer(&registry, "double", args((21,))).await;
+        let result = answer(&registry, "double", args((21,)));
         assert_eq!(
             result,
             ClientResult::Value(RawValue::encode(Protocol::Json, &42).unwrap())
         );
     }
 
-    #[tokio::test]
-    async fn no_handler_no_result_and_two_results_follow_the_reference_rules() {
+    #[test]
+    fn no_handler_no_result_and_two_results_follow_the_reference_rules() {
         let registry = Registry::default();
-        assert_eq!(
-            answer(&registry, "x", args((1,))).await,
-            ClientResult::NoResult
-        );
+        assert_eq!(answer(&registry, "x", args((1,))), ClientResult::NoResult);
         registry.on("Plain", |(_x,): (i64,)| {});
         assert_eq!(
-            answer(&registry, "plain", args((1,))).await,
+            answer(&registry, "plain", args((1,))),
             ClientResult::NoResult
         );
         registry.on_result(Protocol::Json, "Two", |(x,): (i64,)| async move {
@@ -400,13 +447,13 @@ mod tests {
             Ok::<_, String>(x)
         });
         assert_eq!(
-            answer(&registry, "two", args((1,))).await,
+            answer(&registry, "two", args((1,))),
             ClientResult::MultipleResults
         );
     }
 
-    #[tokio::test]
-    async fn only_the_last_handlers_failure_becomes_the_error() {
+    #[test]
+    fn only_the_last_handlers_failure_becomes_the_error() {
         let registry = Registry::default();
         registry.on_result(Protocol::Json, "F", |(_x,): (i64,)| async move {
             Err::<i64, _>("first failed")
@@ -415,14 +462,14 @@ mod tests {
             Ok::<_, String>(x)
         });
         assert_eq!(
-            answer(&registry, "f", args((5,))).await,
+            answer(&registry, "f", args((5,))),
             ClientResult::Value(RawValue::encode(Protocol::Json, &5).unwrap())
         );
         registry.on_result(Protocol::Json, "F", |(_x,): (i64,)| async move {
             Err::<i64, _>("last failed")
         });
         assert_eq!(
-            answer(&registry, "f", args((5,))).await,
+            answer(&registry, "f", args((5,))),
             ClientResult::Error("last failed".into())
         );
         let single = Registry::default();
@@ -430,18 +477,18 @@ mod tests {
             Err::<i64, _>("it broke")
         });
         assert_eq!(
-            answer(&single, "g", args((5,))).await,
+            answer(&single, "g", args((5,))),
             ClientResult::Error("it broke".into())
         );
     }
 
-    #[tokio::test]
-    async fn arguments_that_do_not_fit_the_handler_become_an_error_text() {
+    #[test]
+    fn arguments_that_do_not_fit_the_handler_become_an_error_text() {
         let registry = Registry::default();
         registry.on_result(Protocol::Json, "N", |(x,): (i64,)| async move {
             Ok::<_, String>(x)
         });
-        match answer(&registry, "n", args(("not a number",))).await {
+        match answer(&registry, "n", args(("not a number",))) {
             ClientResult::Error(text) => assert!(text.contains("do not match"), "{text}"),
             other => panic!("expected an error, got {other:?}"),
         }
@@ -477,45 +524,4 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 21);
         assert!(registry.handlers_for("message").0.is_empty());
     }
-
-    #[tokio::test]
-    async fn the_dispatcher_runs_handlers_in_order_and_reports_client_results() {
-        let registry = Arc::new(Registry::default());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        registry.on("Item", move |(i,): (i64,)| s.lock().unwrap().push(i));
-        registry.on_result(Protocol::Json, "Ask", |(): ()| async {
-            Ok::<_, String>("yes")
-        });
-        let (tx, rx) = mpsc::channel(4);
-        let (results_tx, mut results_rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_dispatcher(rx, registry, results_tx));
-        for i in 0..3 {
-            tx.send(Box::new(Dispatch::Invocation {
-                target: "item".into(),
-                arguments: args((i,)),
-                invocation_id: None,
-            }))
-            .await
-            .unwrap();
-        }
-        tx.send(Box::new(Dispatch::Invocation {
-            target: "ASK".into(),
-            arguments: Vec::new(),
-            invocation_id: Some("7".into()),
-        }))
-        .await
-        .unwrap();
-        let (id, result) = *results_rx.recv().await.unwrap();
-        assert_eq!(id, "7");
-        assert_eq!(
-            result,
-            ClientResult::Value(RawValue::encode(Protocol::Json, "yes").unwrap())
-        );
-        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2]);
-        drop(tx);
-        task.await.unwrap();
-    }
-
-    use std::sync::Mutex;
 }

@@ -1,0 +1,373 @@
+//! Who waits for what: the replies the driver owes callers, and what the application must
+//! receive before the driver reads more input (dispatches and stream items, with backpressure).
+
+use super::commands::{Command, ItemSender, Reply, Shared};
+use super::error::Error;
+use super::handlers::Dispatch;
+use crate::protocol::RawValue;
+use crate::{Connection, Event, Instant, State};
+use futures_channel::{mpsc, oneshot};
+use std::collections::{HashMap, VecDeque};
+use std::task::{Context, Poll};
+
+/// The error of calls and streams the closing connection ends.
+fn closed_error() -> Error {
+    Error::Connection(crate::Error::Closed(
+        crate::connection::INVOCATION_CANCELED.into(),
+    ))
+}
+
+/// Something the application must receive, in order, before the driver reads more input.
+enum Delivery {
+    Dispatch(Dispatch),
+    /// An item (or the final error) for the stream with this key.
+    Item(u64, Result<RawValue, Error>),
+    /// The stream with this key has ended: let go of its sender once its items are delivered.
+    End(u64),
+}
+
+/// The queues to the application: the dispatcher's, and one per stream.
+///
+/// A delivery goes straight into its queue when nothing waits before it; otherwise, or when the
+/// queue is full, it waits here in order, and the driver stops reading the transport until
+/// [`Deliveries::poll_flush`] has delivered everything. Each stream's items always go through
+/// the same sender (never a clone, whose slot of its own would let one more item past a full
+/// queue every time).
+pub(crate) struct Deliveries {
+    waiting: VecDeque<Delivery>,
+    dispatch: mpsc::Sender<Dispatch>,
+    streams: HashMap<u64, ItemSender>,
+}
+
+impl Deliveries {
+    pub(crate) fn new(dispatch: mpsc::Sender<Dispatch>) -> Self {
+        Deliveries {
+            waiting: VecDeque::new(),
+            dispatch,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// Whether everything has been delivered (the driver reads input only then).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn dispatch(&mut self, dispatch: Dispatch) {
+        if self.waiting.is_empty() {
+            match self.dispatch.try_send(dispatch) {
+                Ok(()) => {}
+                Err(e) if e.is_disconnected() => {}
+                Err(e) => self.waiting.push_back(Delivery::Dispatch(e.into_inner())),
+            }
+        } else {
+            self.waiting.push_back(Delivery::Dispatch(dispatch));
+        }
+    }
+
+    fn item(&mut self, key: u64, item: Result<RawValue, Error>) {
+        if self.waiting.is_empty() {
+            let Some(tx) = self.streams.get_mut(&key) else {
+                return;
+            };
+            match tx.try_send(item) {
+                Ok(()) => {}
+                Err(e) if e.is_disconnected() => {}
+                Err(e) => self.waiting.push_back(Delivery::Item(key, e.into_inner())),
+            }
+        } else {
+            self.waiting.push_back(Delivery::Item(key, item));
+        }
+    }
+
+    fn end(&mut self, key: u64) {
+        if self.waiting.is_empty() {
+            self.streams.remove(&key);
+        } else {
+            self.waiting.push_back(Delivery::End(key));
+        }
+    }
+
+    /// The consumer let go of the stream: drop what waits for it.
+    fn cancel(&mut self, key: u64) {
+        self.streams.remove(&key);
+    }
+
+    /// Delivers what waits, in order, as far as the queues take it; ready once nothing waits.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Some(front) = self.waiting.front() {
+            let ready = match front {
+                Delivery::Dispatch(_) => self.dispatch.poll_ready(cx),
+                Delivery::Item(key, _) => match self.streams.get_mut(key) {
+                    Some(tx) => tx.poll_ready(cx),
+                    None => Poll::Ready(Ok(())),
+                },
+                Delivery::End(_) => Poll::Ready(Ok(())),
+            };
+            if ready.is_pending() {
+                return Poll::Pending;
+            }
+            // On `Ready(Err(_))` the receiver is gone: the delivery is dropped.
+            let delivery = self.waiting.pop_front();
+            if let Poll::Ready(Ok(())) = ready {
+                match delivery {
+                    Some(Delivery::Dispatch(d)) => {
+                        let _ = self.dispatch.start_send(d);
+                    }
+                    Some(Delivery::Item(key, item)) => {
+                        if let Some(tx) = self.streams.get_mut(&key) {
+                            let _ = tx.start_send(item);
+                        }
+                    }
+                    Some(Delivery::End(key)) => {
+                        self.streams.remove(&key);
+                    }
+                    None => {}
+                }
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+/// The replies the driver owes, and the streams it feeds.
+#[derive(Default)]
+pub(crate) struct Pending {
+    starts: Vec<Reply<()>>,
+    stops: Vec<oneshot::Sender<()>>,
+    /// Sends and upload items, by the engine's operation id, until `Written`.
+    writes: HashMap<u64, Reply<()>>,
+    /// Invocations by invocation id, until their completion.
+    invokes: HashMap<String, Reply<Option<RawValue>>>,
+    /// The invocation id of each invocation's message until it is written.
+    invoke_ops: HashMap<u64, String>,
+    /// Open streams: invocation id to the key of their sender in [`Deliveries`].
+    streams: HashMap<String, u64>,
+    /// The invocation id of each stream's message until it is written.
+    stream_ops: HashMap<u64, String>,
+    next_stream_key: u64,
+}
+
+impl Pending {
+    /// Hands `command` to the engine and remembers who waits for its outcome.
+    pub(crate) fn command(
+        &mut self,
+        conn: &mut Connection,
+        deliveries: &mut Deliveries,
+        now: Instant,
+        command: Command,
+    ) {
+        match command {
+            Command::Start(reply) => match conn.start(now) {
+                Ok(()) => self.starts.push(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Stop(reply) => {
+                if conn.state() == State::Disconnected {
+                    let _ = reply.send(());
+                } else {
+                    self.stops.push(reply);
+                    conn.stop(now);
+                }
+            }
+            Command::Send {
+                target,
+                arguments,
+                stream_ids,
+                reply,
+            } => {
+                let sent = if stream_ids.is_empty() {
+                    conn.send(now, &target, arguments)
+                } else {
+                    conn.send_with_streams(now, &target, arguments, stream_ids)
+                };
+                match sent {
+                    Ok(op) => {
+                        self.writes.insert(op, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Invoke {
+                target,
+                arguments,
+                stream_ids,
+                reply,
+            } => match conn.invoke(now, &target, arguments, stream_ids) {
+                Ok((id, op)) => {
+                    self.invoke_ops.insert(op, id.clone());
+                    self.invokes.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Stream {
+                target,
+                arguments,
+                stream_ids,
+                items,
+                reply,
+            } => match conn.stream(now, &target, arguments, stream_ids) {
+                Ok((id, op)) => {
+                    let key = self.next_stream_key;
+                    self.next_stream_key += 1;
+                    deliveries.streams.insert(key, items);
+                    self.stream_ops.insert(op, id.clone());
+                    self.streams.insert(id.clone(), key);
+                    let _ = reply.send(Ok(id));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::CancelStream(id) => {
+                if let Some(key) = self.streams.remove(&id) {
+                    deliveries.cancel(key);
+                    conn.cancel_stream(now, &id);
+                }
+            }
+            Command::NewUploadStream(reply) => {
+                let _ = reply.send(conn.new_upload_stream());
+            }
+            Command::UploadItem {
+                stream_id,
+                item,
+                reply,
+            } => match conn.upload_item(now, &stream_id, item) {
+                Ok(op) => {
+                    self.writes.insert(op, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::UploadComplete { stream_id, error } => {
+                if let Err(e) = conn.upload_complete(now, &stream_id, error) {
+                    tracing::debug!(%stream_id, error = %e, "upload completion not sent");
+                }
+            }
+        }
+    }
+
+    /// Ends a stream with `item` (an error) or quietly.
+    fn end_stream(deliveries: &mut Deliveries, key: u64, error: Option<Error>) {
+        if let Some(e) = error {
+            deliveries.item(key, Err(e));
+        }
+        deliveries.end(key);
+    }
+
+    /// Answers whoever waits for what `event` reports, and hands the application its part.
+    pub(crate) fn event(
+        &mut self,
+        conn: &Connection,
+        shared: &Shared,
+        deliveries: &mut Deliveries,
+        event: Event,
+    ) {
+        match event {
+            Event::StateChanged { from, to } => {
+                tracing::debug!(?from, ?to, "state changed");
+                let id = if to == State::Disconnected {
+                    None
+                } else {
+                    conn.connection_id()
+                };
+                shared.set(to, id);
+            }
+            Event::Started { connection_id } => {
+                tracing::debug!(?connection_id, "started");
+                shared.set(conn.state(), connection_id.as_deref());
+                for start in self.starts.drain(..) {
+                    let _ = start.send(Ok(()));
+                }
+            }
+            Event::StartFailed(error) => {
+                tracing::debug!(%error, "start failed");
+                for start in self.starts.drain(..) {
+                    let _ = start.send(Err(error.clone().into()));
+                }
+            }
+            Event::Reconnecting(error) => {
+                tracing::debug!(%error, "reconnecting");
+                deliveries.dispatch(Dispatch::Reconnecting(error.into()));
+            }
+            Event::Reconnected { connection_id } => {
+                tracing::debug!(?connection_id, "reconnected");
+                shared.set(conn.state(), connection_id.as_deref());
+                deliveries.dispatch(Dispatch::Reconnected(connection_id));
+            }
+            Event::Closed(error) => {
+                tracing::debug!(?error, "closed");
+                shared.set(State::Disconnected, None);
+                for start in self.starts.drain(..) {
+                    let _ = start.send(Err(closed_error()));
+                }
+                // Pending writes are not failed here: the core reports every one of them
+                // (a send whose POST is still in flight may yet reach the server).
+                for (_, reply) in self.invokes.drain() {
+                    let _ = reply.send(Err(closed_error()));
+                }
+                self.invoke_ops.clear();
+                self.stream_ops.clear();
+                for (_, key) in self.streams.drain() {
+                    Self::end_stream(deliveries, key, Some(closed_error()));
+                }
+                deliveries.dispatch(Dispatch::Closed(error.map(Error::from)));
+                for stop in self.stops.drain(..) {
+                    let _ = stop.send(());
+                }
+            }
+            Event::Invocation {
+                target,
+                arguments,
+                invocation_id,
+            } => {
+                deliveries.dispatch(Dispatch::Invocation {
+                    target,
+                    arguments,
+                    invocation_id,
+                });
+            }
+            Event::InvocationCompleted { id, result } => {
+                if let Some(reply) = self.invokes.remove(&id) {
+                    let _ = reply.send(result.map_err(Error::from));
+                }
+            }
+            Event::StreamItem { id, item } => {
+                if let Some(&key) = self.streams.get(&id) {
+                    deliveries.item(key, Ok(item));
+                }
+            }
+            Event::StreamCompleted { id, result } => {
+                if let Some(key) = self.streams.remove(&id) {
+                    Self::end_stream(deliveries, key, result.err().map(Error::from));
+                }
+            }
+            Event::Written { op, result } => {
+                if let Some(reply) = self.writes.remove(&op) {
+                    let _ = reply.send(result.clone().map_err(Error::from));
+                }
+                if let Some(id) = self.invoke_ops.remove(&op) {
+                    if let Err(e) = &result {
+                        if let Some(reply) = self.invokes.remove(&id) {
+                            let _ = reply.send(Err(e.clone().into()));
+                        }
+                    }
+                }
+                if let Some(id) = self.stream_ops.remove(&op) {
+                    if let Err(e) = result {
+                        if let Some(key) = self.streams.remove(&id) {
+                            Self::end_stream(deliveries, key, Some(e.into()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Performing the engine's transmits through the [`Runtime`], and collecting what the network
+//! answers: HTTP outcomes, WebSocket events, access tokens.
+
+use super::runtime::{BoxFuture, BoxStream, Outgoing, Runtime, WebSocket, WebSocketRequest};
+use crate::{Connection, HttpEvent, RequestId, Transmit, WebSocketEvent};
+use futures_channel::oneshot;
+use futures_util::FutureExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// An access-token factory, boxed.
+pub(crate) type TokenFactory = Arc<shared_fn!(Fn() -> BoxFuture<Result<Option<String>, String>>)>;
+
+/// Something the network answered, for the engine.
+pub(crate) enum Input {
+    Http(RequestId, HttpEvent),
+    WebSocket(WebSocketEvent),
+    Token(Result<Option<String>, String>),
+}
+
+/// Shows a payload in a trace log.
+pub(crate) fn describe(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text) => text.replace('\u{1e}', "\\x1e"),
+        Err(_) => format!("{data:02x?}"),
+    }
+}
+
+/// The IO of one connection: its HTTP requests in flight, its WebSocket and the frames waiting
+/// for the socket's writer, and the access-token fetches.
+pub(crate) struct Io {
+    runtime: Arc<dyn Runtime>,
+    token_factory: Option<TokenFactory>,
+    log_message_content: bool,
+    max_message_size: usize,
+    http: HashMap<RequestId, BoxStream<HttpEvent>>,
+    /// The current socket. There is one at a time, and a replaced socket is dropped (which
+    /// closes it), so no report of an older socket can reach the engine.
+    socket: Option<WebSocket>,
+    /// Frames the socket's writer has not taken yet; calls wait while any are here.
+    outbox: VecDeque<Outgoing>,
+    /// Frames were handed to the socket since its last flush.
+    unflushed: bool,
+    /// The socket's sink failed: it takes nothing more (a sink is not polled after an error).
+    writer_gone: bool,
+    tokens: Vec<oneshot::Receiver<Result<Option<String>, String>>>,
+}
+
+impl Io {
+    pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
+        token_factory: Option<TokenFactory>,
+        log_message_content: bool,
+        max_message_size: usize,
+    ) -> Self {
+        Io {
+            runtime,
+            token_factory,
+            log_message_content,
+            max_message_size,
+            http: HashMap::new(),
+            socket: None,
+            outbox: VecDeque::new(),
+            unflushed: false,
+            writer_gone: false,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Whether frames wait for the socket's writer or its flush.
+    pub(crate) fn needs_write(&self) -> bool {
+        !self.outbox.is_empty() || self.unflushed
+    }
+
+    /// Whether the socket's writer is behind (calls wait then).
+    pub(crate) fn is_writer_behind(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Performs one transmit. Only a token fetch without a factory answers the engine at once.
+    pub(crate) fn perform(
+        &mut self,
+        conn: &mut Connection,
+        transmit: Transmit,
+        cx: &mut Context<'_>,
+    ) {
+        match transmit {
+            Transmit::Http(request) => {
+                tracing::debug!(id = request.id.0, method = ?request.method, url = %request.url, "HTTP request");
+                if self.log_message_content && !request.body.is_empty() {
+                    tracing::trace!(id = request.id.0, body = %describe(&request.body), "HTTP request body");
+                }
+                let id = request.id;
+                let stream = self.runtime.http(request);
+                self.http.insert(id, stream);
+            }
+            Transmit::AbortHttp(id) => {
+                if self.http.remove(&id).is_some() {
+                    tracing::debug!(id = id.0, "HTTP request aborted");
+                }
+            }
+            Transmit::FetchAccessToken => match &self.token_factory {
+                Some(factory) => {
+                    let fetch = factory();
+                    let (tx, rx) = oneshot::channel();
+                    self.runtime.spawn(Box::pin(async move {
+                        let _ = tx.send(fetch.await);
+                    }));
+                    self.tokens.push(rx);
+                }
+                None => conn.handle_access_token(self.runtime.now(), Ok(None)),
+            },
+            Transmit::OpenWebSocket { url, headers } => {
+                tracing::debug!(%url, "opening WebSocket");
+                self.outbox.clear();
+                self.unflushed = false;
+                self.writer_gone = false;
+                self.socket = Some(self.runtime.websocket(WebSocketRequest {
+                    url,
+                    headers,
+                    max_message_size: self.max_message_size,
+                }));
+            }
+            Transmit::WebSocketSend { data, format } => {
+                if self.log_message_content {
+                    tracing::trace!(data = %describe(&data), "WebSocket send");
+                } else {
+                    tracing::trace!(bytes = data.len(), "WebSocket send");
+                }
+                self.write(Outgoing::Frame(data, format), cx);
+            }
+            Transmit::CloseWebSocket => {
+                tracing::debug!("closing WebSocket");
+                self.write(Outgoing::Close, cx);
+            }
+        }
+    }
+
+    /// Hands a frame to the socket's writer, queueing it when the writer is busy (calls then
+    /// wait until the queue drains).
+    fn write(&mut self, item: Outgoing, cx: &mut Context<'_>) {
+        if self.socket.is_none() || self.writer_gone {
+            tracing::debug!("no open WebSocket for an outgoing frame; dropped");
+            return;
+        }
+        self.outbox.push_back(item);
+        if self.outbox.len() == 1 {
+            let _ = self.poll_write(cx);
+        }
+    }
+
+    /// Moves waiting frames to the socket's writer and flushes it; ready once nothing waits.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let socket = match &mut self.socket {
+            Some(socket) if !self.writer_gone => socket,
+            _ => {
+                self.outbox.clear();
+                self.unflushed = false;
+                return Poll::Ready(());
+            }
+        };
+        let mut failed = false;
+        while !self.outbox.is_empty() {
+            match socket.frames.as_mut().poll_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => {
+                    failed = true;
+                    break;
+                }
+                Poll::Ready(Ok(())) => {
+                    let item = self.outbox.pop_front().expect("the outbox is not empty");
+                    if socket.frames.as_mut().start_send(item).is_err() {
+                        failed = true;
+                        break;
+                    }
+                    self.unflushed = true;
+                }
+            }
+        }
+        if !failed && self.unflushed {
+            match socket.frames.as_mut().poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => failed = true,
+            }
+        }
+        if failed {
+            // The socket's events report its end; until then, frames for it are dropped.
+            self.writer_gone = true;
+            self.outbox.clear();
+            self.unflushed = false;
+        }
+        Poll::Ready(())
+    }
+
+    /// The next answer from the network, if one is ready: the socket first, then HTTP
+    /// outcomes, then tokens.
+    pub(crate) fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Input> {
+        if let Some(socket) = &mut self.socket {
+            match socket.events.as_mut().poll_next(cx) {
+                Poll::Ready(Some(event)) => {
+                    self.log_websocket(&event);
+                    if matches!(
+                        event,
+                        WebSocketEvent::Failed { .. } | WebSocketEvent::Closed { .. }
+                    ) {
+                        self.socket = None;
+                        self.outbox.clear();
+                        self.unflushed = false;
+                    }
+                    return Poll::Ready(Input::WebSocket(event));
+                }
+                Poll::Ready(None) => {
+                    // A socket reports `Failed` or `Closed` before its events end; one that did
+                    // not is gone all the same.
+                    self.socket = None;
+                    self.outbox.clear();
+                    self.unflushed = false;
+                    return Poll::Ready(Input::WebSocket(WebSocketEvent::Closed {
+                        code: None,
+                        reason: "the WebSocket ended without a close".into(),
+                    }));
+                }
+                Poll::Pending => {}
+            }
+        }
+        let mut ready = None;
+        for (id, stream) in self.http.iter_mut() {
+            if let Poll::Ready(event) = stream.as_mut().poll_next(cx) {
+                ready = Some((*id, event));
+                break;
+            }
+        }
+        if let Some((id, event)) = ready {
+            let Some(event) = event else {
+                // The stream ended without a final outcome: the request is over.
+                self.http.remove(&id);
+                return Poll::Ready(Input::Http(
+                    id,
+                    HttpEvent::Failed {
+                        timed_out: false,
+                        message: "the HTTP request ended without an outcome".into(),
+                    },
+                ));
+            };
+            self.log_http(id, &event);
+            if matches!(
+                event,
+                HttpEvent::Response { .. } | HttpEvent::Failed { .. } | HttpEvent::End { .. }
+            ) {
+                self.http.remove(&id);
+            }
+            return Poll::Ready(Input::Http(id, event));
+        }
+        for i in 0..self.tokens.len() {
+            if let Poll::Ready(token) = self.tokens[i].poll_unpin(cx) {
+                drop(self.tokens.swap_remove(i));
+                let token = token.unwrap_or_else(|_| {
+                    Err("the access-token factory was dropped before it answered".into())
+                });
+                return Poll::Ready(Input::Token(token));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn log_http(&self, id: RequestId, event: &HttpEvent) {
+        match event {
+            HttpEvent::Response { status, body } => {
+                tracing::debug!(id = id.0, status, bytes = body.len(), "HTTP response");
+                if self.log_message_content && !body.is_empty() {
+                    tracing::trace!(id = id.0, body = %describe(body), "HTTP response body");
+                }
+            }
+            HttpEvent::Failed { message, .. } => {
+                tracing::debug!(id = id.0, %message, "HTTP request failed");
+            }
+            HttpEvent::End { error } => tracing::debug!(id = id.0, ?error, "HTTP stream ended"),
+            HttpEvent::Head { status } => tracing::debug!(id = id.0, status, "HTTP stream opened"),
+            HttpEvent::Chunk(data) => {
+                if self.log_message_content {
+                    tracing::trace!(id = id.0, data = %describe(data), "HTTP stream chunk");
+                }
+            }
+        }
+    }
+
+    fn log_websocket(&self, event: &WebSocketEvent) {
+        match event {
+            WebSocketEvent::Message(data) => {
+                if self.log_message_content {
+                    tracing::trace!(data = %describe(data), "WebSocket receive");
+                } else {
+                    tracing::trace!(bytes = data.len(), "WebSocket receive");
+                }
+            }
+            WebSocketEvent::Opened => tracing::debug!("WebSocket open"),
+            WebSocketEvent::Failed { status, message } => {
+                tracing::debug!(?status, %message, "WebSocket failed");
+            }
+            WebSocketEvent::Closed { code, reason } => {
+                tracing::debug!(?code, %reason, "WebSocket closed");
+            }
+        }
+    }
+}
