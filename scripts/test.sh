@@ -137,8 +137,25 @@ wasm_tests() {
   local tc
   tc="$(sed -n 's/^WASM_RUSTUP_TOOLCHAIN=//p' "$WASM_ENV_FILE")"
   echo "toolchain: $tc; runner: wasm-bindgen-test-runner (.cargo/config.toml) in headless Chromium"
+  # The client layer (talkback-core's default `client` feature) builds for the browser without
+  # tokio: no tokio in its dependency tree, and it checks and lints clean for wasm32.
+  if RUSTUP_TOOLCHAIN="$tc" cargo tree -p talkback-core --target wasm32-unknown-unknown -e normal | grep tokio >/dev/null; then
+    echo "talkback-core depends on tokio for wasm32"; return 1
+  fi
+  RUSTUP_TOOLCHAIN="$tc" cargo check -p talkback-core --target wasm32-unknown-unknown
+  RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-core --lib --target wasm32-unknown-unknown -- -D warnings
   RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-core --lib --tests --target wasm32-unknown-unknown -- -D warnings
   RUSTUP_TOOLCHAIN="$tc" cargo test -p talkback-core --target wasm32-unknown-unknown
+}
+
+# talkback-wasm's BrowserRuntime: lint for wasm32, then its tests in headless Chromium against a
+# fixture that scripts/wasm-browser-tests.sh starts on loopback and stops.
+wasm_browser_tests() {
+  if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
+  local tc
+  tc="$(sed -n 's/^WASM_RUSTUP_TOOLCHAIN=//p' "$WASM_ENV_FILE")"
+  RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+  scripts/wasm-browser-tests.sh
 }
 
 interop() {
@@ -161,6 +178,8 @@ step "cargo doc --workspace --no-deps --all-features (rustdoc -D warnings)" \
 step "cargo test --workspace --all-features" run_tests
 if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromium (wasm32)" "SKIP_WASM=1"
 else step "talkback-core tests in headless Chromium (wasm32)" wasm_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-wasm runtime in headless Chromium" "SKIP_WASM=1"
+else step "talkback-wasm runtime in headless Chromium" wasm_browser_tests; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
 else step "interop: official JavaScript client against the fixture" interop; fi
 

@@ -1,0 +1,269 @@
+//! The engine's HTTP requests with `fetch`: negotiate, long polls, POST sends, DELETE, and the
+//! Server-Sent Events stream.
+//!
+//! # Why `fetch` streaming, and not `EventSource`, for Server-Sent Events
+//!
+//! The SSE transport reads `response.body` of a `fetch` as it arrives instead of using the
+//! browser's `EventSource`:
+//! - `EventSource` cannot set request headers: no `Authorization`, no user headers, and no
+//!   `X-Requested-With` / `X-SignalR-User-Agent` header, which the engine sends on every
+//!   request of a connection;
+//! - the engine already parses the event stream itself (`talkback_core::sse`), for the native
+//!   shell too, so `EventSource`'s parser would only be a second, different one;
+//! - one code path: every request of every transport goes through `fetch` with the same
+//!   credentials, abort and error handling, and `EventSource` reports no status code and
+//!   retries by itself, which the engine's own reconnect logic would have to fight.
+
+use crate::js;
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::future::{select, Either};
+use futures_util::stream;
+use gloo_timers::future::TimeoutFuture;
+use js_sys::{ArrayBuffer, Promise, Reflect, Uint8Array};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use talkback_core::client::BoxStream;
+use talkback_core::{HttpEvent, HttpMethod, HttpRequest};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    AbortController, AbortSignal, Headers, ReadableStreamDefaultReader, RequestCredentials,
+    RequestInit, Response,
+};
+
+/// The largest non-streaming response body accepted, in bytes (a long poll may batch many
+/// messages); a larger body is reported as [`HttpEvent::Failed`].
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
+
+/// Performs `request` with the global `fetch` (looked up now) and yields its events. The
+/// request and its timeout timer start at once, before the stream is first polled. Dropping
+/// the stream aborts the request.
+pub(crate) fn perform(request: HttpRequest, credentials: bool) -> BoxStream<HttpEvent> {
+    let controller = match AbortController::new() {
+        Ok(controller) => controller,
+        Err(e) => {
+            let failed = failed(format!(
+                "cannot create an AbortController: {}",
+                js::describe(&e)
+            ));
+            return Box::pin(stream::iter([failed]));
+        }
+    };
+    let start = Start {
+        streaming: request.streaming,
+        timer: request.timeout.map(js::sleep),
+        fetch: fetch(&request, credentials, &controller.signal()),
+        controller: controller.clone(),
+    };
+    let events = stream::unfold(State::Start(Box::new(start)), step);
+    Box::pin(HttpStream {
+        events: Box::pin(events),
+        controller,
+    })
+}
+
+/// The events of one request; aborts the request when dropped.
+struct HttpStream {
+    events: Pin<Box<dyn Stream<Item = HttpEvent>>>,
+    controller: AbortController,
+}
+
+impl Stream for HttpStream {
+    type Item = HttpEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<HttpEvent>> {
+        self.events.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for HttpStream {
+    fn drop(&mut self) {
+        // Harmless once the response is complete; otherwise the browser cancels the request
+        // (and closes its connection), and every pending promise of it rejects.
+        self.controller.abort();
+    }
+}
+
+/// A request in flight, before its first event.
+struct Start {
+    streaming: bool,
+    /// The `fetch` promise, or why `fetch` could not be called.
+    fetch: Result<JsFuture, String>,
+    /// The request's timeout (see [`Start::run`]).
+    timer: Option<TimeoutFuture>,
+    controller: AbortController,
+}
+
+enum State {
+    Start(Box<Start>),
+    Reading(ReadableStreamDefaultReader),
+    End(Option<String>),
+    Done,
+}
+
+async fn step(state: State) -> Option<(HttpEvent, State)> {
+    match state {
+        State::Start(start) => Some(start.run().await),
+        State::Reading(reader) => Some(read_chunk(reader).await),
+        State::End(error) => Some((HttpEvent::End { error }, State::Done)),
+        State::Done => None,
+    }
+}
+
+fn failed(message: String) -> HttpEvent {
+    HttpEvent::Failed {
+        timed_out: false,
+        message,
+    }
+}
+
+impl Start {
+    /// Waits for the request's first event: the whole response, or the head of a streaming
+    /// one, or the failure. The request's timeout covers this part (for a streaming request,
+    /// until the head), as in the native shell.
+    async fn run(self) -> (HttpEvent, State) {
+        let Start {
+            streaming,
+            fetch,
+            timer,
+            controller,
+        } = self;
+        let work = Box::pin(response(fetch, streaming));
+        let Some(timer) = timer else {
+            return work.await;
+        };
+        match select(work, timer).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right(((), _)) => {
+                // Only this timer is a timeout to the engine (see `HttpEvent::Failed`).
+                controller.abort();
+                let timed_out = HttpEvent::Failed {
+                    timed_out: true,
+                    message: "The request timed out.".into(),
+                };
+                (timed_out, State::Done)
+            }
+        }
+    }
+}
+
+async fn response(fetch: Result<JsFuture, String>, streaming: bool) -> (HttpEvent, State) {
+    let response = match fetch {
+        Ok(fetch) => match fetch.await {
+            Ok(response) => response.unchecked_into::<Response>(),
+            Err(e) => return (failed(js::describe(&e)), State::Done),
+        },
+        Err(message) => return (failed(message), State::Done),
+    };
+    let status = response.status();
+    if streaming {
+        let head = HttpEvent::Head { status };
+        return match response.body() {
+            Some(body) => (head, State::Reading(body.get_reader().unchecked_into())),
+            // No body at all (a polyfilled fetch, or a status without content).
+            None => (head, State::End(None)),
+        };
+    }
+    match read_body(&response).await {
+        Ok(body) => (HttpEvent::Response { status, body }, State::Done),
+        Err(message) => (failed(message), State::Done),
+    }
+}
+
+/// Calls the global `fetch` for `request`.
+fn fetch(
+    request: &HttpRequest,
+    credentials: bool,
+    signal: &AbortSignal,
+) -> Result<JsFuture, String> {
+    let init = RequestInit::new();
+    init.set_method(match request.method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Delete => "DELETE",
+    });
+    let headers = Headers::new().map_err(|e| js::describe(&e))?;
+    for (name, value) in &request.headers {
+        // Headers a browser forbids scripts to set (`User-Agent` in some) are dropped by the
+        // browser without an error; an invalid name or value throws.
+        headers
+            .append(name, value)
+            .map_err(|e| format!("invalid header '{name}': {}", js::describe(&e)))?;
+    }
+    init.set_headers(&headers);
+    if !request.body.is_empty() {
+        init.set_body(&Uint8Array::from(&request.body[..]));
+    }
+    init.set_credentials(if credentials {
+        RequestCredentials::Include
+    } else {
+        RequestCredentials::SameOrigin
+    });
+    init.set_signal(Some(signal));
+    let fetch = js::global_function("fetch")?;
+    // `fetch` must be called with the global object as `this` ("Illegal invocation").
+    let promise = fetch
+        .call2(&js_sys::global(), &JsValue::from_str(&request.url), &init)
+        .map_err(|e| js::describe(&e))?;
+    let promise: Promise = promise.unchecked_into();
+    Ok(JsFuture::from(promise))
+}
+
+/// The whole body of a non-streaming response, at most [`MAX_RESPONSE_BODY`] bytes.
+///
+/// The body is read with `arrayBuffer()`, so the browser buffers it outside the wasm memory;
+/// the bound keeps an oversized body from being copied into the wasm memory (which cannot
+/// shrink, and is limited to 4 GiB). A `Content-Length` over the bound is refused before any
+/// of it is read.
+async fn read_body(response: &Response) -> Result<Bytes, String> {
+    let too_large = || format!("the response body exceeds the limit of {MAX_RESPONSE_BODY} bytes");
+    let declared = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_RESPONSE_BODY as u64) {
+        return Err(too_large());
+    }
+    let promise = response.array_buffer().map_err(|e| js::describe(&e))?;
+    let buffer: JsValue = JsFuture::from(promise)
+        .await
+        .map_err(|e| js::describe(&e))?;
+    let buffer: ArrayBuffer = buffer.unchecked_into();
+    if buffer.byte_length() as usize > MAX_RESPONSE_BODY {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(Uint8Array::new(&buffer).to_vec()))
+}
+
+/// The next non-empty chunk of a streaming body, or its end.
+async fn read_chunk(reader: ReadableStreamDefaultReader) -> (HttpEvent, State) {
+    loop {
+        let result: Result<JsValue, JsValue> = JsFuture::from(reader.read()).await;
+        let result = match result {
+            Ok(result) => result,
+            Err(e) => {
+                let error = Some(js::describe(&e));
+                return (HttpEvent::End { error }, State::Done);
+            }
+        };
+        let done = Reflect::get(&result, &JsValue::from_str("done"))
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        if done {
+            return (HttpEvent::End { error: None }, State::Done);
+        }
+        let value = Reflect::get(&result, &JsValue::from_str("value")).unwrap_or_default();
+        let Some(chunk) = value.dyn_ref::<Uint8Array>() else {
+            let error = Some("the response body yielded something other than bytes".into());
+            return (HttpEvent::End { error }, State::Done);
+        };
+        if chunk.length() > 0 {
+            let chunk = Bytes::from(chunk.to_vec());
+            return (HttpEvent::Chunk(chunk), State::Reading(reader));
+        }
+    }
+}
