@@ -45,6 +45,28 @@ pub struct FixtureConfig {
     pub transports: TransportSet,
     /// Lowest negotiate version accepted (default 0).
     pub min_negotiate_version: u32,
+    /// A long-polling connection with no poll waiting for this long is gone (default 15 s, as
+    /// ASP.NET Core's `DisconnectTimeout`).
+    pub disconnect_timeout: Duration,
+    /// How long an HTTP connection may take to send a request's headers, counted from when it
+    /// is ready for one: after accept, and after each response on a keep-alive connection, so
+    /// this is also the idle keep-alive timeout (default 30 s). A slowloris peer is cut here.
+    pub header_read_timeout: Duration,
+    /// A POST body that sends nothing for this long is refused with `408` and the connection's
+    /// next POST is accepted (default 30 s).
+    pub request_body_timeout: Duration,
+    /// The most TCP connections served at once (default: the soft open-files limit less a
+    /// reserve). A connection over the cap gets `503` to its first request, then is closed.
+    pub max_connections: usize,
+    /// Origins allowed by CORS on the hub routes, exactly as browsers send them
+    /// (`https://app.example:8443`). Empty (the default): any origin except `null`; `null` is
+    /// allowed only when listed. Admin routes never answer CORS.
+    pub cors_origins: Vec<String>,
+    /// Serve the admin (fault) endpoints under `/admin` (default true).
+    pub admin_enabled: bool,
+    /// When set, every admin request must carry `X-Talkback-Admin: <token>`; otherwise any
+    /// non-empty `X-Talkback-Admin` value (default `None`). See the crate docs, "Admin".
+    pub admin_token: Option<String>,
 }
 
 impl Default for FixtureConfig {
@@ -65,6 +87,13 @@ impl Default for FixtureConfig {
             detailed_errors: false,
             transports: TransportSet::ALL,
             min_negotiate_version: 0,
+            disconnect_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(30),
+            request_body_timeout: Duration::from_secs(30),
+            max_connections: crate::serve::default_max_connections(),
+            cors_origins: Vec::new(),
+            admin_enabled: true,
+            admin_token: None,
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use crate::hub::HubError;
 use crate::registry::{Command, Conn, RequestInfo, Shared};
+use parking_lot::Mutex;
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use talkback_core::protocol::{
     encode_arguments, CompletionResult, HubMessage, Invocation, Protocol, RawValue, StreamItem,
@@ -45,13 +46,15 @@ impl Encoded {
 fn send_to(conns: &[Arc<Conn>], target: &str, encoded: &Encoded) -> Result<(), HubError> {
     for conn in conns {
         let arguments = encoded.for_protocol(conn.protocol())?;
-        conn.push(Command::Message(HubMessage::Invocation(Invocation {
-            invocation_id: None,
-            target: target.to_owned(),
-            arguments,
-            stream_ids: None,
-            headers: Default::default(),
-        })));
+        conn.push(Command::Message(Box::new(HubMessage::Invocation(
+            Invocation {
+                invocation_id: None,
+                target: target.to_owned(),
+                arguments,
+                stream_ids: None,
+                headers: Default::default(),
+            },
+        ))));
     }
     Ok(())
 }
@@ -166,26 +169,24 @@ impl HubContext {
         let arguments = encode_arguments(self.protocol(), arguments)?;
         let id = self.conn.next_server_invocation_id();
         let (tx, rx) = oneshot::channel();
-        self.conn
-            .client_results
-            .lock()
-            .unwrap()
-            .insert(id.clone(), tx);
+        self.conn.client_results.lock().insert(id.clone(), tx);
         let sent = self
             .conn
-            .push(Command::Message(HubMessage::Invocation(Invocation {
-                invocation_id: Some(id.clone()),
-                target: target.to_owned(),
-                arguments,
-                stream_ids: None,
-                headers: Default::default(),
-            })));
+            .push(Command::Message(Box::new(HubMessage::Invocation(
+                Invocation {
+                    invocation_id: Some(id.clone()),
+                    target: target.to_owned(),
+                    arguments,
+                    stream_ids: None,
+                    headers: Default::default(),
+                },
+            ))));
         if !sent {
-            self.conn.client_results.lock().unwrap().remove(&id);
+            self.conn.client_results.lock().remove(&id);
             return Err(HubError::Unexpected("the connection is gone".into()));
         }
         let outcome = tokio::time::timeout(timeout, rx).await;
-        self.conn.client_results.lock().unwrap().remove(&id);
+        self.conn.client_results.lock().remove(&id);
         match outcome {
             Ok(Ok(CompletionResult::Value(value))) => Ok(Some(value)),
             Ok(Ok(CompletionResult::Void)) => Ok(None),
@@ -197,7 +198,7 @@ impl HubContext {
 
     /// Takes the `index`-th upload stream of this invocation (in `streamIds` order).
     pub fn take_upload(&self, index: usize) -> Option<UploadStream> {
-        self.uploads.lock().unwrap().get_mut(index)?.take()
+        self.uploads.lock().get_mut(index)?.take()
     }
 
     /// Sends a Close message to the caller, then ends its transport.
@@ -245,11 +246,11 @@ impl StreamSender {
 
     /// Sends one item already encoded in the caller's protocol.
     pub async fn send_raw(&self, item: RawValue) -> Result<(), HubError> {
-        let message = Command::Message(HubMessage::StreamItem(StreamItem {
+        let message = Command::Message(Box::new(HubMessage::StreamItem(StreamItem {
             invocation_id: self.invocation_id.clone(),
             item,
             headers: Default::default(),
-        }));
+        })));
         self.conn
             .commands
             .send(message)

@@ -1,8 +1,8 @@
 //! Fault injection: server-wide faults ([`Faults`]) and per-connection faults
 //! ([`ConnectionFaults`]), set from tests through [`crate::FixtureHandle`] or the admin endpoint.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use talkback_core::transport::{TransportKind, TransportSet};
 
@@ -28,7 +28,7 @@ impl Faults {
 
     /// Refuses new connections (negotiate and connection-less WebSockets answer 503) for `period`.
     pub fn refuse_new_connections(&self, period: Duration) {
-        *self.refuse_new_until.lock().unwrap() = Some(Instant::now() + period);
+        *self.refuse_new_until.lock() = Some(Instant::now() + period);
     }
 
     /// Stops (or resumes) keep-alive Pings to every connection.
@@ -45,7 +45,7 @@ impl Faults {
         self.pings_stopped.store(false, Ordering::SeqCst);
         self.refused_at_negotiate.store(0, Ordering::SeqCst);
         self.refused_at_connect.store(0, Ordering::SeqCst);
-        *self.refuse_new_until.lock().unwrap() = None;
+        *self.refuse_new_until.lock() = None;
     }
 
     pub(crate) fn negotiate_refuses(&self, kind: TransportKind) -> bool {
@@ -58,12 +58,12 @@ impl Faults {
 
     /// When the current refusal of new connections ends (`None`: not refusing).
     pub fn refusing_new_until(&self) -> Option<Instant> {
-        let until = *self.refuse_new_until.lock().unwrap();
+        let until = *self.refuse_new_until.lock();
         until.filter(|t| Instant::now() < *t)
     }
 
     pub(crate) fn refusing_new(&self) -> bool {
-        matches!(*self.refuse_new_until.lock().unwrap(), Some(t) if Instant::now() < t)
+        matches!(*self.refuse_new_until.lock(), Some(t) if Instant::now() < t)
     }
 }
 

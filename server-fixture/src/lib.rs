@@ -25,6 +25,7 @@ mod faults;
 mod hub;
 mod registry;
 mod routes;
+mod serve;
 mod session;
 mod test_hub;
 pub mod wire;
@@ -103,15 +104,13 @@ pub async fn spawn_with_hubs(config: Config, hubs: Vec<Hub>) -> std::io::Result<
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(config, hubs));
     let app = routes::router(shared.clone());
+    tokio::spawn(registry::reap(
+        Arc::downgrade(&shared),
+        shared.reaper_wake.clone(),
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the fixture stopped");
-        }
-    });
+    let config = shared.config.clone();
+    let task = tokio::spawn(async move { serve::serve(listener, app, &config, stopped).await });
     Ok(Server {
         addr,
         shared,
@@ -261,7 +260,7 @@ impl Server {
     /// Accepts only these access tokens from now on (`None`: any request); every other request
     /// to a hub gets 401, as when a token expires.
     pub fn set_valid_tokens(&self, tokens: Option<Vec<String>>) {
-        *self.shared.valid_tokens.lock().unwrap() = tokens.map(|t| t.into_iter().collect());
+        *self.shared.valid_tokens.lock() = tokens.map(|t| t.into_iter().collect());
     }
 
     /// Refuses `kind` when a client connects (the transport request gets 404).

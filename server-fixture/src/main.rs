@@ -39,6 +39,26 @@ struct Args {
     /// Largest hub message accepted from a client, in bytes.
     #[arg(long, default_value_t = 32 * 1024)]
     max_message_size: usize,
+    /// The most TCP connections served at once; more get 503 (default: the open-files limit
+    /// less a reserve).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Close an HTTP connection that takes longer than this to send a request's headers, or
+    /// that idles this long between requests, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    header_read_timeout_ms: u64,
+    /// Refuse (408) a POST body that sends nothing for this many milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    request_body_timeout_ms: u64,
+    /// An origin allowed by CORS on the hub routes (repeatable; default: any origin but `null`).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Require `X-Talkback-Admin: TOKEN` on admin requests (default: any non-empty value).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Do not serve the admin (fault) endpoints.
+    #[arg(long)]
+    no_admin: bool,
     /// Transports offered: any of ws, sse, lp (repeatable; default all).
     #[arg(long = "transport", value_parser = parse_transport)]
     transports: Vec<TransportKind>,
@@ -74,8 +94,16 @@ async fn main() -> std::process::ExitCode {
         reconnect_window: Duration::from_millis(args.reconnect_window_ms),
         detailed_errors: args.detailed_errors,
         max_receive_message_size: args.max_message_size,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        request_body_timeout: Duration::from_millis(args.request_body_timeout_ms),
+        cors_origins: args.cors_origins,
+        admin_enabled: !args.no_admin,
+        admin_token: args.admin_token,
         ..Default::default()
     };
+    if let Some(max) = args.max_connections {
+        config.max_connections = max;
+    }
     if !args.transports.is_empty() {
         config.transports = args
             .transports
@@ -92,7 +120,12 @@ async fn main() -> std::process::ExitCode {
     println!("listening on {}", server.url());
     println!("test hub: {}", server.hub_url("test"));
     println!("chat hub: {}", server.hub_url("chat"));
-    println!("admin:    {}/admin/connections", server.url());
+    if !args.no_admin {
+        println!(
+            "admin:    {}/admin/connections (send the X-Talkback-Admin header)",
+            server.url()
+        );
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;

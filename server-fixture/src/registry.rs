@@ -5,9 +5,10 @@ use crate::config::FixtureConfig;
 use crate::faults::{ConnectionFaults, Faults};
 use crate::hub::Hub;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use talkback_core::protocol::{CompletionResult, HubMessage, Protocol};
 use talkback_core::transport::TransportKind;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -15,8 +16,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 /// What hub code asks a connection's session to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send a hub message (its arguments already in the connection's protocol).
-    Message(HubMessage),
+    /// Send a hub message (its arguments already in the connection's protocol). Boxed: the
+    /// command channel allocates 32 slots up front per connection, and a `HubMessage` is large.
+    Message(Box<HubMessage>),
     /// Send a Close message, then end the transport.
     Close {
         error: Option<String>,
@@ -110,6 +112,8 @@ pub(crate) struct Conn {
     pub kill_pending: AtomicBool,
     /// The connection was aborted; the session stops even if its transport is stuck.
     pub aborted: AtomicBool,
+    /// Notified when the connection is aborted (wakes a session waiting for queue space).
+    pub abort_signal: Notify,
     /// The transport was dropped or aborted (a fault): every later long poll fails, broken
     /// off while the session lives and `404` after it ended, so a browser that silently
     /// resends a poll whose connection closed early still sees a failure, never a clean `204`.
@@ -160,7 +164,7 @@ impl Conn {
         // Fire the active request, and break off the next one too: a request that was
         // already answering when the fault came must not make the drop look clean.
         self.broken.store(true, Ordering::SeqCst);
-        self.kill.lock().unwrap().take();
+        self.kill.lock().take();
         self.kill_pending.store(true, Ordering::SeqCst);
         // WebSockets and SSE report their end themselves; long polling has no request to.
         if self.transport.get() == Some(&TransportKind::LongPolling) {
@@ -171,8 +175,9 @@ impl Conn {
     /// Ends the connection at once: the transport drops and no Close message is sent.
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);
+        self.abort_signal.notify_waiters();
         self.broken.store(true, Ordering::SeqCst);
-        self.kill.lock().unwrap().take();
+        self.kill.lock().take();
         let _ = self.pipe.inbound.try_send(Inbound::Closed);
         let commands = self.commands.clone();
         tokio::spawn(async move {
@@ -180,11 +185,16 @@ impl Conn {
         });
     }
 
+    /// Drops the active transport request (the session ended but could not queue its end).
+    pub(crate) fn kill_transport(&self) {
+        self.kill.lock().take();
+    }
+
     /// Registers the calling transport request as the active one; the receiver fires when
     /// the transport must drop (a fault) or a newer request replaced it.
     pub(crate) fn install_kill(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        *self.kill.lock().unwrap() = Some(tx);
+        *self.kill.lock() = Some(tx);
         rx
     }
 
@@ -209,9 +219,13 @@ pub(crate) struct Shared {
     pub faults: Faults,
     connections: Mutex<HashMap<String, Arc<Conn>>>,
     tokens: Mutex<HashMap<String, String>>,
-    /// Ended connections, still found by token for a few seconds so that a late long poll
+    /// Ended connections, still found by token for [`ENDED_GRACE`] so that a late long poll
     /// drains what was sent last (a Close message) and then gets 204, not 404.
     ended: Mutex<HashMap<String, Arc<Conn>>>,
+    /// Deadlines for the reaper ([`reap`]), in order: each deadline is "now + a constant".
+    expiries: Mutex<Expiries>,
+    /// Wakes the reaper when a deadline is queued.
+    pub reaper_wake: Arc<Notify>,
     groups: Mutex<HashMap<(String, String), HashSet<String>>>,
     pub shutdown: Notify,
     /// When set, only these access tokens are accepted (others get 401).
@@ -233,6 +247,8 @@ impl Shared {
             connections: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
+            expiries: Mutex::new(Expiries::default()),
+            reaper_wake: Arc::new(Notify::new()),
             groups: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             valid_tokens: Mutex::new(None),
@@ -247,7 +263,7 @@ impl Shared {
 
     /// Whether a request carrying `token` may pass (always, unless tokens are restricted).
     pub(crate) fn token_accepted(&self, token: Option<&str>) -> bool {
-        match &*self.valid_tokens.lock().unwrap() {
+        match &*self.valid_tokens.lock() {
             None => true,
             Some(valid) => token.is_some_and(|t| valid.contains(t)),
         }
@@ -303,6 +319,7 @@ impl Shared {
             kill: Mutex::new(None),
             kill_pending: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            abort_signal: Notify::new(),
             broken: AtomicBool::new(false),
             closed: OnceLock::new(),
             ended: Notify::new(),
@@ -311,33 +328,29 @@ impl Shared {
             messages_received: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
         });
-        self.connections
-            .lock()
-            .unwrap()
-            .insert(id.clone(), conn.clone());
-        self.tokens.lock().unwrap().insert(token, id);
+        self.connections.lock().insert(id.clone(), conn.clone());
+        self.tokens.lock().insert(token, id);
         conn
     }
 
     /// The connection whose `id=` query value is `token`.
     pub(crate) fn by_token(&self, token: &str) -> Option<Arc<Conn>> {
-        let id = self.tokens.lock().unwrap().get(token).cloned();
+        let id = self.tokens.lock().get(token).cloned();
         match id.and_then(|id| self.by_id(&id)) {
             Some(conn) => Some(conn),
-            None => self.ended.lock().unwrap().get(token).cloned(),
+            None => self.ended.lock().get(token).cloned(),
         }
     }
 
     /// The connection with this public id.
     pub(crate) fn by_id(&self, id: &str) -> Option<Arc<Conn>> {
-        self.connections.lock().unwrap().get(id).cloned()
+        self.connections.lock().get(id).cloned()
     }
 
     /// Every live connection of `hub` (all hubs for `None`).
     pub(crate) fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
         self.connections
             .lock()
-            .unwrap()
             .values()
             .filter(|c| hub.is_none_or(|h| c.hub.name().eq_ignore_ascii_case(h)))
             .cloned()
@@ -346,19 +359,23 @@ impl Shared {
 
     /// Forgets a connection and its group memberships; its token answers as ended for a while.
     pub(crate) fn remove(self: &Arc<Self>, conn: &Conn) {
-        let removed = self.connections.lock().unwrap().remove(&conn.id);
-        self.tokens.lock().unwrap().remove(&conn.token);
-        if let Some(conn) = removed {
+        self.forget(conn, true);
+    }
+
+    fn forget(&self, conn: &Conn, keep_ended: bool) {
+        let removed = self.connections.lock().remove(&conn.id);
+        self.tokens.lock().remove(&conn.token);
+        if let (Some(conn), true) = (removed, keep_ended) {
             let token = conn.token.clone();
-            self.ended.lock().unwrap().insert(token.clone(), conn);
-            let shared = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                shared.ended.lock().unwrap().remove(&token);
-            });
+            self.ended.lock().insert(token.clone(), conn);
+            self.expiries
+                .lock()
+                .ended
+                .push_back((tokio::time::Instant::now() + ENDED_GRACE, token));
+            self.reaper_wake.notify_one();
         }
         {
-            let mut groups = self.groups.lock().unwrap();
+            let mut groups = self.groups.lock();
             groups.retain(|_, members| {
                 members.remove(&conn.id);
                 !members.is_empty()
@@ -367,17 +384,68 @@ impl Shared {
         self.changed();
     }
 
+    /// Queues the expiry of a negotiated connection: it is forgotten unless a transport
+    /// attached within the handshake timeout.
+    pub(crate) fn expire_unless_connected(&self, conn: &Arc<Conn>) {
+        let at = tokio::time::Instant::now() + self.config.handshake_timeout;
+        self.expiries
+            .lock()
+            .negotiated
+            .push_back((at, Arc::downgrade(conn)));
+        self.reaper_wake.notify_one();
+    }
+
+    /// Applies every expiry that is due; returns the next deadline, if any.
+    fn reap_due(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let mut unconnected = Vec::new();
+        let mut ended = Vec::new();
+        let next = {
+            let mut expiries = self.expiries.lock();
+            while expiries
+                .negotiated
+                .front()
+                .is_some_and(|(at, _)| *at <= now)
+            {
+                if let Some((_, conn)) = expiries.negotiated.pop_front() {
+                    unconnected.extend(conn.upgrade());
+                }
+            }
+            while expiries.ended.front().is_some_and(|(at, _)| *at <= now) {
+                if let Some((_, token)) = expiries.ended.pop_front() {
+                    ended.push(token);
+                }
+            }
+            let a = expiries.negotiated.front().map(|(at, _)| *at);
+            let b = expiries.ended.front().map(|(at, _)| *at);
+            a.into_iter().chain(b).min()
+        };
+        for conn in unconnected {
+            if conn.transport.get().is_none() {
+                tracing::debug!(connection = %conn.id, "negotiated but never connected: forgotten");
+                let _ = conn.closed.set(());
+                self.forget(&conn, false);
+            }
+        }
+        if !ended.is_empty() {
+            let mut map = self.ended.lock();
+            for token in ended {
+                map.remove(&token);
+            }
+        }
+        next
+    }
+
     pub(crate) fn add_to_group(&self, hub: &str, group: &str, id: &str) {
         self.groups
             .lock()
-            .unwrap()
             .entry((hub.to_ascii_lowercase(), group.to_owned()))
             .or_default()
             .insert(id.to_owned());
     }
 
     pub(crate) fn remove_from_group(&self, hub: &str, group: &str, id: &str) {
-        let mut groups = self.groups.lock().unwrap();
+        let mut groups = self.groups.lock();
         let key = (hub.to_ascii_lowercase(), group.to_owned());
         if let Some(members) = groups.get_mut(&key) {
             members.remove(id);
@@ -391,11 +459,50 @@ impl Shared {
         let ids: Vec<String> = self
             .groups
             .lock()
-            .unwrap()
             .get(&(hub.to_ascii_lowercase(), group.to_owned()))
             .map(|m| m.iter().cloned().collect())
             .unwrap_or_default();
         ids.iter().filter_map(|id| self.by_id(id)).collect()
+    }
+}
+
+/// How long an ended connection's token still answers as ended (see `Shared::ended`).
+const ENDED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Pending expiries, each queue in deadline order (its deadlines are "now + a constant").
+#[derive(Default)]
+struct Expiries {
+    /// Negotiated connections, forgotten at their deadline unless a transport attached.
+    negotiated: VecDeque<(tokio::time::Instant, Weak<Conn>)>,
+    /// Tokens of ended connections, dropped from `Shared::ended` at their deadline.
+    ended: VecDeque<(tokio::time::Instant, String)>,
+}
+
+/// The reaper: one task per fixture applies the expiries as they fall due (woken by its
+/// deadlines and by new entries, never by polling), instead of one sleeping task per
+/// connection. Ends when the fixture is gone.
+pub(crate) async fn reap(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let next = match shared.upgrade() {
+            Some(shared) => shared.reap_due(),
+            None => return,
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the reaper see that the fixture is gone.
+        self.reaper_wake.notify_one();
     }
 }
 

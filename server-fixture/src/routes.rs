@@ -8,7 +8,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -21,27 +21,121 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 type App = Arc<Shared>;
 
+/// The WebSocket read buffer per socket (see [`websocket`]).
+const WS_READ_BUFFER: usize = 2048;
+
 /// Frames one long-poll answer may batch.
 const MAX_POLL_BATCH: usize = 1024 * 1024;
 
-/// The router of a fixture.
+/// The header every admin request carries (its value is the admin token when one is set).
+pub(crate) const ADMIN_HEADER: &str = "x-talkback-admin";
+
+/// The router of a fixture: the hub routes with CORS, the admin routes (if enabled) without.
+///
+/// **Why a page cannot use the admin routes**: they answer no CORS at all, so a page on
+/// another origin cannot read their answers, and every admin request must carry the custom
+/// `X-Talkback-Admin` header, which a page can only send after a CORS preflight, which these
+/// routes fail. A form or a `no-cors` fetch cannot set it. The `Host` must be a loopback name or
+/// the configured host, so a DNS-rebound page (same origin as far as the browser knows) is
+/// refused too. With an admin token, the header must carry it.
 pub(crate) fn router(shared: App) -> Router {
+    let allowed: Vec<String> = shared
+        .config
+        .cors_origins
+        .iter()
+        .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    let allow_origin = AllowOrigin::predicate(move |origin, _| {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.to_ascii_lowercase();
+        if allowed.is_empty() {
+            // Any origin, but never the opaque `null` (sandboxed frames, `file:` pages) with
+            // credentials unless it is listed.
+            origin != "null"
+        } else {
+            allowed.contains(&origin)
+        }
+    });
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(allow_origin)
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
         .max_age(Duration::from_secs(600));
-    Router::new()
+    let hubs = Router::new()
         .route("/hubs/{hub}/negotiate", any(negotiate))
         .route("/hubs/{hub}", any(connect))
         // A base URL ending in `/` (`/hubs/chat/` gives `/hubs/chat/negotiate`), as ASP.NET routes.
         .route("/hubs/{hub}/", any(connect))
-        .route("/admin/connections", any(admin_connections))
-        .route("/admin/connections/{id}/{action}", post(admin_connection))
-        .route("/admin/faults/{action}", post(admin_faults))
-        .layer(cors)
-        .with_state(shared)
+        .layer(cors);
+    let mut app = hubs;
+    if shared.config.admin_enabled {
+        let admin = Router::new()
+            .route("/admin/connections", get(admin_connections))
+            .route("/admin/connections/{id}/{action}", post(admin_connection))
+            .route("/admin/faults/{action}", post(admin_faults))
+            .route_layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                admin_guard,
+            ));
+        app = app.merge(admin);
+    }
+    app.with_state(shared)
+}
+
+/// Lets an admin request through only with the admin header (or token) and a local `Host`.
+async fn admin_guard(
+    State(shared): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let given = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok());
+    let authorized = match (&shared.config.admin_token, given) {
+        (_, None) => false,
+        (Some(token), Some(given)) => constant_time_eq(token.as_bytes(), given.as_bytes()),
+        (None, Some(given)) => !given.is_empty(),
+    };
+    if !authorized {
+        tracing::warn!(path = %request.uri().path(), "admin request without the X-Talkback-Admin header (or token): 403");
+        return text(
+            StatusCode::FORBIDDEN,
+            "admin requests need the X-Talkback-Admin header (with the admin token, if one is set)",
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !local_host(host, &shared.config.host) {
+        tracing::warn!(%host, "admin request for a foreign Host: 403");
+        return text(
+            StatusCode::FORBIDDEN,
+            "admin requests must name a local Host",
+        );
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names this machine (a loopback name or the configured host).
+fn local_host(host: &str, configured: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "::1"
+        || name.starts_with("127.")
+        || name == configured.to_ascii_lowercase().trim_matches(['[', ']'])
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -149,15 +243,9 @@ async fn negotiate(
         use_stateful_reconnect: stateful,
     })
     .to_json();
-    // A negotiated connection that never opens a transport is forgotten.
-    let reaper = shared.clone();
-    let window = shared.config.reconnect_window.max(Duration::from_secs(5));
-    tokio::spawn(async move {
-        tokio::time::sleep(window).await;
-        if conn.transport.get().is_none() {
-            reaper.remove(&conn);
-        }
-    });
+    // A negotiated connection that opens no transport within the handshake timeout is
+    // forgotten (one queue entry meanwhile, no task).
+    shared.expire_unless_connected(&conn);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -257,8 +345,8 @@ fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) ->
         return StatusCode::BAD_REQUEST.into_response();
     };
     let reattach = {
-        let mut attached = conn.socket_attached.lock().unwrap();
-        let had_session = conn.pipe.session_side.lock().unwrap().is_none();
+        let mut attached = conn.socket_attached.lock();
+        let had_session = conn.pipe.session_side.lock().is_none();
         if had_session && !conn.stateful_active.load(Ordering::SeqCst) {
             return StatusCode::CONFLICT.into_response();
         }
@@ -270,6 +358,14 @@ fn websocket(shared: App, conn: Arc<Conn>, upgrade: Option<WebSocketUpgrade>) ->
     let max = shared.config.max_receive_message_size;
     upgrade
         .max_message_size(max.saturating_mul(4).saturating_add(1024))
+        // Memory per idle socket: tungstenite's defaults are a 128 KiB read buffer, allocated
+        // and zero-filled up front, and a 128 KiB write buffer target. A small read buffer
+        // (it grows to a larger frame's size while that frame is read) and eager writes (the
+        // session's bounded outbound queue already batches, and each send is awaited) keep an
+        // idle connection to a few KB. The write buffer needs no cap of its own: it only grows
+        // past one frame when writes fail, and then the connection ends.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| run_websocket(shared, conn, socket, reattach))
 }
 
@@ -333,7 +429,7 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
         }
     }
     drop(socket);
-    *conn.socket_attached.lock().unwrap() = false;
+    *conn.socket_attached.lock() = false;
     drop(outbound);
     if !ended {
         let _ = conn.pipe.inbound.send(Inbound::Closed).await;
@@ -373,8 +469,8 @@ impl Drop for SseGuard {
 
 fn sse(shared: App, conn: Arc<Conn>) -> Response {
     {
-        let mut attached = conn.socket_attached.lock().unwrap();
-        if *attached || conn.pipe.session_side.lock().unwrap().is_none() {
+        let mut attached = conn.socket_attached.lock();
+        if *attached || conn.pipe.session_side.lock().is_none() {
             return StatusCode::CONFLICT.into_response();
         }
         *attached = true;
@@ -455,25 +551,25 @@ fn no_cache(status: StatusCode, body: Bytes) -> Response {
 }
 
 async fn long_poll(shared: App, conn: Arc<Conn>) -> Response {
-    if conn.broken.load(Ordering::SeqCst) && conn.pipe.session_side.lock().unwrap().is_none() {
+    if conn.broken.load(Ordering::SeqCst) && conn.pipe.session_side.lock().is_none() {
         // After a drop fault: fail like the network did (see `Conn::broken`).
         if conn.is_closed() {
             return text(StatusCode::NOT_FOUND, "No Connection with that ID");
         }
         return aborted_response();
     }
-    if conn.pipe.session_side.lock().unwrap().is_some() {
+    if conn.pipe.session_side.lock().is_some() {
         // The first poll starts the connection and returns at once, without data.
         session::ensure_started(&shared, &conn);
-        *conn.poll_idle_since.lock().unwrap() = Some(std::time::Instant::now());
+        *conn.poll_idle_since.lock() = Some(std::time::Instant::now());
         return no_cache(StatusCode::OK, Bytes::new());
     }
     let generation = conn.poll_generation.fetch_add(1, Ordering::SeqCst) + 1;
     conn.poll_cancel.notify_waiters();
-    *conn.poll_idle_since.lock().unwrap() = None;
+    *conn.poll_idle_since.lock() = None;
     let response = poll_once(&shared, &conn, generation).await;
     if conn.poll_generation.load(Ordering::SeqCst) == generation {
-        *conn.poll_idle_since.lock().unwrap() = Some(std::time::Instant::now());
+        *conn.poll_idle_since.lock() = Some(std::time::Instant::now());
     }
     response
 }
@@ -565,16 +661,17 @@ async fn send(shared: App, id: Option<String>, request: axum::extract::Request) 
             "POST requests are not allowed for WebSocket connections.",
         );
     }
-    {
-        let mut busy = conn.post_busy.lock().unwrap();
-        if *busy {
-            return StatusCode::CONFLICT.into_response();
-        }
-        *busy = true;
-    }
+    let Some(busy) = PostBusy::claim(&conn) else {
+        return StatusCode::CONFLICT.into_response();
+    };
     let limit = post_limit(&shared.config);
-    let body = read_body(request.into_body(), limit).await;
-    *conn.post_busy.lock().unwrap() = false;
+    let body = read_body(
+        request.into_body(),
+        limit,
+        shared.config.request_body_timeout,
+    )
+    .await;
+    drop(busy);
     let body = match body {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
@@ -585,6 +682,19 @@ async fn send(shared: App, id: Option<String>, request: axum::extract::Request) 
         }
         Err(BodyError::Broken) => {
             return text(StatusCode::BAD_REQUEST, "Failed to read the request body.")
+        }
+        Err(BodyError::Stalled) => {
+            tracing::debug!(connection = %conn.id, "a POST body stalled: 408");
+            let mut response = text(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body was not received in time.",
+            );
+            // The rest of that body is not read: the HTTP connection cannot be reused.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
     if conn.is_closed() || conn.pipe.inbound.send(Inbound::Data(body)).await.is_err() {
@@ -601,21 +711,50 @@ pub(crate) fn post_limit(config: &crate::Config) -> usize {
         .max(config.max_receive_message_size.saturating_add(16))
 }
 
+/// Marks a connection's POST in progress (a second one gets 409) until dropped, also when the
+/// request is dropped mid-body (the client went away).
+struct PostBusy<'a>(&'a Conn);
+
+impl<'a> PostBusy<'a> {
+    fn claim(conn: &'a Conn) -> Option<Self> {
+        let mut busy = conn.post_busy.lock();
+        if *busy {
+            return None;
+        }
+        *busy = true;
+        Some(PostBusy(conn))
+    }
+}
+
+impl Drop for PostBusy<'_> {
+    fn drop(&mut self) {
+        *self.0.post_busy.lock() = false;
+    }
+}
+
 enum BodyError {
     /// Over the limit; the rest of the body was read and dropped.
     TooLarge,
     /// The client broke off the body.
     Broken,
+    /// No data for the request-body timeout.
+    Stalled,
 }
 
 /// Reads a body up to `limit` bytes. A larger body is read to its end and dropped (so the
-/// answer, `413`, reaches a client or proxy that is still sending, instead of a reset).
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+/// answer, `413`, reaches a client or proxy that is still sending, instead of a reset). A body
+/// that sends nothing for `timeout` fails with [`BodyError::Stalled`].
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buffer = Vec::new();
     let mut too_large = false;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(timeout, stream.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => return Err(BodyError::Stalled),
+        };
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
         if too_large {
             continue;

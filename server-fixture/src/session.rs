@@ -9,9 +9,10 @@ use crate::context::{HubContext, StreamSender, UploadStream};
 use crate::hub::{Hub, HubError, Method};
 use crate::registry::{Command, Conn, Inbound, Outbound, SessionSide, Shared};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use talkback_core::protocol::{
     Close, Completion, CompletionResult, Decoded, Framer, HandshakeRequest, HubMessage, Invocation,
@@ -37,8 +38,6 @@ pub(crate) const MAX_QUEUED_CALLS: usize = 1024;
 pub(crate) const MAX_STREAM_IDS_PER_INVOCATION: usize = 16;
 /// Upload streams open at once per connection; an invocation that would exceed it is refused.
 pub(crate) const MAX_OPEN_UPLOADS: usize = 256;
-/// A long-polling connection with no poll for this long is gone.
-const LONG_POLL_DISCONNECT: Duration = Duration::from_secs(15);
 /// The Close text for an unexpected server-side end.
 const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 
@@ -53,7 +52,7 @@ struct Job {
 
 /// Starts the session of `conn` unless it runs already.
 pub(crate) fn ensure_started(shared: &Arc<Shared>, conn: &Arc<Conn>) {
-    let side = conn.pipe.session_side.lock().unwrap().take();
+    let side = conn.pipe.session_side.lock().take();
     if let Some(side) = side {
         let session = Session::new(shared.clone(), conn.clone());
         tokio::spawn(session.run(side));
@@ -76,8 +75,12 @@ struct Session {
     uploads: HashMap<String, mpsc::Sender<Result<RawValue, String>>>,
     finished_uploads: HashSet<String>,
     streams: Arc<Mutex<HashMap<String, AbortHandle>>>,
-    dispatcher: mpsc::Sender<Job>,
-    dispatcher_rx: Option<mpsc::Receiver<Job>>,
+    /// Jobs are boxed: a tokio channel allocates a block of 32 slots up front, per connection.
+    dispatcher: mpsc::Sender<Box<Job>>,
+    dispatcher_rx: Option<mpsc::Receiver<Box<Job>>>,
+    /// The connection outlived its liveness deadline while the session waited on a full queue
+    /// (see [`Session::guarded`]): the session ends without sending anything more.
+    stalled: bool,
 }
 
 /// Why a session ends.
@@ -111,6 +114,7 @@ impl Session {
             streams: Arc::new(Mutex::new(HashMap::new())),
             dispatcher,
             dispatcher_rx: Some(dispatcher_rx),
+            stalled: false,
         }
     }
 
@@ -123,7 +127,7 @@ impl Session {
             tokio::spawn(run_dispatcher(rx, self.shared.config.detailed_errors));
         }
         let end = loop {
-            if self.conn.is_aborted() {
+            if self.conn.is_aborted() || self.stalled {
                 break End::Quiet;
             }
             let deadline = self.next_deadline();
@@ -134,7 +138,9 @@ impl Session {
                 }
                 inbound = side.inbound.recv() => match inbound {
                     Some(Inbound::Data(bytes)) => {
-                        if let Some(end) = self.on_data(&bytes, &side.outbound).await {
+                        // Boxed: the session's future stays small while it idles, and the
+                        // decoding and dispatch state exists only while a message is handled.
+                        if let Some(end) = Box::pin(self.on_data(&bytes, &side.outbound)).await {
                             break end;
                         }
                     }
@@ -156,12 +162,12 @@ impl Session {
                     }
                 },
                 command = side.commands.recv() => match command {
-                    Some(Command::Message(message)) => self.write(&message, &side.outbound).await,
+                    Some(Command::Message(message)) => Box::pin(self.write(&message, &side.outbound)).await,
                     Some(Command::Close { error, allow_reconnect }) => break End::Close(error, allow_reconnect),
                     Some(Command::Abort) | None => break End::Quiet,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    if let Some(end) = self.on_timer(&side.outbound).await {
+                    if let Some(end) = Box::pin(self.on_timer(&side.outbound)).await {
                         break end;
                     }
                 }
@@ -176,7 +182,14 @@ impl Session {
                 self.write(&close, &side.outbound).await;
             }
         }
-        let _ = side.outbound.try_send(Outbound::End);
+        if self.stalled {
+            tracing::debug!(connection = %self.conn.id, "outbound queue full past the liveness deadline: closing");
+        }
+        if side.outbound.try_send(Outbound::End).is_err() {
+            // The queue is full (a client that does not read): the transport would never see
+            // the end, so it is dropped.
+            self.conn.kill_transport();
+        }
         self.finish().await;
     }
 
@@ -220,8 +233,8 @@ impl Session {
             return None;
         }
         if self.transport() == Some(TransportKind::LongPolling) {
-            let idle = *self.conn.poll_idle_since.lock().unwrap();
-            if idle.is_some_and(|t| t.elapsed() >= LONG_POLL_DISCONNECT) {
+            let idle = *self.conn.poll_idle_since.lock();
+            if idle.is_some_and(|t| t.elapsed() >= config.disconnect_timeout) {
                 return Some(End::Quiet);
             }
         } else if now >= self.last_received + config.client_timeout {
@@ -243,6 +256,55 @@ impl Session {
             }
         }
         None
+    }
+
+    /// When the connection stops being alive if nothing changes: the handshake timeout before
+    /// the handshake; then the client timeout (nothing received), or for long polling, no poll
+    /// waiting for [`FixtureConfig::disconnect_timeout`](crate::Config::disconnect_timeout).
+    fn liveness_deadline(&self) -> Instant {
+        let config = &self.shared.config;
+        if !self.handshake_done {
+            return self.started + config.handshake_timeout;
+        }
+        if self.detached_since.is_some() {
+            return Instant::now() + Duration::from_secs(3600);
+        }
+        if self.transport() == Some(TransportKind::LongPolling) {
+            let idle = *self.conn.poll_idle_since.lock();
+            return match idle {
+                Some(since) => Instant::from_std(since) + config.disconnect_timeout,
+                None => Instant::now() + config.disconnect_timeout,
+            };
+        }
+        self.last_received + config.client_timeout
+    }
+
+    /// Awaits `f` (room in a full queue), but gives up when the connection is aborted or its
+    /// [liveness deadline](Self::liveness_deadline) passes first; the latter marks the
+    /// session `stalled`, which ends it. The session never waits on a queue without its timers.
+    async fn guarded<F: std::future::Future>(&mut self, f: F) -> Option<F::Output> {
+        tokio::pin!(f);
+        let conn = self.conn.clone();
+        loop {
+            let aborted = conn.abort_signal.notified();
+            tokio::pin!(aborted);
+            aborted.as_mut().enable();
+            if conn.is_aborted() || self.stalled {
+                return None;
+            }
+            let deadline = self.liveness_deadline();
+            tokio::select! {
+                biased;
+                output = &mut f => return Some(output),
+                _ = &mut aborted => return None,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if Instant::now() >= self.liveness_deadline() {
+                        self.stalled = true;
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ receiving
@@ -363,13 +425,13 @@ impl Session {
         if let Some(hook) = self.conn.hub.on_connected.clone() {
             let ctx = self.context(Vec::new());
             // Through the dispatcher, so it runs before the first invocation.
-            let _ = self.dispatcher.try_send(Job {
+            let _ = self.dispatcher.try_send(Box::new(Job {
                 ctx,
                 method: Method::Lifecycle(hook),
                 target: String::new(),
                 arguments: Vec::new(),
                 invocation_id: None,
-            });
+            }));
         }
     }
 
@@ -407,9 +469,10 @@ impl Session {
                 self.on_invocation(invocation, true, out).await
             }
             HubMessage::StreamItem(item) => {
-                if let Some(tx) = self.uploads.get(&item.invocation_id) {
-                    // Waits while the hub method is behind (bounded upload buffer).
-                    let _ = tx.send(Ok(item.item)).await;
+                if let Some(tx) = self.uploads.get(&item.invocation_id).cloned() {
+                    // Waits while the hub method is behind (bounded upload buffer), but never
+                    // past the connection's timers.
+                    let _ = self.guarded(tx.send(Ok(item.item))).await;
                 } else if !self.finished_uploads.contains(&item.invocation_id) {
                     tracing::debug!(id = %item.invocation_id, "StreamItem for an unknown stream");
                     return Some(End::Close(
@@ -426,10 +489,10 @@ impl Session {
                 let id = completion.invocation_id;
                 if let Some(tx) = self.uploads.remove(&id) {
                     if let CompletionResult::Error(text) = completion.result {
-                        let _ = tx.send(Err(text)).await;
+                        let _ = self.guarded(tx.send(Err(text))).await;
                     }
                     self.finished_uploads.insert(id);
-                } else if let Some(tx) = self.conn.client_results.lock().unwrap().remove(&id) {
+                } else if let Some(tx) = self.conn.client_results.lock().remove(&id) {
                     let _ = tx.send(completion.result);
                 } else {
                     tracing::debug!(%id, "Completion for nothing pending; ignored");
@@ -437,13 +500,12 @@ impl Session {
                 None
             }
             HubMessage::CancelInvocation(cancel) => {
-                let handle = self.streams.lock().unwrap().remove(&cancel.invocation_id);
+                let handle = self.streams.lock().remove(&cancel.invocation_id);
                 if let Some(handle) = handle {
                     handle.abort();
                     self.conn
                         .active_invocations
                         .lock()
-                        .unwrap()
                         .remove(&cancel.invocation_id);
                     let done = HubMessage::Completion(Completion {
                         invocation_id: cancel.invocation_id,
@@ -527,12 +589,7 @@ impl Session {
             // A blocking call claims its id until its Completion; reusing a running id is refused.
             let running = id.as_ref().filter(|id| {
                 matches!(method, Some(Method::Invoke(_) | Method::Stream(_)))
-                    && !self
-                        .conn
-                        .active_invocations
-                        .lock()
-                        .unwrap()
-                        .insert((*id).clone())
+                    && !self.conn.active_invocations.lock().insert((*id).clone())
             });
             running.map(|id| format!("Invocation ID '{id}' is already in use."))
         });
@@ -568,12 +625,12 @@ impl Session {
                 let key = invocation_id.clone();
                 // Registered under the lock before the task can end: a stream that finishes at
                 // once must still find its entry, or its Completion would never be sent.
-                let mut registered = self.streams.lock().unwrap();
+                let mut registered = self.streams.lock();
                 let task = tokio::spawn(async move {
                     let outcome = f(ctx, invocation.arguments, sender).await;
                     // Only the task that still owns its entry completes (a cancel completed it).
-                    if streams.lock().unwrap().remove(&key).is_some() {
-                        conn.active_invocations.lock().unwrap().remove(&key);
+                    if streams.lock().remove(&key).is_some() {
+                        conn.active_invocations.lock().remove(&key);
                         let result = match outcome {
                             Ok(()) => CompletionResult::Void,
                             Err(e) => {
@@ -585,19 +642,19 @@ impl Session {
                             result,
                             headers: Default::default(),
                         });
-                        let _ = conn.commands.send(Command::Message(done)).await;
+                        let _ = conn.commands.send(Command::Message(Box::new(done))).await;
                     }
                 });
                 registered.insert(invocation_id, task.abort_handle());
             }
             Some(method) => {
-                let job = Job {
+                let job = Box::new(Job {
                     ctx,
                     method,
                     target,
                     arguments: invocation.arguments,
                     invocation_id: id,
-                };
+                });
                 if let Err(mpsc::error::TrySendError::Full(_)) = self.dispatcher.try_send(job) {
                     tracing::warn!(connection = %self.conn.id, "hub call queue full: closing");
                     return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
@@ -632,21 +689,12 @@ impl Session {
             tokio::time::sleep(delay).await;
         }
         self.last_sent = Instant::now();
-        // Wait for room, but not forever: an aborted connection (a slow consumer) stops here.
-        loop {
-            if self.conn.is_aborted() {
-                return;
-            }
-            tokio::select! {
-                permit = out.reserve() => {
-                    if let Ok(permit) = permit {
-                        permit.send(Outbound::Frame(bytes));
-                    }
-                    break;
-                }
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
-        }
+        // Wait for room, but not past an abort nor the connection's liveness deadline: a
+        // client that neither reads nor writes is still closed on time.
+        let Some(Ok(permit)) = self.guarded(out.reserve()).await else {
+            return;
+        };
+        permit.send(Outbound::Frame(bytes));
         if self.conn.faults.count_message() {
             // The n-th message must reach the client first: wait until the transport took it
             // from the queue (bounded), give it a moment to write it, then drop.
@@ -683,9 +731,9 @@ impl Session {
         self.shared.remove(&self.conn);
         self.conn.ended.notify_waiters();
         self.conn.poll_cancel.notify_waiters();
-        self.conn.client_results.lock().unwrap().clear();
-        self.conn.active_invocations.lock().unwrap().clear();
-        for (_, handle) in self.streams.lock().unwrap().drain() {
+        self.conn.client_results.lock().clear();
+        self.conn.active_invocations.lock().clear();
+        for (_, handle) in self.streams.lock().drain() {
             handle.abort();
         }
         tracing::debug!(connection = %self.conn.id, "connection ended");
@@ -705,8 +753,9 @@ fn handshake_error(text: &str) -> Bytes {
 /// Runs a connection's hub calls: connection callbacks and non-blocking invocations one after
 /// another in arrival order (so a client's sends keep their order), blocking invocations each as
 /// their own task (so a slow `Delay` does not hold up the others, and results may overtake).
-async fn run_dispatcher(mut jobs: mpsc::Receiver<Job>, detailed: bool) {
+async fn run_dispatcher(mut jobs: mpsc::Receiver<Box<Job>>, detailed: bool) {
     while let Some(job) = jobs.recv().await {
+        let job = *job;
         match job.method {
             Method::Lifecycle(hook) => hook(job.ctx).await,
             Method::Invoke(f) => {
@@ -723,16 +772,13 @@ async fn run_dispatcher(mut jobs: mpsc::Receiver<Job>, detailed: bool) {
                         .unwrap_or_else(|e: HubError| {
                             CompletionResult::Error(e.to_completion_text(&job.target, detailed))
                         });
-                    conn.active_invocations
-                        .lock()
-                        .unwrap()
-                        .remove(&invocation_id);
+                    conn.active_invocations.lock().remove(&invocation_id);
                     let done = HubMessage::Completion(Completion {
                         invocation_id,
                         result,
                         headers: Default::default(),
                     });
-                    let _ = conn.commands.send(Command::Message(done)).await;
+                    let _ = conn.commands.send(Command::Message(Box::new(done))).await;
                 });
             }
             Method::Stream(_) => {}

@@ -48,7 +48,7 @@ async fn the_admin_endpoint_lists_live_connections_and_refuses_bad_requests() {
     let server = fixture(Config::default()).await;
     let peer = Client::connect(&server).await;
     let url = format!("{}/admin/connections?hub=test", server.url());
-    let body = within(reqwest::get(url))
+    let body = within(http().get(url).header("X-Talkback-Admin", "1").send())
         .await
         .unwrap()
         .bytes()

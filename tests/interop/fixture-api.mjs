@@ -32,7 +32,9 @@ export class Admin {
   }
 
   async #post(path) {
-    const response = await fetch(`${this.baseUrl}${path}`, { method: "POST" });
+    // Every admin request carries X-Talkback-Admin (a header a web page cannot send blind).
+    const headers = { "X-Talkback-Admin": process.env.TALKBACK_ADMIN_TOKEN || "1" };
+    const response = await fetch(`${this.baseUrl}${path}`, { method: "POST", headers });
     if (!response.ok) {
       throw new Error(`admin ${path}: status ${response.status} ${await response.text()}`);
     }

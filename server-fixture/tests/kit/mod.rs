@@ -57,7 +57,7 @@ pub async fn negotiate_status(server: &Server, query: &str) -> (u16, Value) {
 /// `POST {base}{path}`; returns the status code.
 pub async fn admin(server: &Server, path: &str) -> u16 {
     let url = format!("{}{path}", server.url());
-    within(http().post(url).send())
+    within(http().post(url).header("X-Talkback-Admin", "1").send())
         .await
         .unwrap()
         .status()
