@@ -41,6 +41,10 @@ pub(crate) const MAX_OPEN_UPLOADS: usize = 256;
 /// The Close text for an unexpected server-side end.
 const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 
+/// The longest a stateful connection's on-connected hook waits for the client's first message
+/// (see `Session::connected`).
+const CONNECT_HOOK_WAIT: Duration = Duration::from_secs(1);
+
 /// A hub call waiting for the per-connection dispatcher ([`run_dispatcher`]).
 struct Job {
     ctx: HubContext,
@@ -81,6 +85,9 @@ struct Session {
     /// The connection outlived its liveness deadline while the session waited on a full queue
     /// (see [`Session::guarded`]): the session ends without sending anything more.
     stalled: bool,
+    /// On a stateful connection, the hub's on-connected hook waits for the client's first
+    /// message after the handshake (or this deadline): see [`Session::connected`].
+    connect_hook_due: Option<Instant>,
 }
 
 /// Why a session ends.
@@ -115,6 +122,7 @@ impl Session {
             dispatcher,
             dispatcher_rx: Some(dispatcher_rx),
             stalled: false,
+            connect_hook_due: None,
         }
     }
 
@@ -209,6 +217,7 @@ impl Session {
                 deadlines.push(Instant::now() + Duration::from_secs(1));
             }
             deadlines.extend(self.ack_due);
+            deadlines.extend(self.connect_hook_due);
         }
         deadlines.into_iter().min().unwrap_or(far)
     }
@@ -216,6 +225,9 @@ impl Session {
     async fn on_timer(&mut self, out: &mpsc::Sender<Outbound>) -> Option<End> {
         let config = self.shared.config.clone();
         let now = Instant::now();
+        if self.connect_hook_due.is_some_and(|due| now >= due) {
+            self.run_connect_hook();
+        }
         if !self.handshake_done {
             if now >= self.started + config.handshake_timeout {
                 tracing::debug!(connection = %self.conn.id, "no handshake in time");
@@ -339,6 +351,9 @@ impl Session {
             self.connected(version);
             data = &rest;
         }
+        if self.connect_hook_due.is_some() && !data.is_empty() {
+            self.run_connect_hook();
+        }
         let framer = self.framer.as_mut()?;
         framer.push(data);
         loop {
@@ -422,6 +437,24 @@ impl Session {
                 .framer(self.shared.config.max_receive_message_size),
         );
         tracing::debug!(connection = %self.conn.id, protocol = self.protocol.name(), "connected");
+        if self.stateful.is_some() && self.conn.hub.on_connected.is_some() {
+            // The official JavaScript client creates its stateful-reconnect buffer only after
+            // it has processed the handshake response, then sends a Ping. In Node, where every
+            // frame of one TCP read is handled before that happens, a message sent right after
+            // the handshake is processed but not counted, so a later re-attach replays one
+            // message too many (a duplicate the application sees). On stateful connections the
+            // hook therefore runs once the client's first message arrives (at most 1 s later):
+            // the same messages in the same order, only not racing the client's set-up.
+            self.connect_hook_due = Some(Instant::now() + CONNECT_HOOK_WAIT);
+            return;
+        }
+        self.run_connect_hook();
+    }
+
+    /// Queues the hub's on-connected hook on the dispatcher (so it runs before the first
+    /// invocation that follows it).
+    fn run_connect_hook(&mut self) {
+        self.connect_hook_due = None;
         if let Some(hook) = self.conn.hub.on_connected.clone() {
             let ctx = self.context(Vec::new());
             // Through the dispatcher, so it runs before the first invocation.
