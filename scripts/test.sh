@@ -158,6 +158,21 @@ wasm_browser_tests() {
   scripts/wasm-browser-tests.sh
 }
 
+# The npm package talkback-signalr: built by scripts/build-npm.sh (wasm-release profile,
+# wasm-bindgen, wasm-opt from npm's binaryen), then loaded by a page in headless Chromium that
+# runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs).
+npm_package_tests() {
+  if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
+  local tc target_dir
+  tc="$(sed -n 's/^WASM_RUSTUP_TOOLCHAIN=//p' "$WASM_ENV_FILE")"
+  RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-wasm --target wasm32-unknown-unknown --all-targets --all-features -- -D warnings
+  RUSTUP_TOOLCHAIN="$tc" scripts/build-npm.sh
+  [ -d tests/interop/node_modules/ws ] || (cd tests/interop && npm ci --no-audit --no-fund)
+  cargo build -p talkback-fixture
+  target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs
+}
+
 interop() {
   cargo build -p talkback-fixture
   local target_dir
@@ -180,6 +195,8 @@ if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromiu
 else step "talkback-core tests in headless Chromium (wasm32)" wasm_tests; fi
 if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-wasm runtime in headless Chromium" "SKIP_WASM=1"
 else step "talkback-wasm runtime in headless Chromium" wasm_browser_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "npm package talkback-signalr in headless Chromium" "SKIP_WASM=1"
+else step "npm package talkback-signalr in headless Chromium" npm_package_tests; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
 else step "interop: official JavaScript client against the fixture" interop; fi
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# wasm-browser-tests.sh — talkback-wasm's runtime tests in headless Chromium, against a
+# wasm-browser-tests.sh — talkback-wasm's runtime and client tests in headless Chromium, against a
 # talkback-fixture this script starts on loopback (an OS-chosen port) and stops when it exits.
 #
 # The fixture's URL reaches the wasm tests at compile time (TALKBACK_FIXTURE_URL, read with
@@ -46,7 +46,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$FIXTURE_BIN" --port 0 >"$WORK/fixture.out" 2>"$WORK/fixture.err" &
+# Stateful reconnect is allowed for the client tests that ask for it (tests/client.rs).
+"$FIXTURE_BIN" --port 0 --stateful-reconnect >"$WORK/fixture.out" 2>"$WORK/fixture.err" &
 FIXTURE_PID=$!
 URL=""
 for _ in $(seq 1 100); do

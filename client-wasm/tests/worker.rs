@@ -11,7 +11,9 @@ use talkback_core::client::{BoxStream, Outgoing, Runtime, WebSocketRequest};
 use talkback_core::{
     HttpEvent, HttpMethod, HttpRequest, RequestId, TransferFormat, WebSocketEvent,
 };
-use talkback_wasm::BrowserRuntime;
+use talkback_wasm::{
+    BoxError, BrowserRuntime, HubConnectionBuilder, Protocol, TransportKind, TransportSet,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -92,5 +94,45 @@ async fn fetch_websocket_and_timers_work_in_a_worker() {
     match next_within(&mut socket.events, 10_000).await {
         Some(WebSocketEvent::Message(data)) => assert!(data.starts_with(b"{}\x1e"), "{data:?}"),
         other => panic!("expected the handshake response, got {other:?}"),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_rust_client_api_works_in_a_worker() {
+    // A scheme-relative URL resolves against the worker's `location.href` (no document here).
+    let host = fixture().trim_start_matches("http:");
+    for (transport, protocol) in [
+        (TransportKind::WebSockets, Protocol::MessagePack),
+        (TransportKind::ServerSentEvents, Protocol::Json),
+        (TransportKind::LongPolling, Protocol::Json),
+    ] {
+        let conn = HubConnectionBuilder::new(format!("{host}/hubs/test"))
+            .with_transports(TransportSet::only(transport))
+            .with_protocol(protocol)
+            .with_access_token_factory(|| async { Ok::<_, BoxError>("worker".to_string()) })
+            .build()
+            .expect("builds");
+        let started = select(
+            Box::pin(conn.start()),
+            gloo_timers::future::TimeoutFuture::new(10_000),
+        )
+        .await;
+        let Either::Left((started, _)) = started else {
+            panic!("{transport:?}: start timed out");
+        };
+        started.expect("starts");
+        let sum: i64 = conn.invoke("Add", (20, 22)).await.expect("Add");
+        assert_eq!(sum, 42);
+        let user: Option<String> = conn.invoke("GetUserId", ()).await.expect("GetUserId");
+        assert_eq!(user.as_deref(), Some("worker"));
+        let items: Vec<i64> = conn
+            .stream::<i64>("Counter", (3, 0))
+            .await
+            .expect("stream")
+            .map(|item| item.expect("an item"))
+            .collect()
+            .await;
+        assert_eq!(items, [0, 1, 2]);
+        conn.stop().await.expect("stops");
     }
 }

@@ -1,0 +1,196 @@
+// Type definitions for talkback-signalr: the API of @microsoft/signalr.
+
+export declare const VERSION: string;
+
+export declare enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Information = 2,
+    Warning = 3,
+    Error = 4,
+    Critical = 5,
+    None = 6,
+}
+
+export declare enum HttpTransportType {
+    None = 0,
+    WebSockets = 1,
+    ServerSentEvents = 2,
+    LongPolling = 4,
+}
+
+export declare enum TransferFormat {
+    Text = 1,
+    Binary = 2,
+}
+
+export declare enum MessageType {
+    Invocation = 1,
+    StreamItem = 2,
+    Completion = 3,
+    StreamInvocation = 4,
+    CancelInvocation = 5,
+    Ping = 6,
+    Close = 7,
+    Ack = 8,
+    Sequence = 9,
+}
+
+export declare enum HubConnectionState {
+    Disconnected = "Disconnected",
+    Connecting = "Connecting",
+    Connected = "Connected",
+    Disconnecting = "Disconnecting",
+    Reconnecting = "Reconnecting",
+}
+
+export interface ILogger {
+    log(logLevel: LogLevel, message: string): void;
+}
+
+export declare class NullLogger implements ILogger {
+    static instance: ILogger;
+    log(_logLevel: LogLevel, _message: string): void;
+}
+
+export declare class HttpError extends Error {
+    statusCode: number;
+    constructor(errorMessage: string, statusCode: number);
+}
+export declare class TimeoutError extends Error {
+    constructor(errorMessage?: string);
+}
+export declare class AbortError extends Error {
+    constructor(errorMessage?: string);
+}
+export declare class UnsupportedTransportError extends Error {
+    transport: HttpTransportType;
+    errorType: "UnsupportedTransportError";
+    constructor(message: string, transport: HttpTransportType);
+}
+export declare class DisabledTransportError extends Error {
+    transport: HttpTransportType;
+    errorType: "DisabledTransportError";
+    constructor(message: string, transport: HttpTransportType);
+}
+export declare class FailedToStartTransportError extends Error {
+    transport: HttpTransportType;
+    errorType: "FailedToStartTransportError";
+    constructor(message: string, transport: HttpTransportType);
+}
+export declare class FailedToNegotiateWithServerError extends Error {
+    errorType: "FailedToNegotiateWithServerError";
+    constructor(message: string);
+}
+export declare class AggregateErrors extends Error {
+    innerErrors: Error[];
+    constructor(message: string, innerErrors: Error[]);
+}
+
+export interface IHubProtocol {
+    readonly name: string;
+    readonly version: number;
+    readonly transferFormat: TransferFormat;
+}
+export declare class JsonHubProtocol implements IHubProtocol {
+    readonly name: string;
+    readonly version: number;
+    readonly transferFormat: TransferFormat;
+}
+export declare class MessagePackHubProtocol implements IHubProtocol {
+    readonly name: string;
+    readonly version: number;
+    readonly transferFormat: TransferFormat;
+    constructor(messagePackOptions?: object);
+}
+
+export interface MessageHeaders {
+    [key: string]: string;
+}
+
+export interface IHttpConnectionOptions {
+    headers?: MessageHeaders;
+    transport?: HttpTransportType;
+    logger?: ILogger | LogLevel;
+    accessTokenFactory?(): string | Promise<string>;
+    logMessageContent?: boolean;
+    skipNegotiation?: boolean;
+    withCredentials?: boolean;
+    timeout?: number;
+}
+
+export interface IStatefulReconnectOptions {
+    bufferSize: number;
+}
+
+export interface RetryContext {
+    readonly previousRetryCount: number;
+    readonly elapsedMilliseconds: number;
+    readonly retryReason: Error;
+}
+
+export interface IRetryPolicy {
+    nextRetryDelayInMilliseconds(retryContext: RetryContext): number | null;
+}
+
+export interface IStreamSubscriber<T> {
+    closed?: boolean;
+    next(value: T): void;
+    error(err: any): void;
+    complete(): void;
+}
+
+export interface ISubscription<T> {
+    dispose(): void;
+}
+
+export interface IStreamResult<T> {
+    subscribe(subscriber: IStreamSubscriber<T>): ISubscription<T>;
+}
+
+export declare class Subject<T> implements IStreamResult<T> {
+    observers: IStreamSubscriber<T>[];
+    cancelCallback?: () => Promise<void>;
+    constructor();
+    next(item: T): void;
+    error(err: any): void;
+    complete(): void;
+    subscribe(observer: IStreamSubscriber<T>): ISubscription<T>;
+}
+
+export declare class HubConnection {
+    serverTimeoutInMilliseconds: number;
+    keepAliveIntervalInMilliseconds: number;
+    readonly state: HubConnectionState;
+    readonly connectionId: string | null;
+    baseUrl: string;
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    stream<T = any>(methodName: string, ...args: any[]): IStreamResult<T>;
+    send(methodName: string, ...args: any[]): Promise<void>;
+    invoke<T = any>(methodName: string, ...args: any[]): Promise<T>;
+    on(methodName: string, newMethod: (...args: any[]) => any): void;
+    off(methodName: string): void;
+    off(methodName: string, method: (...args: any[]) => void): void;
+    onclose(callback: (error?: Error) => void): void;
+    onreconnecting(callback: (error?: Error) => void): void;
+    onreconnected(callback: (connectionId?: string) => void): void;
+}
+
+export declare class HubConnectionBuilder {
+    withHubProtocol(protocol: IHubProtocol): HubConnectionBuilder;
+    configureLogging(logLevel: LogLevel): HubConnectionBuilder;
+    configureLogging(logger: ILogger): HubConnectionBuilder;
+    configureLogging(logLevel: string): HubConnectionBuilder;
+    configureLogging(logging: LogLevel | string | ILogger): HubConnectionBuilder;
+    withUrl(url: string): HubConnectionBuilder;
+    withUrl(url: string, transportType: HttpTransportType): HubConnectionBuilder;
+    withUrl(url: string, options: IHttpConnectionOptions): HubConnectionBuilder;
+    withAutomaticReconnect(): HubConnectionBuilder;
+    withAutomaticReconnect(retryDelays: number[]): HubConnectionBuilder;
+    withAutomaticReconnect(reconnectPolicy: IRetryPolicy): HubConnectionBuilder;
+    withServerTimeout(milliseconds: number): HubConnectionBuilder;
+    withKeepAliveInterval(milliseconds: number): HubConnectionBuilder;
+    withStatefulReconnect(options?: IStatefulReconnectOptions): HubConnectionBuilder;
+    build(): HubConnection;
+}

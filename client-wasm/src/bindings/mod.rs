@@ -1,0 +1,553 @@
+//! The low-level JavaScript surface behind the npm package `talkback-signalr` (feature `js-api`).
+//!
+//! The familiar classes (`HubConnectionBuilder`, `HubConnection`, `Subject`, the protocols, the
+//! errors) are written in JavaScript in `client-wasm/npm/src/index.js`, on top of the small
+//! surface here: one [`RawConnection`] per hub connection that takes and gives values still
+//! encoded — JSON text for the JSON protocol (the JavaScript side calls `JSON.stringify` and
+//! `JSON.parse`), MessagePack bytes (`Uint8Array`) for MessagePack (the JavaScript side encodes
+//! and decodes them with the official client's type mapping). Keeping value conversion in
+//! JavaScript keeps the module small and the mapping identical to `@microsoft/signalr`.
+//!
+//! Errors cross as strings (the message); `index.js` turns them into the official error
+//! classes.
+
+// The exported types are handles for JavaScript, where `Debug` means nothing.
+#![allow(missing_debug_implementations)]
+
+use crate::BrowserRuntime;
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use talkback_core::client::{self, HubConnection, HubConnectionBuilder, Runtime};
+use talkback_core::{
+    Duration, Protocol, RawValue, ReconnectPolicy, RetryContext, State, TransportSet,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn millis(value: &JsValue) -> Option<Duration> {
+    value
+        .as_f64()
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
+}
+
+fn message(error: &client::Error) -> JsValue {
+    JsValue::from_str(&error.to_string())
+}
+
+fn describe(value: &JsValue) -> String {
+    crate::js::describe(value)
+}
+
+thread_local! {
+    /// The JavaScript reconnect policies, by key: a [`ReconnectPolicy`] must be `Send`, and a
+    /// JavaScript function is not, so the policy holds the key.
+    static POLICIES: RefCell<(u32, HashMap<u32, Function>)> = RefCell::new((0, HashMap::new()));
+}
+
+type UploadRx = mpsc::UnboundedReceiver<Encoded>;
+
+thread_local! {
+    /// The receiving ends of uploads made by `newUpload` and not yet used by a call.
+    static UPLOADS: RefCell<(u32, HashMap<u32, UploadRx>)> = RefCell::new((0, HashMap::new()));
+}
+
+fn take_upload(id: Option<u32>) -> Option<UploadRx> {
+    let id = id?;
+    UPLOADS.with(|u| u.borrow_mut().1.remove(&id))
+}
+
+/// A reconnect policy that asks a JavaScript function
+/// `(previousRetryCount, elapsedMilliseconds, retryReason) => number | null`.
+struct JsPolicy(u32);
+
+impl JsPolicy {
+    fn new(f: Function) -> Self {
+        POLICIES.with(|p| {
+            let mut p = p.borrow_mut();
+            p.0 += 1;
+            let key = p.0;
+            p.1.insert(key, f);
+            JsPolicy(key)
+        })
+    }
+}
+
+impl Drop for JsPolicy {
+    fn drop(&mut self) {
+        let _ = POLICIES.try_with(|p| p.borrow_mut().1.remove(&self.0));
+    }
+}
+
+impl ReconnectPolicy for JsPolicy {
+    fn next_retry_delay(&mut self, context: &RetryContext) -> Option<Duration> {
+        let f = POLICIES.with(|p| p.borrow().1.get(&self.0).cloned())?;
+        let delay = f
+            .call3(
+                &JsValue::NULL,
+                &JsValue::from(context.previous_retry_count),
+                &JsValue::from(context.elapsed.as_millis() as f64),
+                &JsValue::from_str(&context.retry_reason),
+            )
+            .ok()?;
+        millis(&delay)
+    }
+}
+
+/// One value still encoded: JSON text or MessagePack, as `serde` sees it (for the typed upload
+/// API of the core, whose arguments and items are `Serialize`).
+enum Encoded {
+    Json(Box<serde_json::value::RawValue>),
+    MessagePack(rmpv::Value),
+}
+
+impl Serialize for Encoded {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Encoded::Json(raw) => raw.serialize(serializer),
+            Encoded::MessagePack(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// A value from JavaScript: a string of JSON, or a `Uint8Array` of MessagePack.
+fn raw_in(protocol: Protocol, value: &JsValue) -> Result<RawValue, JsValue> {
+    let bytes = match protocol {
+        Protocol::Json => value
+            .as_string()
+            .ok_or_else(|| JsValue::from_str("expected JSON text"))?
+            .into_bytes(),
+        Protocol::MessagePack => value
+            .dyn_ref::<Uint8Array>()
+            .ok_or_else(|| JsValue::from_str("expected MessagePack bytes"))?
+            .to_vec(),
+    };
+    Ok(RawValue::from_encoded(protocol, bytes.into()))
+}
+
+fn raws_in(protocol: Protocol, values: &Array) -> Result<Vec<RawValue>, JsValue> {
+    values.iter().map(|v| raw_in(protocol, &v)).collect()
+}
+
+fn encoded(raw: &RawValue) -> Result<Encoded, JsValue> {
+    let bad = |e: String| JsValue::from_str(&e);
+    match raw.protocol() {
+        Protocol::Json => {
+            let text =
+                String::from_utf8(raw.as_bytes().to_vec()).map_err(|e| bad(e.to_string()))?;
+            serde_json::value::RawValue::from_string(text)
+                .map(Encoded::Json)
+                .map_err(|e| bad(e.to_string()))
+        }
+        Protocol::MessagePack => rmpv::decode::read_value(&mut raw.as_bytes())
+            .map(Encoded::MessagePack)
+            .map_err(|e| bad(e.to_string())),
+    }
+}
+
+/// A value for JavaScript: a string of JSON, or a `Uint8Array` of MessagePack.
+fn raw_out(raw: &RawValue) -> JsValue {
+    match raw.protocol() {
+        Protocol::Json => JsValue::from_str(&String::from_utf8_lossy(raw.as_bytes())),
+        Protocol::MessagePack => Uint8Array::from(raw.as_bytes()).into(),
+    }
+}
+
+/// Arguments for JavaScript: one JSON array text, or an array of `Uint8Array`s.
+fn args_out(protocol: Protocol, args: &[RawValue]) -> JsValue {
+    match protocol {
+        Protocol::Json => {
+            let mut text = Vec::with_capacity(2 + args.iter().map(|a| a.len() + 1).sum::<usize>());
+            text.push(b'[');
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                text.extend_from_slice(a.as_bytes());
+            }
+            text.push(b']');
+            JsValue::from_str(&String::from_utf8_lossy(&text))
+        }
+        Protocol::MessagePack => args.iter().map(raw_out).collect::<Array>().into(),
+    }
+}
+
+/// The items of one client-to-server upload (`Subject`): JavaScript pushes encoded items.
+#[wasm_bindgen]
+pub struct Upload {
+    protocol: Protocol,
+    tx: Option<mpsc::UnboundedSender<Encoded>>,
+    id: u32,
+}
+
+#[wasm_bindgen]
+impl Upload {
+    /// Sends one encoded item.
+    pub fn next(&mut self, item: JsValue) -> Result<(), JsValue> {
+        let item = encoded(&raw_in(self.protocol, &item)?)?;
+        if let Some(tx) = &self.tx {
+            let _ = tx.unbounded_send(item);
+        }
+        Ok(())
+    }
+
+    /// The key that `invoke`, `send` and `stream` take to use this upload.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Ends the upload.
+    pub fn complete(&mut self) {
+        self.tx = None;
+    }
+}
+
+/// Cancels a stream started with [`RawConnection::stream`].
+#[wasm_bindgen]
+pub struct StreamHandle {
+    cancel: Option<oneshot::Sender<()>>,
+}
+
+#[wasm_bindgen]
+impl StreamHandle {
+    /// Cancels the stream (`CancelInvocation`); items that arrive afterwards are dropped.
+    pub fn cancel(&mut self) {
+        if let Some(tx) = self.cancel.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One hub connection, with encoded values.
+#[wasm_bindgen]
+pub struct RawConnection {
+    conn: HubConnection,
+    protocol: Protocol,
+    dispatch: Function,
+}
+
+#[wasm_bindgen]
+impl RawConnection {
+    /// Builds a connection (Disconnected) from the normalized options of `index.js`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: String, o: JsValue) -> Result<RawConnection, JsValue> {
+        let protocol = match get(&o, "protocol").as_string().as_deref() {
+            Some("messagepack") => Protocol::MessagePack,
+            _ => Protocol::Json,
+        };
+        let credentials = get(&o, "withCredentials").as_bool().unwrap_or(true);
+        let runtime: Arc<dyn Runtime> =
+            Arc::new(BrowserRuntime::new().with_credentials(credentials));
+        let mut b = HubConnectionBuilder::<BrowserRuntime>::new(url)
+            .with_runtime(runtime)
+            .with_protocol(protocol);
+        if let Some(t) = get(&o, "transport").as_f64() {
+            b = b.with_transports(TransportSet(t as u8));
+        }
+        if get(&o, "skipNegotiation").as_bool() == Some(true) {
+            b = b.skip_negotiation(true);
+        }
+        if let Some(d) = millis(&get(&o, "timeout")) {
+            b = b.with_http_timeout(d);
+        }
+        if let Some(d) = millis(&get(&o, "serverTimeout")) {
+            b = b.with_server_timeout(d);
+        }
+        if let Some(d) = millis(&get(&o, "keepAliveInterval")) {
+            b = b.with_keep_alive_interval(d);
+        }
+        let headers = get(&o, "headers");
+        if headers.is_object() {
+            for entry in js_sys::Object::entries(headers.unchecked_ref()).iter() {
+                let entry: Array = entry.unchecked_into();
+                if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+                    b = b.with_header(k, v);
+                }
+            }
+        }
+        if let Ok(factory) = get(&o, "accessTokenFactory").dyn_into::<Function>() {
+            b = b.with_access_token_factory(move || {
+                let token = factory.call0(&JsValue::NULL);
+                async move {
+                    let token = match token {
+                        Ok(t) => JsFuture::from(Promise::resolve(&t)).await,
+                        Err(e) => Err(e),
+                    };
+                    match token {
+                        Ok(t) => Ok(t.as_string().unwrap_or_default()),
+                        Err(e) => Err(describe(&e).into()),
+                    }
+                }
+            });
+        }
+        if let Ok(policy) = get(&o, "reconnect").dyn_into::<Function>() {
+            b = b.with_reconnect_policy(JsPolicy::new(policy));
+        }
+        let stateful = get(&o, "statefulReconnect");
+        if stateful.is_object() {
+            b = match get(&stateful, "bufferSize").as_f64() {
+                Some(n) if n > 0.0 => b.with_stateful_reconnect_buffer_size(n as usize),
+                _ => b.with_stateful_reconnect(),
+            };
+        }
+        let conn = b.build().map_err(|e| message(&e))?;
+        // Lifecycle events go to one JavaScript function: `(kind, text)`.
+        if let Ok(events) = get(&o, "events").dyn_into::<Function>() {
+            let e = events.clone();
+            conn.on_close(move |error| {
+                let text = error.map(|e| message(&e)).unwrap_or(JsValue::UNDEFINED);
+                let _ = e.call2(&JsValue::NULL, &JsValue::from_str("close"), &text);
+            });
+            let e = events.clone();
+            conn.on_reconnecting(move |error| {
+                let _ = e.call2(
+                    &JsValue::NULL,
+                    &JsValue::from_str("reconnecting"),
+                    &message(&error),
+                );
+            });
+            conn.on_reconnected(move |id| {
+                let id = id
+                    .map(|i| JsValue::from_str(&i))
+                    .unwrap_or(JsValue::UNDEFINED);
+                let _ = events.call2(&JsValue::NULL, &JsValue::from_str("reconnected"), &id);
+            });
+        }
+        let dispatch = get(&o, "dispatch")
+            .dyn_into::<Function>()
+            .map_err(|_| JsValue::from_str("dispatch function missing"))?;
+        Ok(RawConnection {
+            conn,
+            protocol,
+            dispatch,
+        })
+    }
+
+    /// `"Disconnected"`, `"Connecting"`, `"Connected"`, `"Disconnecting"` or `"Reconnecting"`.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        match self.conn.state() {
+            State::Disconnected => "Disconnected",
+            State::Connecting => "Connecting",
+            State::Connected => "Connected",
+            State::Disconnecting => "Disconnecting",
+            State::Reconnecting => "Reconnecting",
+        }
+        .into()
+    }
+
+    /// The connection id (`null` when unknown).
+    #[wasm_bindgen(getter, js_name = connectionId)]
+    pub fn connection_id(&self) -> Option<String> {
+        self.conn.connection_id()
+    }
+
+    /// Starts the connection.
+    pub fn start(&self) -> Promise {
+        let conn = self.conn.clone();
+        future_to_promise(async move {
+            conn.start().await.map_err(|e| message(&e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops the connection.
+    pub fn stop(&self) -> Promise {
+        let conn = self.conn.clone();
+        future_to_promise(async move {
+            conn.stop().await.map_err(|e| message(&e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Routes invocations of `name` to the dispatch function, which answers with a Promise of
+    /// the encoded result, or rejects with the error text (also for "no result").
+    pub fn register(&self, name: &str) {
+        let dispatch = self.dispatch.clone();
+        let protocol = self.protocol;
+        let target = JsValue::from_str(name);
+        self.conn.on_result_raw(name, move |args| {
+            let answer = dispatch.call2(&JsValue::NULL, &target, &args_out(protocol, &args));
+            async move {
+                let value = match answer {
+                    Ok(p) => JsFuture::from(Promise::resolve(&p)).await,
+                    Err(e) => Err(e),
+                };
+                match value {
+                    Ok(v) => raw_in(protocol, &v).map_err(|e| describe(&e)),
+                    Err(e) => Err(describe(&e)),
+                }
+            }
+        });
+    }
+
+    /// Removes the routing of `name`.
+    pub fn unregister(&self, name: &str) {
+        self.conn.off(name);
+    }
+
+    /// A new upload stream for the next `invoke`, `send` or `stream`.
+    #[wasm_bindgen(js_name = newUpload)]
+    pub fn new_upload(&self) -> Upload {
+        let (tx, rx) = mpsc::unbounded();
+        Upload {
+            protocol: self.protocol,
+            tx: Some(tx),
+            id: UPLOADS.with(|u| {
+                let mut u = u.borrow_mut();
+                u.0 += 1;
+                let id = u.0;
+                u.1.insert(id, rx);
+                id
+            }),
+        }
+    }
+
+    /// Invokes `method` with encoded `args` (and the upload, if any); resolves with the encoded
+    /// result, or `undefined` for a void completion.
+    pub fn invoke(&self, method: String, args: Array, upload: Option<u32>) -> Promise {
+        let conn = self.conn.clone();
+        let protocol = self.protocol;
+        let args = raws_in(protocol, &args);
+        let upload = take_upload(upload);
+        future_to_promise(async move {
+            let args = args?;
+            let result = match upload {
+                None => conn.invoke_raw(&method, args).await,
+                Some(rx) => {
+                    let args = args.iter().map(encoded).collect::<Result<Vec<_>, _>>()?;
+                    match protocol {
+                        Protocol::Json => conn
+                            .invoke_with_upload::<Box<serde_json::value::RawValue>, _>(
+                                &method, args, rx,
+                            )
+                            .await
+                            .map(|r| Some(json_raw(&r))),
+                        Protocol::MessagePack => conn
+                            .invoke_with_upload::<rmpv::Value, _>(&method, args, rx)
+                            .await
+                            .map(|v| Some(msgpack_raw(&v))),
+                    }
+                }
+            };
+            match result.map_err(|e| message(&e))? {
+                Some(r) => Ok(raw_out(&r)),
+                None => Ok(JsValue::UNDEFINED),
+            }
+        })
+    }
+
+    /// Sends `method` without waiting for a result; resolves once written.
+    pub fn send(&self, method: String, args: Array, upload: Option<u32>) -> Promise {
+        let conn = self.conn.clone();
+        let protocol = self.protocol;
+        let args = raws_in(protocol, &args);
+        let upload = take_upload(upload);
+        future_to_promise(async move {
+            let args = args?;
+            let sent = match upload {
+                None => conn.send_raw(&method, args).await,
+                Some(rx) => {
+                    let args = args.iter().map(encoded).collect::<Result<Vec<_>, _>>()?;
+                    conn.send_with_upload(&method, args, rx).await
+                }
+            };
+            sent.map_err(|e| message(&e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Starts a server-to-client stream: `item(encoded)` for each item, then `done()` at the
+    /// end or `done(errorText)` on failure.
+    pub fn stream(
+        &self,
+        method: String,
+        args: Array,
+        upload: Option<u32>,
+        item: Function,
+        done: Function,
+    ) -> StreamHandle {
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let conn = self.conn.clone();
+        let protocol = self.protocol;
+        let args = raws_in(protocol, &args);
+        let upload = take_upload(upload);
+        let run = async move {
+            let args = args.map_err(|e| describe(&e))?;
+            let mut items = open_stream(&conn, protocol, &method, args, upload).await?;
+            while let Some(next) = items.next().await {
+                let raw = next.map_err(|e| e.to_string())?;
+                let _ = item.call1(&JsValue::NULL, &raw_out(&raw));
+            }
+            Ok::<(), String>(())
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let outcome = match select(Box::pin(run), cancel_rx).await {
+                Either::Left((outcome, _)) => outcome,
+                // Cancelled: dropping the stream sends CancelInvocation; no more callbacks.
+                Either::Right(_) => return,
+            };
+            let _ = match outcome {
+                Ok(()) => done.call0(&JsValue::NULL),
+                Err(e) => done.call1(&JsValue::NULL, &JsValue::from_str(&e)),
+            };
+        });
+        StreamHandle {
+            cancel: Some(cancel_tx),
+        }
+    }
+}
+
+type Items = futures_util::stream::LocalBoxStream<'static, client::Result<RawValue>>;
+
+/// Opens a stream, with an upload or without, as encoded items.
+async fn open_stream(
+    conn: &HubConnection,
+    protocol: Protocol,
+    method: &str,
+    args: Vec<RawValue>,
+    upload: Option<UploadRx>,
+) -> Result<Items, String> {
+    let opened = match upload {
+        None => conn.stream_raw(method, args).await.map(|s| s.boxed_local()),
+        Some(rx) => {
+            let args = args
+                .iter()
+                .map(encoded)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| describe(&e))?;
+            match protocol {
+                Protocol::Json => conn
+                    .stream_with_upload::<Box<serde_json::value::RawValue>, _>(method, args, rx)
+                    .await
+                    .map(|s| s.map(|r| r.map(|r| json_raw(&r))).boxed_local()),
+                Protocol::MessagePack => conn
+                    .stream_with_upload::<rmpv::Value, _>(method, args, rx)
+                    .await
+                    .map(|s| s.map(|r| r.map(|v| msgpack_raw(&v))).boxed_local()),
+            }
+        }
+    };
+    opened.map_err(|e| e.to_string())
+}
+
+fn json_raw(r: &serde_json::value::RawValue) -> RawValue {
+    RawValue::from_encoded(Protocol::Json, r.get().as_bytes().to_vec().into())
+}
+
+fn msgpack_raw(v: &rmpv::Value) -> RawValue {
+    let mut out = Vec::new();
+    let _ = rmpv::encode::write_value(&mut out, v);
+    RawValue::from_encoded(Protocol::MessagePack, out.into())
+}
