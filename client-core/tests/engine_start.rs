@@ -433,6 +433,30 @@ fn item_52_the_token_factory_runs_for_every_negotiate_and_once_more_on_a_401() {
         !peer.transmits().contains(&Transmit::FetchAccessToken),
         "only one retry"
     );
+    assert_eq!(
+        peer.conn.state(),
+        State::Disconnected,
+        "a refused handshake fails the start"
+    );
+}
+
+#[test]
+fn a_failing_token_factory_fails_start_with_an_access_token_error() {
+    let mut config = Peer::config(Protocol::Json);
+    config.has_access_token_factory = true;
+    let mut peer = Peer::new(config);
+    peer.start().unwrap();
+    assert_eq!(peer.next_transmit(), Transmit::FetchAccessToken);
+    peer.conn
+        .handle_access_token(peer.now, Err("the identity provider is down".into()));
+    assert_eq!(peer.conn.state(), State::Disconnected);
+    let events = peer.events();
+    assert_eq!(
+        start_failed(&events),
+        Some(&Error::AccessToken(
+            "Failed to complete negotiation with the server: the identity provider is down".into()
+        ))
+    );
 }
 
 #[test]

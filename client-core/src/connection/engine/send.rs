@@ -195,6 +195,10 @@ impl Connection {
                 // these sends fail with the status and the server's reason, and the connection
                 // goes on, as with the reference client.
                 let error = Error::Transport(status_error(SEND_FAILED, status, &reason));
+                if self.attempt.is_some() {
+                    // The handshake itself was refused: the start fails.
+                    return self.post_failed(now, ops, error);
+                }
                 for op in ops {
                     self.written(op, Err(error.clone()));
                 }
