@@ -1,6 +1,7 @@
 //! What hub code sees: [`HubContext`] (the caller, other clients, groups, client results),
 //! [`StreamSender`] for streaming methods and [`UploadStream`] for client-to-server streams.
 
+use crate::fanout::{Audience, Outgoing};
 use crate::hub::HubError;
 use crate::registry::{Command, Conn, RequestInfo, Shared};
 use parking_lot::Mutex;
@@ -20,50 +21,11 @@ pub struct HubContext {
     pub(crate) uploads: Arc<Mutex<Vec<Option<UploadStream>>>>,
 }
 
-/// Arguments encoded once per protocol, for sending to many connections.
-struct Encoded {
-    json: Result<Vec<RawValue>, String>,
-    msgpack: Result<Vec<RawValue>, String>,
-}
-
-impl Encoded {
-    fn new<A: Serialize + ?Sized>(arguments: &A) -> Self {
-        Encoded {
-            json: encode_arguments(Protocol::Json, arguments).map_err(|e| e.to_string()),
-            msgpack: encode_arguments(Protocol::MessagePack, arguments).map_err(|e| e.to_string()),
-        }
-    }
-
-    fn for_protocol(&self, protocol: Protocol) -> Result<Vec<RawValue>, HubError> {
-        let encoded = match protocol {
-            Protocol::Json => &self.json,
-            Protocol::MessagePack => &self.msgpack,
-        };
-        encoded.clone().map_err(HubError::Unexpected)
-    }
-}
-
-fn send_to(conns: &[Arc<Conn>], target: &str, encoded: &Encoded) -> Result<(), HubError> {
-    for conn in conns {
-        let arguments = encoded.for_protocol(conn.protocol())?;
-        conn.push(Command::Message(Box::new(HubMessage::Invocation(
-            Invocation {
-                invocation_id: None,
-                target: target.to_owned(),
-                arguments,
-                stream_ids: None,
-                headers: Default::default(),
-            },
-        ))));
-    }
-    Ok(())
-}
-
 impl std::fmt::Debug for HubContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubContext")
             .field("connection_id", &self.conn.id)
-            .field("hub", &self.conn.hub.name())
+            .field("hub", &&*self.conn.hub)
             .finish_non_exhaustive()
     }
 }
@@ -89,17 +51,24 @@ impl HubContext {
         self.conn.request.get().cloned().unwrap_or_default()
     }
 
+    /// Sends `target(arguments...)` to `audience` within the caller's hub, through the fan-out.
+    fn fan_out<A: Serialize + ?Sized>(
+        &self,
+        audience: Audience<'_>,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
+        let message = Outgoing::new(target, arguments);
+        self.shared.fan_out.send(&self.conn.hub, audience, &message)
+    }
+
     /// Sends `target(arguments...)` to the caller; `arguments` is a tuple or a sequence.
     pub fn send_to_caller<A: Serialize + ?Sized>(
         &self,
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
-        send_to(
-            std::slice::from_ref(&self.conn),
-            target,
-            &Encoded::new(arguments),
-        )
+        self.fan_out(Audience::Connection(&self.conn.id), target, arguments)
     }
 
     /// Sends to every connection of this hub.
@@ -108,8 +77,7 @@ impl HubContext {
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
-        let conns = self.shared.all(Some(self.conn.hub.name()));
-        send_to(&conns, target, &Encoded::new(arguments))
+        self.fan_out(Audience::All { excluded: &[] }, target, arguments)
     }
 
     /// Sends to every connection of this hub but the caller.
@@ -118,9 +86,14 @@ impl HubContext {
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
-        let mut conns = self.shared.all(Some(self.conn.hub.name()));
-        conns.retain(|c| c.id != self.conn.id);
-        send_to(&conns, target, &Encoded::new(arguments))
+        let excluded = [self.conn.id.as_str()];
+        self.fan_out(
+            Audience::All {
+                excluded: &excluded,
+            },
+            target,
+            arguments,
+        )
     }
 
     /// Sends to every connection of `user` on this hub.
@@ -130,9 +103,7 @@ impl HubContext {
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
-        let mut conns = self.shared.all(Some(self.conn.hub.name()));
-        conns.retain(|c| c.user.as_deref() == Some(user));
-        send_to(&conns, target, &Encoded::new(arguments))
+        self.fan_out(Audience::User(user), target, arguments)
     }
 
     /// Sends to the members of `group`.
@@ -142,20 +113,28 @@ impl HubContext {
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
-        let conns = self.shared.group_members(self.conn.hub.name(), group);
-        send_to(&conns, target, &Encoded::new(arguments))
+        self.fan_out(
+            Audience::Group {
+                group,
+                excluded: &[],
+            },
+            target,
+            arguments,
+        )
     }
 
     /// Adds the caller to `group`.
     pub fn join_group(&self, group: &str) {
         self.shared
-            .add_to_group(self.conn.hub.name(), group, &self.conn.id);
+            .fan_out
+            .join(&self.conn.hub, group, &self.conn.id);
     }
 
     /// Removes the caller from `group`.
     pub fn leave_group(&self, group: &str) {
         self.shared
-            .remove_from_group(self.conn.hub.name(), group, &self.conn.id);
+            .fan_out
+            .leave(&self.conn.hub, group, &self.conn.id);
     }
 
     /// Invokes `target(arguments...)` on the caller and waits for its result (a client result).

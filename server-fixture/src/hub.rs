@@ -82,7 +82,7 @@ pub(crate) enum Method {
 /// A hub: a name, its methods (looked up case-insensitively) and connection callbacks.
 #[derive(Clone)]
 pub struct Hub {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) methods: HashMap<String, Method>,
     pub(crate) on_connected: Option<LifecycleFn>,
     pub(crate) on_disconnected: Option<LifecycleFn>,
@@ -102,7 +102,7 @@ impl Hub {
     pub fn builder(name: impl Into<String>) -> HubBuilder {
         HubBuilder {
             hub: Hub {
-                name: name.into(),
+                name: Arc::from(name.into()),
                 methods: HashMap::new(),
                 on_connected: None,
                 on_disconnected: None,

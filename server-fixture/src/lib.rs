@@ -21,8 +21,10 @@
 
 mod config;
 mod context;
+mod fanout;
 mod faults;
 mod hub;
+mod metrics;
 mod registry;
 mod routes;
 mod serve;
@@ -73,7 +75,7 @@ impl ConnectionInfo {
     fn of(conn: &registry::Conn) -> Self {
         ConnectionInfo {
             id: conn.id.clone(),
-            hub: conn.hub.name().to_owned(),
+            hub: conn.hub.to_string(),
             transport: conn.transport.get().copied(),
             protocol: conn.protocol.get().copied(),
             handshake_version: conn.handshake_version.get().copied(),

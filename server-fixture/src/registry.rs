@@ -2,8 +2,10 @@
 //! that hub code and transports use.
 
 use crate::config::FixtureConfig;
+use crate::fanout::{FanOut, LocalFanOut};
 use crate::faults::{ConnectionFaults, Faults};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -78,7 +80,8 @@ pub struct RequestInfo {
 pub(crate) struct Conn {
     pub id: String,
     pub token: String,
-    pub hub: Arc<Hub>,
+    /// The hub's name, as registered (the hub itself is looked up by it: [`Shared::hub`]).
+    pub hub: Arc<str>,
     pub user: Option<String>,
     /// Negotiate agreed to stateful reconnect.
     pub stateful_negotiated: bool,
@@ -131,6 +134,8 @@ pub(crate) struct Conn {
     /// Bumped when something [`crate::ConnectionInfo`] shows changed (a message arrived, a
     /// long poll started or stopped waiting), for [`crate::Server::wait_for_connection`].
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The fixture's counters (for the slow-consumer aborts of [`Conn::push`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Conn {
@@ -151,6 +156,7 @@ impl Conn {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(connection = %self.id, "outbound queue full: aborting a slow consumer");
+                self.metrics.queue_full_abort();
                 self.abort();
                 false
             }
@@ -212,12 +218,48 @@ impl Conn {
     }
 }
 
+/// The live connections of this process, by id.
+#[derive(Default)]
+pub(crate) struct Connections {
+    map: Mutex<HashMap<String, Arc<Conn>>>,
+}
+
+impl Connections {
+    fn insert(&self, conn: Arc<Conn>) {
+        self.map.lock().insert(conn.id.clone(), conn);
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Conn>> {
+        self.map.lock().remove(id)
+    }
+
+    /// The connection with this public id.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Conn>> {
+        self.map.lock().get(id).cloned()
+    }
+
+    /// Every live connection of `hub` (all hubs for `None`).
+    pub(crate) fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
+        self.map
+            .lock()
+            .values()
+            .filter(|c| hub.is_none_or(|h| c.hub.eq_ignore_ascii_case(h)))
+            .cloned()
+            .collect()
+    }
+}
+
 /// Everything the fixture's tasks share.
 pub(crate) struct Shared {
     pub config: FixtureConfig,
-    pub hubs: HashMap<String, Arc<Hub>>,
+    /// The hubs, by lower-case name.
+    hubs: HashMap<String, Arc<Hub>>,
     pub faults: Faults,
-    connections: Mutex<HashMap<String, Arc<Conn>>>,
+    connections: Arc<Connections>,
+    /// Every send to other connections and every group change (see [`crate::fanout`]).
+    pub fan_out: Arc<dyn FanOut>,
+    /// The counters behind `GET /metrics`.
+    pub metrics: Arc<Metrics>,
     tokens: Mutex<HashMap<String, String>>,
     /// Ended connections, still found by token for [`ENDED_GRACE`] so that a late long poll
     /// drains what was sent last (a Close message) and then gets 204, not 404.
@@ -226,7 +268,6 @@ pub(crate) struct Shared {
     expiries: Mutex<Expiries>,
     /// Wakes the reaper when a deadline is queued.
     pub reaper_wake: Arc<Notify>,
-    groups: Mutex<HashMap<(String, String), HashSet<String>>>,
     pub shutdown: Notify,
     /// When set, only these access tokens are accepted (others get 401).
     pub valid_tokens: Mutex<Option<HashSet<String>>>,
@@ -237,6 +278,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: FixtureConfig, hubs: Vec<Hub>) -> Self {
+        let connections = Arc::new(Connections::default());
         Shared {
             config,
             hubs: hubs
@@ -244,12 +286,13 @@ impl Shared {
                 .map(|h| (h.name().to_ascii_lowercase(), Arc::new(h)))
                 .collect(),
             faults: Faults::default(),
-            connections: Mutex::new(HashMap::new()),
+            fan_out: Arc::new(LocalFanOut::new(connections.clone())),
+            connections,
+            metrics: Arc::new(Metrics::default()),
             tokens: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
             expiries: Mutex::new(Expiries::default()),
             reaper_wake: Arc::new(Notify::new()),
-            groups: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             valid_tokens: Mutex::new(None),
             changes: tokio::sync::watch::Sender::new(0),
@@ -269,10 +312,15 @@ impl Shared {
         }
     }
 
+    /// The hub served at `/hubs/{name}` (case-insensitive).
+    pub(crate) fn hub(&self, name: &str) -> Option<Arc<Hub>> {
+        self.hubs.get(&name.to_ascii_lowercase()).cloned()
+    }
+
     /// Registers a new connection of `hub`.
     pub(crate) fn create(
         &self,
-        hub: Arc<Hub>,
+        hub: &Hub,
         user: Option<String>,
         stateful: bool,
         version: u32,
@@ -289,7 +337,7 @@ impl Shared {
         let conn = Arc::new(Conn {
             id: id.clone(),
             token: token.clone(),
-            hub,
+            hub: hub.name.clone(),
             user,
             stateful_negotiated: stateful,
             transport: OnceLock::new(),
@@ -327,8 +375,9 @@ impl Shared {
             pings_received: AtomicU64::new(0),
             messages_received: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
+            metrics: self.metrics.clone(),
         });
-        self.connections.lock().insert(id.clone(), conn.clone());
+        self.connections.insert(conn.clone());
         self.tokens.lock().insert(token, id);
         conn
     }
@@ -344,17 +393,12 @@ impl Shared {
 
     /// The connection with this public id.
     pub(crate) fn by_id(&self, id: &str) -> Option<Arc<Conn>> {
-        self.connections.lock().get(id).cloned()
+        self.connections.get(id)
     }
 
     /// Every live connection of `hub` (all hubs for `None`).
     pub(crate) fn all(&self, hub: Option<&str>) -> Vec<Arc<Conn>> {
-        self.connections
-            .lock()
-            .values()
-            .filter(|c| hub.is_none_or(|h| c.hub.name().eq_ignore_ascii_case(h)))
-            .cloned()
-            .collect()
+        self.connections.all(hub)
     }
 
     /// Forgets a connection and its group memberships; its token answers as ended for a while.
@@ -363,7 +407,7 @@ impl Shared {
     }
 
     fn forget(&self, conn: &Conn, keep_ended: bool) {
-        let removed = self.connections.lock().remove(&conn.id);
+        let removed = self.connections.remove(&conn.id);
         self.tokens.lock().remove(&conn.token);
         if let (Some(conn), true) = (removed, keep_ended) {
             let token = conn.token.clone();
@@ -374,13 +418,7 @@ impl Shared {
                 .push_back((tokio::time::Instant::now() + ENDED_GRACE, token));
             self.reaper_wake.notify_one();
         }
-        {
-            let mut groups = self.groups.lock();
-            groups.retain(|_, members| {
-                members.remove(&conn.id);
-                !members.is_empty()
-            });
-        }
+        self.fan_out.disconnected(&conn.hub, &conn.id);
         self.changed();
     }
 
@@ -434,35 +472,6 @@ impl Shared {
             }
         }
         next
-    }
-
-    pub(crate) fn add_to_group(&self, hub: &str, group: &str, id: &str) {
-        self.groups
-            .lock()
-            .entry((hub.to_ascii_lowercase(), group.to_owned()))
-            .or_default()
-            .insert(id.to_owned());
-    }
-
-    pub(crate) fn remove_from_group(&self, hub: &str, group: &str, id: &str) {
-        let mut groups = self.groups.lock();
-        let key = (hub.to_ascii_lowercase(), group.to_owned());
-        if let Some(members) = groups.get_mut(&key) {
-            members.remove(id);
-            if members.is_empty() {
-                groups.remove(&key);
-            }
-        }
-    }
-
-    pub(crate) fn group_members(&self, hub: &str, group: &str) -> Vec<Arc<Conn>> {
-        let ids: Vec<String> = self
-            .groups
-            .lock()
-            .get(&(hub.to_ascii_lowercase(), group.to_owned()))
-            .map(|m| m.iter().cloned().collect())
-            .unwrap_or_default();
-        ids.iter().filter_map(|id| self.by_id(id)).collect()
     }
 }
 

@@ -1,5 +1,5 @@
-//! The HTTP side: negotiate, the three transports, POST sends, DELETE, CORS and the admin
-//! (fault) endpoints, following docs/protocol/transport.md for the server.
+//! The HTTP side: negotiate, the three transports, POST sends, DELETE, CORS, the admin
+//! (fault) endpoints, `/health` and `/metrics`, following docs/protocol/transport.md for the server.
 
 use crate::registry::{Conn, Inbound, Outbound, RequestInfo, Shared};
 use crate::session;
@@ -82,7 +82,28 @@ pub(crate) fn router(shared: App) -> Router {
             ));
         app = app.merge(admin);
     }
-    app.with_state(shared)
+    // Read-only and answered without CORS: a page on another origin cannot read them.
+    let observe = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics));
+    app.merge(observe).with_state(shared)
+}
+
+/// `GET /health`: `200 ok` while the fixture serves.
+async fn health() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+}
+
+/// `GET /metrics`: the counters in the Prometheus text format (see `metrics.rs`).
+async fn metrics(State(shared): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Lets an admin request through only with the admin header (or token) and a local `Host`.
@@ -182,7 +203,7 @@ async fn negotiate(
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let Some(hub) = shared.hubs.get(&hub.to_ascii_lowercase()).cloned() else {
+    let Some(hub) = shared.hub(&hub) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     if shared.faults.refusing_new() {
@@ -215,7 +236,7 @@ async fn negotiate(
         query_value(&query, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let stateful = asked_stateful && shared.config.allow_stateful_reconnect;
     let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
-    let conn = shared.create(hub, user, stateful, version);
+    let conn = shared.create(&hub, user, stateful, version);
     let mut transports = Vec::new();
     for kind in [
         TransportKind::WebSockets,
@@ -256,7 +277,7 @@ async fn connect(
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(hub) = shared.hubs.get(&hub.to_ascii_lowercase()).cloned() else {
+    let Some(hub) = shared.hub(&hub) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let method = request.method().clone();
@@ -309,7 +330,7 @@ async fn connect(
                 );
             }
             let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
-            shared.create(hub, user, false, 1)
+            shared.create(&hub, user, false, 1)
         }
         None => return text(StatusCode::BAD_REQUEST, "Connection ID required"),
     };

@@ -56,15 +56,25 @@ struct Job {
 
 /// Starts the session of `conn` unless it runs already.
 pub(crate) fn ensure_started(shared: &Arc<Shared>, conn: &Arc<Conn>) {
+    // A connection is created for a registered hub, and the hubs never change: not found
+    // cannot happen, but it must not panic either.
+    let Some(hub) = shared.hub(&conn.hub) else {
+        tracing::error!(connection = %conn.id, hub = %conn.hub, "no such hub: connection aborted");
+        conn.abort();
+        shared.remove(conn);
+        return;
+    };
     let side = conn.pipe.session_side.lock().take();
     if let Some(side) = side {
-        let session = Session::new(shared.clone(), conn.clone());
+        let session = Session::new(shared.clone(), hub, conn.clone());
         tokio::spawn(session.run(side));
     }
 }
 
 struct Session {
     shared: Arc<Shared>,
+    /// The connection's hub (its methods and connection hooks).
+    hub: Arc<Hub>,
     conn: Arc<Conn>,
     handshake_done: bool,
     handshake: TextFramer,
@@ -88,6 +98,9 @@ struct Session {
     /// On a stateful connection, the hub's on-connected hook waits for the client's first
     /// message after the handshake (or this deadline): see [`Session::connected`].
     connect_hook_due: Option<Instant>,
+    /// The transport and protocol this connection is counted under in the metrics' gauge
+    /// (from the handshake on).
+    counted: Option<(TransportKind, Protocol)>,
 }
 
 /// Why a session ends.
@@ -99,12 +112,13 @@ enum End {
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, conn: Arc<Conn>) -> Self {
+    fn new(shared: Arc<Shared>, hub: Arc<Hub>, conn: Arc<Conn>) -> Self {
         let max = shared.config.max_receive_message_size;
         let now = Instant::now();
         let (dispatcher, dispatcher_rx) = mpsc::channel(MAX_QUEUED_CALLS);
         Session {
             shared,
+            hub,
             conn,
             handshake_done: false,
             handshake: TextFramer::new(max),
@@ -123,6 +137,7 @@ impl Session {
             dispatcher_rx: Some(dispatcher_rx),
             stalled: false,
             connect_hook_due: None,
+            counted: None,
         }
     }
 
@@ -146,6 +161,7 @@ impl Session {
                 }
                 inbound = side.inbound.recv() => match inbound {
                     Some(Inbound::Data(bytes)) => {
+                        self.shared.metrics.received_bytes(bytes.len());
                         // Boxed: the session's future stays small while it idles, and the
                         // decoding and dispatch state exists only while a message is handled.
                         if let Some(end) = Box::pin(self.on_data(&bytes, &side.outbound)).await {
@@ -437,7 +453,11 @@ impl Session {
                 .framer(self.shared.config.max_receive_message_size),
         );
         tracing::debug!(connection = %self.conn.id, protocol = self.protocol.name(), "connected");
-        if self.stateful.is_some() && self.conn.hub.on_connected.is_some() {
+        if let Some(transport) = self.transport() {
+            self.shared.metrics.connected(transport, self.protocol);
+            self.counted = Some((transport, self.protocol));
+        }
+        if self.stateful.is_some() && self.hub.on_connected.is_some() {
             // The official JavaScript client creates its stateful-reconnect buffer only after
             // it has processed the handshake response, then sends a Ping. In Node, where every
             // frame of one TCP read is handled before that happens, a message sent right after
@@ -455,7 +475,7 @@ impl Session {
     /// invocation that follows it).
     fn run_connect_hook(&mut self) {
         self.connect_hook_due = None;
-        if let Some(hook) = self.conn.hub.on_connected.clone() {
+        if let Some(hook) = self.hub.on_connected.clone() {
             let ctx = self.context(Vec::new());
             // Through the dispatcher, so it runs before the first invocation.
             let _ = self.dispatcher.try_send(Box::new(Job {
@@ -482,6 +502,7 @@ impl Session {
         out: &mpsc::Sender<Outbound>,
     ) -> Option<End> {
         self.conn.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.received_message();
         if matches!(message, HubMessage::Ping) {
             self.conn.pings_received.fetch_add(1, Ordering::Relaxed);
         }
@@ -580,7 +601,7 @@ impl Session {
         let target = invocation.target;
         let id = invocation.invocation_id;
         let stream_ids = invocation.stream_ids.unwrap_or_default();
-        let hub: Arc<Hub> = self.conn.hub.clone();
+        let hub: Arc<Hub> = self.hub.clone();
         let method = hub.find(&target).cloned();
         let fail = |text: String| {
             id.clone().map(|invocation_id| {
@@ -713,11 +734,14 @@ impl Session {
         if self.detached_since.is_some() {
             return;
         }
-        self.write_raw(bytes, out).await;
+        if self.write_raw(bytes, out).await {
+            self.shared.metrics.sent_message();
+        }
     }
 
-    /// Sends bytes to the transport, applying the delay and drop-after faults.
-    async fn write_raw(&mut self, bytes: Bytes, out: &mpsc::Sender<Outbound>) {
+    /// Sends bytes to the transport, applying the delay and drop-after faults; false if they
+    /// could not be queued (the connection was aborted or missed its liveness deadline).
+    async fn write_raw(&mut self, bytes: Bytes, out: &mpsc::Sender<Outbound>) -> bool {
         if let Some(delay) = self.conn.faults.delay() {
             tokio::time::sleep(delay).await;
         }
@@ -725,8 +749,9 @@ impl Session {
         // Wait for room, but not past an abort nor the connection's liveness deadline: a
         // client that neither reads nor writes is still closed on time.
         let Some(Ok(permit)) = self.guarded(out.reserve()).await else {
-            return;
+            return false;
         };
+        self.shared.metrics.sent_bytes(bytes.len());
         permit.send(Outbound::Frame(bytes));
         if self.conn.faults.count_message() {
             // The n-th message must reach the client first: wait until the transport took it
@@ -743,6 +768,7 @@ impl Session {
                 conn.drop_transport();
             });
         }
+        true
     }
 
     /// After a stateful re-attach: Sequence, then every unacknowledged message.
@@ -760,6 +786,9 @@ impl Session {
     }
 
     async fn finish(self) {
+        if let Some((transport, protocol)) = self.counted {
+            self.shared.metrics.disconnected(transport, protocol);
+        }
         let _ = self.conn.closed.set(());
         self.shared.remove(&self.conn);
         self.conn.ended.notify_waiters();
@@ -770,7 +799,7 @@ impl Session {
             handle.abort();
         }
         tracing::debug!(connection = %self.conn.id, "connection ended");
-        if let (true, Some(hook)) = (self.handshake_done, self.conn.hub.on_disconnected.clone()) {
+        if let (true, Some(hook)) = (self.handshake_done, self.hub.on_disconnected.clone()) {
             let ctx = self.context(Vec::new());
             tokio::spawn(async move { hook(ctx).await });
         }

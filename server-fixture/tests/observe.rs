@@ -134,3 +134,91 @@ async fn a_version_2_handshake_over_long_polling_is_accepted_and_reported() {
     assert_eq!(server.connection_info(&id).unwrap().pings_received, 1);
     server.shutdown().await;
 }
+
+/// `GET /metrics` over a real socket: the value of the sample `name` (with its labels).
+async fn scrape(server: &talkback_fixture::Server) -> std::collections::HashMap<String, u64> {
+    let response = within(
+        http()
+            .get(format!("{}/metrics", server.url()))
+            .header("origin", "https://elsewhere.example")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "no CORS on /metrics"
+    );
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_answers_ok_and_metrics_move_with_a_connection_and_an_invocation() {
+    let server = fixture(Config::default()).await;
+    let health = within(
+        http()
+            .get(format!("{}/health", server.url()))
+            .header("origin", "https://elsewhere.example")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    const GAUGE: &str = "talkback_connections{transport=\"WebSockets\",protocol=\"json\"}";
+    let before = scrape(&server).await;
+    assert_eq!(before[GAUGE], 0);
+    assert_eq!(before["talkback_connects_total"], 0);
+    assert_eq!(before["talkback_messages_received_total"], 0);
+    assert_eq!(before["talkback_queue_full_aborts_total"], 0);
+
+    let (mut peer, id) = Peer::connect(&server, Protocol::Json).await;
+    peer.invoke("1", "Add", vec![peer.arg(1), peer.arg(2)])
+        .await;
+    assert_eq!(
+        completion_value(&peer.next().await.unwrap()),
+        Some(serde_json::json!(3))
+    );
+    let during = scrape(&server).await;
+    assert_eq!(during[GAUGE], 1);
+    assert_eq!(
+        during["talkback_connections{transport=\"WebSockets\",protocol=\"messagepack\"}"],
+        0
+    );
+    assert_eq!(during["talkback_connects_total"], 1);
+    assert_eq!(during["talkback_disconnects_total"], 0);
+    // The invocation in; the Welcome and the Completion out (a keep-alive Ping at most more).
+    assert_eq!(during["talkback_messages_received_total"], 1);
+    assert!(during["talkback_messages_sent_total"] >= 2);
+    // The handshake request and the invocation in; its response and two messages out.
+    assert!(during["talkback_received_bytes_total"] > 40);
+    assert!(during["talkback_sent_bytes_total"] > 40);
+
+    within(peer.ws.close(None)).await.unwrap();
+    within(server.wait_for_connection_gone(&id)).await;
+    let after = scrape(&server).await;
+    assert_eq!(after[GAUGE], 0);
+    assert_eq!(after["talkback_disconnects_total"], 1);
+    server.shutdown().await;
+}
