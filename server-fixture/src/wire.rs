@@ -26,14 +26,17 @@
 //! | StreamItem, CancelInvocation | as the core | `headers` right after `type` |
 //! | Ping, Ack, Sequence | as the core | as the core |
 //!
+//! The MessagePack server form comes from the core itself
+//! ([`Protocol::encode_messagepack_as_server`]), so one encoder serves both sides; the JSON server
+//! writer differs in too many places (header position, .NET's escaping) and lives here.
+//!
 //! Argument, item and result values are written as they are held: values the hub encoded in the
 //! connection's protocol go out unchanged (a value held in the other protocol is transcoded,
 //! `null`/`nil` if it cannot be).
 
 use bytes::Bytes;
-use rmp::encode as enc;
 use talkback_core::protocol::{
-    CompletionResult, Headers, HubMessage, Invocation, Protocol, RawValue, RECORD_SEPARATOR,
+    CompletionResult, Headers, HubMessage, Protocol, RawValue, RECORD_SEPARATOR,
 };
 
 /// Appends `message` as ASP.NET Core's server writes it in `protocol`, framing included (the
@@ -41,12 +44,7 @@ use talkback_core::protocol::{
 pub fn encode_server_message(protocol: Protocol, message: &HubMessage, out: &mut Vec<u8>) {
     match protocol {
         Protocol::Json => json::encode(message, out),
-        Protocol::MessagePack => {
-            let mut body = Vec::with_capacity(64);
-            msgpack::encode(message, &mut body);
-            write_length_prefix(body.len(), out);
-            out.extend_from_slice(&body);
-        }
+        Protocol::MessagePack => Protocol::encode_messagepack_as_server(message, out),
     }
 }
 
@@ -68,19 +66,6 @@ pub(crate) fn to_bytes(protocol: Protocol, message: &HubMessage) -> Bytes {
     let mut out = Vec::new();
     encode_server_message(protocol, message, &mut out);
     Bytes::from(out)
-}
-
-/// The binary framing's VarInt length prefix (7 bits a byte, least significant group first).
-fn write_length_prefix(mut len: usize, out: &mut Vec<u8>) {
-    loop {
-        let low = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
 }
 
 mod json {
@@ -237,113 +222,5 @@ mod json {
             }
         }
         out.push(b'"');
-    }
-}
-
-mod msgpack {
-    use super::*;
-
-    /// Writes to a `Vec`, which cannot fail.
-    fn ok<T, E: std::fmt::Debug>(result: Result<T, E>) {
-        result.expect("writing to a Vec cannot fail");
-    }
-
-    fn len32(len: usize) -> u32 {
-        u32::try_from(len).unwrap_or(u32::MAX)
-    }
-
-    pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
-        match message {
-            HubMessage::Invocation(inv) => invocation(1, inv, true, out),
-            HubMessage::StreamInvocation(inv) => invocation(4, inv, false, out),
-            HubMessage::StreamItem(item) => {
-                ok(enc::write_array_len(out, 4));
-                ok(enc::write_uint(out, 2));
-                headers(&item.headers, out);
-                ok(enc::write_str(out, &item.invocation_id));
-                raw(&item.item, out);
-            }
-            HubMessage::Completion(c) => {
-                let void = matches!(c.result, CompletionResult::Void);
-                ok(enc::write_array_len(out, if void { 4 } else { 5 }));
-                ok(enc::write_uint(out, 3));
-                headers(&c.headers, out);
-                ok(enc::write_str(out, &c.invocation_id));
-                match &c.result {
-                    CompletionResult::Error(error) => {
-                        ok(enc::write_uint(out, 1));
-                        ok(enc::write_str(out, error));
-                    }
-                    CompletionResult::Void => ok(enc::write_uint(out, 2)),
-                    CompletionResult::Value(value) => {
-                        ok(enc::write_uint(out, 3));
-                        raw(value, out);
-                    }
-                }
-            }
-            HubMessage::CancelInvocation(c) => {
-                ok(enc::write_array_len(out, 3));
-                ok(enc::write_uint(out, 5));
-                headers(&c.headers, out);
-                ok(enc::write_str(out, &c.invocation_id));
-            }
-            HubMessage::Ping => {
-                ok(enc::write_array_len(out, 1));
-                ok(enc::write_uint(out, 6));
-            }
-            HubMessage::Close(close) => {
-                ok(enc::write_array_len(out, 3));
-                ok(enc::write_uint(out, 7));
-                match close.error.as_deref().filter(|e| !e.is_empty()) {
-                    Some(error) => ok(enc::write_str(out, error)),
-                    None => ok(enc::write_nil(out)),
-                }
-                ok(enc::write_bool(out, close.allow_reconnect));
-            }
-            HubMessage::Ack(id) | HubMessage::Sequence(id) => {
-                ok(enc::write_array_len(out, 2));
-                ok(enc::write_uint(out, u64::from(message.type_id())));
-                ok(enc::write_uint(out, *id));
-            }
-        }
-    }
-
-    /// `WriteInvocationMessage` / `WriteStreamInvocationMessage`: six elements, always.
-    fn invocation(type_id: u64, inv: &Invocation, empty_id_is_nil: bool, out: &mut Vec<u8>) {
-        ok(enc::write_array_len(out, 6));
-        ok(enc::write_uint(out, type_id));
-        headers(&inv.headers, out);
-        match inv.invocation_id.as_deref() {
-            Some(id) if !(empty_id_is_nil && id.is_empty()) => ok(enc::write_str(out, id)),
-            _ => ok(enc::write_nil(out)),
-        }
-        ok(enc::write_str(out, &inv.target));
-        ok(enc::write_array_len(out, len32(inv.arguments.len())));
-        for argument in &inv.arguments {
-            raw(argument, out);
-        }
-        let ids = inv.stream_ids.as_deref().unwrap_or_default();
-        ok(enc::write_array_len(out, len32(ids.len())));
-        for id in ids {
-            ok(enc::write_str(out, id));
-        }
-    }
-
-    fn headers(headers: &Headers, out: &mut Vec<u8>) {
-        ok(enc::write_map_len(out, len32(headers.len())));
-        for (name, value) in headers {
-            ok(enc::write_str(out, name));
-            ok(enc::write_str(out, value));
-        }
-    }
-
-    fn raw(value: &RawValue, out: &mut Vec<u8>) {
-        match value.protocol() {
-            Protocol::MessagePack => out.extend_from_slice(value.as_bytes()),
-            Protocol::Json => match value.to_protocol(Protocol::MessagePack) {
-                Ok(packed) => out.extend_from_slice(packed.as_bytes()),
-                Err(_) => ok(enc::write_nil(out)),
-            },
-        }
     }
 }

@@ -231,6 +231,15 @@ impl Protocol {
         }
     }
 
+    /// Appends `message` with its length prefix as ASP.NET Core's *server* writes MessagePack
+    /// (`MessagePackHubProtocolWorker`), which differs from the client's writer in two
+    /// messages: Invocation and StreamInvocation always carry 6 elements (an empty stream-id
+    /// array; an Invocation's empty id is nil), and Close always carries 3 (an empty error is
+    /// nil). Readers accept both. The fixture writes this way; clients use [`Protocol::encode`].
+    pub fn encode_messagepack_as_server(message: &HubMessage, out: &mut Vec<u8>) {
+        msgpack::encode_as(msgpack::Writer::Server, message, out);
+    }
+
     /// Decodes one record whose framing was already removed by a [`Framer`].
     pub fn decode(self, record: &[u8]) -> Result<Decoded, ProtocolError> {
         match self {

@@ -12,10 +12,27 @@ use rmp::encode as enc;
 /// How deep a value may nest inside a message.
 const MAX_DEPTH: usize = 128;
 
-/// Appends `message` with its VarInt length prefix.
+/// Whose writer to follow where the reference client and server write a message differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Writer {
+    /// The JavaScript client: Invocation with 5 elements when it has no stream ids, Close as
+    /// `[7, error]` with `allowReconnect` only when set.
+    Client,
+    /// ASP.NET Core's server (`MessagePackHubProtocolWorker`): Invocation and StreamInvocation
+    /// always with 6 elements (an empty stream-id array), an Invocation's empty id as nil,
+    /// Close always `[7, error or nil, allowReconnect]` with an empty error as nil.
+    Server,
+}
+
+/// Appends `message` with its VarInt length prefix, as the client writes it.
 pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
+    encode_as(Writer::Client, message, out);
+}
+
+/// Appends `message` with its VarInt length prefix, as `writer` writes it.
+pub(super) fn encode_as(writer: Writer, message: &HubMessage, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(64);
-    encode_body(message, &mut body);
+    encode_body(writer, message, &mut body);
     write_length_prefix(body.len(), out);
     out.extend_from_slice(&body);
 }
@@ -25,26 +42,27 @@ fn ok<T, E: std::fmt::Debug>(result: Result<T, E>) {
     result.expect("writing to a Vec cannot fail");
 }
 
-fn encode_body(message: &HubMessage, out: &mut Vec<u8>) {
+fn encode_body(writer: Writer, message: &HubMessage, out: &mut Vec<u8>) {
     let type_id = message.type_id();
+    let server = writer == Writer::Server;
     match message {
         HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => {
-            ok(enc::write_array_len(
-                out,
-                if inv.stream_ids.is_some() { 6 } else { 5 },
-            ));
+            let with_ids = server || inv.stream_ids.is_some();
+            ok(enc::write_array_len(out, if with_ids { 6 } else { 5 }));
             ok(enc::write_uint(out, u64::from(type_id)));
             write_headers(&inv.headers, out);
-            match &inv.invocation_id {
-                Some(id) => ok(enc::write_str(out, id)),
-                None => ok(enc::write_nil(out)),
+            let nil_if_empty = server && type_id == 1;
+            match inv.invocation_id.as_deref() {
+                Some(id) if !(nil_if_empty && id.is_empty()) => ok(enc::write_str(out, id)),
+                _ => ok(enc::write_nil(out)),
             }
             ok(enc::write_str(out, &inv.target));
             ok(enc::write_array_len(out, len32(inv.arguments.len())));
             for argument in &inv.arguments {
                 write_raw(argument, out);
             }
-            if let Some(ids) = &inv.stream_ids {
+            if with_ids {
+                let ids = inv.stream_ids.as_deref().unwrap_or_default();
                 ok(enc::write_array_len(out, len32(ids.len())));
                 for id in ids {
                     ok(enc::write_str(out, id));
@@ -87,18 +105,17 @@ fn encode_body(message: &HubMessage, out: &mut Vec<u8>) {
             ok(enc::write_uint(out, 6));
         }
         HubMessage::Close(close) => {
-            // `[7, error]` as the reference client writes it; `allowReconnect` only when set.
-            ok(enc::write_array_len(
-                out,
-                if close.allow_reconnect { 3 } else { 2 },
-            ));
+            // The client writes `[7, error]`, `allowReconnect` only when set; the server always
+            // writes all three, an empty error as nil.
+            let full = server || close.allow_reconnect;
+            ok(enc::write_array_len(out, if full { 3 } else { 2 }));
             ok(enc::write_uint(out, 7));
-            match &close.error {
+            match close.error.as_deref().filter(|e| !(server && e.is_empty())) {
                 Some(error) => ok(enc::write_str(out, error)),
                 None => ok(enc::write_nil(out)),
             }
-            if close.allow_reconnect {
-                ok(enc::write_bool(out, true));
+            if full {
+                ok(enc::write_bool(out, close.allow_reconnect));
             }
         }
         HubMessage::Ack(id) | HubMessage::Sequence(id) => {
