@@ -4,7 +4,9 @@
 #
 # Every benchmark program prints result lines `RESULT <side>.<measurement> <value> <unit>`; the
 # sides are `rust`, `js` and `raw_ws` (raw JSON frames over a WebSocket, the ceiling). Measurements
-# with the same name on two sides are compared.
+# with the same name on two sides are compared. `cpu_us_per_call_*` is the client process's CPU
+# time (user + system) over the measured calls divided by their number: /proc/self/stat on the
+# Rust side, process.cpuUsage() in Node.
 #
 #   scripts/bench.sh
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=1000 scripts/bench.sh
@@ -95,6 +97,6 @@ cat "$OUT/rust.txt" "$OUT/js.txt" | grep '^RESULT ' | node -e '
     for (const [name, sides] of Object.entries(r)) {
       console.log([name.padEnd(30), fmt(sides.rust).padStart(16), fmt(sides.rust_mt).padStart(16), fmt(sides.js).padStart(16), fmt(sides.raw_ws).padStart(16), fmt(sides.raw_rs).padStart(16), fmt(sides.fixture).padStart(12), ratio(sides.rust, sides.js).padStart(8), ratio(sides.rust, sides.raw_rs).padStart(12)].join(" "));
     }
-    console.log("(ops/s: higher is better; bytes: lower is better)");
+    console.log("(ops/s: higher is better; bytes and us, the client process\u0027s CPU time per call, user + system: lower is better)");
   });'
 exit "$status"

@@ -8,6 +8,9 @@ use talkback_core::{HttpEvent, HttpMethod, HttpRequest};
 /// The largest non-streaming response body accepted (a long poll may batch many messages).
 pub(crate) const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 
+/// Idle HTTP connections kept per host for reuse (long polls and sends reuse them).
+const IDLE_CONNECTIONS_PER_HOST: usize = 8;
+
 /// The HTTP client every connection of the process shares (one connection pool, one TLS
 /// configuration with its root certificates, instead of one per hub connection): rustls, no
 /// default timeout (each request carries its own), connection reuse for polls and sends.
@@ -18,6 +21,9 @@ pub(crate) fn new_client() -> Result<reqwest::Client, String> {
     }
     let client = reqwest::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(90))
+        // Each idle pooled connection keeps a task and about 25 KB of buffers; many hub
+        // connections starting at once would otherwise leave one idle per negotiation.
+        .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
         .build()
         .map_err(|e| e.to_string())?;
     Ok(SHARED.get_or_init(|| client).clone())

@@ -31,6 +31,23 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// User + system CPU time of this process (every thread) so far, in microseconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms: the measured spans last seconds).
+fn cpu_micros() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses: utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after the name.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 1_000_000.0 / 100.0
+}
+
 fn report(results: &mut Vec<String>, key: &str, value: f64, unit: &str) {
     println!("{key:<40} {value:>14.1} {unit}");
     results.push(format!("RESULT {key} {value:.1} {unit}"));
@@ -46,8 +63,9 @@ async fn connect(url: &str, protocol: Protocol) -> HubConnection {
     conn
 }
 
-/// Echo invocations per second with `width` in flight, for `seconds` after a warm-up.
-async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> f64 {
+/// Echo invocations per second with `width` in flight, for `seconds` after a warm-up, and the
+/// client's CPU time per call (user + system, microseconds) over the measured calls.
+async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> (f64, f64) {
     let deadline = Instant::now() + Duration::from_millis(500);
     while Instant::now() < deadline {
         let _: String = conn.invoke("Echo", ("hello",)).await.expect("echo");
@@ -55,6 +73,7 @@ async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> f64 {
     let done = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let cpu_before = cpu_micros();
     futures::stream::iter(0..width)
         .for_each_concurrent(width, |_| {
             let conn = conn.clone();
@@ -68,7 +87,9 @@ async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> f64 {
             }
         })
         .await;
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let cpu = cpu_micros() - cpu_before;
+    let done = done.load(Ordering::Relaxed) as f64;
+    (done / started.elapsed().as_secs_f64(), cpu / done.max(1.0))
 }
 
 /// The ceiling: pre-encoded `Echo` invocations over a bare tokio-tungstenite socket
@@ -168,19 +189,31 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
 
     for (protocol, suffix) in [(Protocol::Json, ""), (Protocol::MessagePack, "_msgpack")] {
         let conn = connect(&url, protocol).await;
-        let sequential = echo_rate(&conn, 1, seconds).await;
+        let (sequential, sequential_cpu) = echo_rate(&conn, 1, seconds).await;
         report(
             &mut results,
             &format!("{side}.echo_sequential{suffix}"),
             sequential,
             "ops/s",
         );
-        let parallel = echo_rate(&conn, 100, seconds).await;
+        report(
+            &mut results,
+            &format!("{side}.cpu_us_per_call_sequential{suffix}"),
+            sequential_cpu,
+            "us",
+        );
+        let (parallel, parallel_cpu) = echo_rate(&conn, 100, seconds).await;
         report(
             &mut results,
             &format!("{side}.echo_100_in_flight{suffix}"),
             parallel,
             "ops/s",
+        );
+        report(
+            &mut results,
+            &format!("{side}.cpu_us_per_call_100_in_flight{suffix}"),
+            parallel_cpu,
+            "us",
         );
         conn.stop().await.expect("stops");
     }

@@ -32,14 +32,18 @@ function report(key, value, unit, note = "") {
   console.log(`${key.padEnd(34)} ${String(value).padStart(12)} ${unit}${note ? `  (${note})` : ""}`);
 }
 
-/** Runs `op` with `inFlight` concurrent workers for `seconds`; returns completed ops per second. */
-async function throughput(op, inFlight, seconds) {
+/**
+ * Runs `op` with `inFlight` concurrent workers for `seconds`; returns completed ops per second and
+ * the process's CPU time (user + system, microseconds) per completed op over the measured span.
+ */
+async function measure(op, inFlight, seconds) {
   // Warm-up.
   const warmEnd = performance.now() + 500;
   while (performance.now() < warmEnd) await op();
   let done = 0;
   const end = performance.now() + seconds * 1000;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const worker = async () => {
     while (performance.now() < end) {
       await op();
@@ -47,7 +51,14 @@ async function throughput(op, inFlight, seconds) {
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return Math.round(done / ((performance.now() - started) / 1000));
+  const rate = Math.round(done / ((performance.now() - started) / 1000));
+  const cpu = process.cpuUsage(cpuBefore);
+  return { rate, cpuPerCall: Number(((cpu.user + cpu.system) / Math.max(done, 1)).toFixed(1)) };
+}
+
+/** Ops per second only. */
+async function throughput(op, inFlight, seconds) {
+  return (await measure(op, inFlight, seconds)).rate;
 }
 
 function connectOfficial(url) {
@@ -129,8 +140,12 @@ async function main() {
     // 1. The official client: echo invocations.
     const conn = connectOfficial(url);
     await conn.start();
-    report("js.echo_sequential", await throughput(() => conn.invoke("Echo", "hello"), 1, SECONDS), "ops/s");
-    report("js.echo_100_in_flight", await throughput(() => conn.invoke("Echo", "hello"), 100, SECONDS), "ops/s");
+    const sequential = await measure(() => conn.invoke("Echo", "hello"), 1, SECONDS);
+    report("js.echo_sequential", sequential.rate, "ops/s");
+    report("js.cpu_us_per_call_sequential", sequential.cpuPerCall, "us");
+    const parallel = await measure(() => conn.invoke("Echo", "hello"), 100, SECONDS);
+    report("js.echo_100_in_flight", parallel.rate, "ops/s");
+    report("js.cpu_us_per_call_100_in_flight", parallel.cpuPerCall, "us");
     await conn.stop();
 
     // 2. The ceiling: raw JSON frames over ws, no SignalR client.

@@ -202,9 +202,10 @@ impl<S: Shell> HubConnectionBuilder<S> {
         if let Some(e) = self.errors.first() {
             return Err(Error::Config(e.clone()));
         }
-        let url = url::Url::parse(&self.config.url)
+        let url = crate::hub_url::normalize(&self.config.url)
+            .and_then(|url| crate::hub_url::split(&url).map(|parts| parts.scheme()))
             .map_err(|e| Error::Config(format!("Cannot resolve '{}': {e}", self.config.url)))?;
-        match url.scheme() {
+        match url.as_str() {
             "http" | "https" => {}
             "ws" | "wss" if self.config.skip_negotiation => {}
             "ws" | "wss" => {

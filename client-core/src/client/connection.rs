@@ -40,7 +40,9 @@ pub struct HubConnection {
 struct Inner {
     commands: Commands,
     control: Commands,
-    seed: Mutex<Option<DriverSeed>>,
+    /// Boxed: the engine in it is large, and it moves to the driver at the first call (the
+    /// connection's shared state should not keep its room for the connection's whole life).
+    seed: Mutex<Option<Box<DriverSeed>>>,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     protocol: Protocol,
@@ -91,7 +93,7 @@ impl HubConnection {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 control: control_tx,
-                seed: Mutex::new(Some(seed)),
+                seed: Mutex::new(Some(Box::new(seed))),
                 shared,
                 registry,
                 protocol,
@@ -106,7 +108,7 @@ impl HubConnection {
         if seed.is_some() {
             self.inner.runtime.can_spawn().map_err(Error::Runtime)?;
             if let Some(seed) = seed.take() {
-                driver::spawn(&self.inner.runtime, seed);
+                driver::spawn(&self.inner.runtime, *seed);
             }
         }
         Ok(&self.inner.commands)
@@ -373,6 +375,34 @@ impl HubConnection {
         S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
+        let items = encode_items(self.inner.protocol, upload);
+        let result = self.invoke_upload(method, arguments, items).await?;
+        self.decode_result(result)
+    }
+
+    /// [`HubConnection::invoke_with_upload`] with encoded arguments, upload items and result
+    /// (`None` is a void completion).
+    pub async fn invoke_raw_with_upload<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        upload: S,
+    ) -> Result<Option<RawValue>>
+    where
+        S: Stream<Item = RawValue> + MaybeSend + 'static,
+    {
+        self.invoke_upload(method, arguments, upload.map(Ok)).await
+    }
+
+    async fn invoke_upload<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        items: S,
+    ) -> Result<Option<RawValue>>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, result) = oneshot::channel();
         self.commands()?
@@ -383,9 +413,8 @@ impl HubConnection {
                 reply,
             })
             .await?;
-        self.spawn_upload(stream_id, upload);
-        let result = result.await.map_err(|_| gone())??;
-        self.decode_result(result)
+        self.spawn_upload(stream_id, items);
+        result.await.map_err(|_| gone())?
     }
 
     /// Sends a non-blocking invocation with one upload stream; resolves once the invocation is
@@ -401,6 +430,27 @@ impl HubConnection {
         S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
+        let items = encode_items(self.inner.protocol, upload);
+        self.send_upload(method, arguments, items).await
+    }
+
+    /// [`HubConnection::send_with_upload`] with encoded arguments and upload items.
+    pub async fn send_raw_with_upload<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        upload: S,
+    ) -> Result<()>
+    where
+        S: Stream<Item = RawValue> + MaybeSend + 'static,
+    {
+        self.send_upload(method, arguments, upload.map(Ok)).await
+    }
+
+    async fn send_upload<S>(&self, method: &str, arguments: Vec<RawValue>, items: S) -> Result<()>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
         let stream_id = self.request(Command::NewUploadStream).await?;
         let (reply, written) = oneshot::channel();
         self.commands()?
@@ -411,7 +461,7 @@ impl HubConnection {
                 reply,
             })
             .await?;
-        self.spawn_upload(stream_id, upload);
+        self.spawn_upload(stream_id, items);
         written.await.map_err(|_| gone())?
     }
 
@@ -428,32 +478,61 @@ impl HubConnection {
         S::Item: Serialize + MaybeSend,
     {
         let arguments = self.encode(&arguments)?;
+        let items = encode_items(self.inner.protocol, upload);
+        self.stream_upload(method, arguments, items, decode_item::<T>)
+            .await
+    }
+
+    /// [`HubConnection::stream_with_upload`] with encoded arguments, upload items and stream
+    /// items.
+    pub async fn stream_raw_with_upload<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        upload: S,
+    ) -> Result<HubStream<RawValue>>
+    where
+        S: Stream<Item = RawValue> + MaybeSend + 'static,
+    {
+        self.stream_upload(method, arguments, upload.map(Ok), keep_raw)
+            .await
+    }
+
+    async fn stream_upload<T, S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        items: S,
+        decode: fn(RawValue) -> Result<T>,
+    ) -> Result<HubStream<T>>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
         let stream_id = self.request(Command::NewUploadStream).await?;
         let stream = self
-            .start_stream(method, arguments, vec![stream_id.clone()], decode_item::<T>)
+            .start_stream(method, arguments, vec![stream_id.clone()], decode)
             .await?;
-        self.spawn_upload(stream_id, upload);
+        self.spawn_upload(stream_id, items);
         Ok(stream)
     }
 
     /// Pumps an upload stream: each item waits until the previous one was handed to the
-    /// transport, so a fast producer cannot outrun the connection.
+    /// transport, so a fast producer cannot outrun the connection. An item that could not be
+    /// encoded ends the upload with that error.
     fn spawn_upload<S>(&self, stream_id: String, upload: S)
     where
-        S: Stream + MaybeSend + 'static,
-        S::Item: Serialize + MaybeSend,
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
     {
         // A sender of its own: each item waits for room with `poll_ready`.
         let mut commands = self.inner.commands.sender();
-        let protocol = self.inner.protocol;
         self.inner.runtime.spawn(Box::pin(async move {
             let mut upload = std::pin::pin!(upload);
             let mut error = None;
             while let Some(item) = upload.next().await {
-                let item = match RawValue::encode(protocol, &item) {
+                let item = match item {
                     Ok(item) => item,
                     Err(e) => {
-                        error = Some(format!("could not encode an upload item: {e}"));
+                        error = Some(e);
                         break;
                     }
                 };
@@ -480,4 +559,19 @@ impl HubConnection {
                 .await;
         }));
     }
+}
+
+/// One upload item, encoded, or why it could not be.
+type UploadItem = std::result::Result<RawValue, String>;
+
+/// The items of a typed upload, encoded for `protocol`.
+fn encode_items<S>(protocol: Protocol, upload: S) -> impl Stream<Item = UploadItem> + MaybeSend
+where
+    S: Stream + MaybeSend,
+    S::Item: Serialize + MaybeSend,
+{
+    upload.map(move |item| {
+        RawValue::encode(protocol, &item)
+            .map_err(|e| format!("could not encode an upload item: {e}"))
+    })
 }

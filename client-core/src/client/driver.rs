@@ -8,7 +8,8 @@
 //! 1. control commands (start, stop, stream cancellation): never held back;
 //! 2. client-result answers;
 //! 3. deliveries waiting for the dispatcher or a stream (the transport is not read meanwhile);
-//! 4. frames waiting for the socket's writer (calls are not taken meanwhile);
+//! 4. frames waiting for the socket's writer (calls are not taken meanwhile); what was handed
+//!    to the writer is flushed once no source has anything more (one write for a burst);
 //! 5. the engine's timer, armed at [`Connection::poll_timeout`] with [`Runtime::sleep_until`];
 //! 6. network input (WebSocket events, HTTP outcomes, tokens), unless deliveries wait;
 //! 7. calls, unless the writer is behind or the engine's send buffer is full.
@@ -17,14 +18,15 @@
 //! input the engine is drained and the gates above are checked again.
 
 use super::commands::{CommandReceiver, Shared};
-use super::handlers::{run_dispatcher, ClientResultDone, Registry, DISPATCH_QUEUE};
+use super::handlers::{ClientResultDone, Registry};
 use super::pending::{Deliveries, Pending};
 use super::runtime::{BoxFuture, Runtime};
 use super::transmit::{Input, Io, TokenFactory};
 use crate::{Connection, Instant, State};
 use futures_channel::mpsc;
 use futures_util::{FutureExt, StreamExt};
-use std::future::poll_fn;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -66,16 +68,10 @@ struct Driver {
     timer: Option<(Instant, BoxFuture<()>)>,
 }
 
-/// Spawns the driver and the handler dispatcher of one connection on `runtime`.
+/// Spawns the driver of one connection on `runtime` (its handler dispatcher starts with the
+/// first dispatch).
 pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
-    let (dispatch_tx, dispatch_rx) = bounded(DISPATCH_QUEUE);
     let (results_tx, results_rx) = mpsc::unbounded();
-    runtime.spawn(Box::pin(run_dispatcher(
-        dispatch_rx,
-        seed.registry,
-        results_tx,
-        runtime.clone(),
-    )));
     let max_message_size = seed.conn.config().max_message_size;
     let driver = Driver {
         runtime: runtime.clone(),
@@ -94,19 +90,30 @@ pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
             max_message_size,
         ),
         pending: Pending::default(),
-        deliveries: Deliveries::new(dispatch_tx),
+        deliveries: Deliveries::new(seed.registry, results_tx, runtime.clone()),
         timer: None,
     };
-    runtime.spawn(Box::pin(driver.run()));
+    runtime.spawn(Box::pin(Run(driver)));
+}
+
+/// The driver's task. A future of its own rather than an `async fn`, whose state would hold the
+/// driver twice (the argument and the moved-in local: about 2 KB more per connection).
+struct Run(Driver);
+
+impl Future for Run {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let poll = self.0.poll_run(cx);
+        if poll.is_ready() {
+            // Dropping the driver drops its HTTP requests (aborting them) and its socket.
+            tracing::debug!("connection driver finished");
+        }
+        poll
+    }
 }
 
 impl Driver {
-    async fn run(mut self) {
-        poll_fn(|cx| self.poll_run(cx)).await;
-        // Dropping the driver drops its HTTP requests (aborting them) and its socket.
-        tracing::debug!("connection driver finished");
-    }
-
     /// The loop: drain, check for the end, take one input from each ready source; pending once
     /// no source has anything.
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -119,10 +126,18 @@ impl Driver {
                 return Poll::Ready(());
             }
             if !self.poll_sources(cx) {
+                // Nothing more to take: write what this turn produced, in one flush.
+                if self.io.needs_write() {
+                    let behind = self.io.is_writer_behind();
+                    if self.io.poll_write(cx).is_ready() && behind {
+                        continue;
+                    }
+                }
                 return Poll::Pending;
             }
         }
-        // Let the runtime's other tasks run (the handlers, the socket), then continue.
+        // Let the runtime's other tasks run (the handlers, the callers), then continue.
+        let _ = self.io.poll_write(cx);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -164,11 +179,8 @@ impl Driver {
             progressed = true;
         }
 
-        if self.io.needs_write() {
-            let behind = self.io.is_writer_behind();
-            if self.io.poll_write(cx).is_ready() && behind {
-                progressed = true;
-            }
+        if self.io.is_writer_behind() && self.io.poll_feed(cx).is_ready() {
+            progressed = true;
         }
 
         if self.poll_timer(cx) {

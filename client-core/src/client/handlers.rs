@@ -217,6 +217,17 @@ impl Registry {
             .push(f);
     }
 
+    /// Whether a server invocation of `target` would reach no handler at all (no `on` handler
+    /// of that name, no `on_any` handler).
+    pub(crate) fn is_unhandled(&self, target: &str) -> bool {
+        let inner = self.inner.read().unwrap_or_else(lock_poisoned);
+        inner.any.is_empty()
+            && inner
+                .methods
+                .get(&target.to_lowercase())
+                .is_none_or(|list| list.is_empty())
+    }
+
     fn handlers_for(&self, target: &str) -> (Vec<Handler>, Vec<Arc<AnyFn>>) {
         let inner = self.inner.read().unwrap_or_else(lock_poisoned);
         let handlers = inner

@@ -2,13 +2,64 @@
 //! receive before the driver reads more input (dispatches and stream items, with backpressure).
 
 use super::commands::{Command, ItemSender, Reply, Shared};
+use super::driver::bounded;
 use super::error::Error;
-use super::handlers::Dispatch;
+use super::handlers::{run_dispatcher, ClientResultDone, Dispatch, Registry, DISPATCH_QUEUE};
+use super::runtime::Runtime;
 use crate::protocol::RawValue;
 use crate::{Connection, Event, Instant, State};
 use futures_channel::{mpsc, oneshot};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+
+/// A fast hasher for the driver's maps (several lookups per call). Their keys are the engine's
+/// operation ids and invocation ids, which the client chooses, so no peer can pick keys that
+/// collide (a lookup of a server's id only reads).
+#[derive(Clone, Copy, Default)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// The error of calls and streams the closing connection ends.
 fn closed_error() -> Error {
@@ -35,16 +86,61 @@ enum Delivery {
 /// queue every time).
 pub(crate) struct Deliveries {
     waiting: VecDeque<Delivery>,
-    dispatch: mpsc::Sender<Dispatch>,
-    streams: HashMap<u64, ItemSender>,
+    dispatcher: Dispatcher,
+    streams: FastMap<u64, ItemSender>,
+}
+
+/// The handler dispatcher's queue; the task and its queue start with the first dispatch (an
+/// idle connection that is never called by the server keeps neither).
+enum Dispatcher {
+    NotStarted {
+        registry: Arc<Registry>,
+        results: mpsc::UnboundedSender<ClientResultDone>,
+        runtime: Arc<dyn Runtime>,
+    },
+    Started(mpsc::Sender<Dispatch>),
+}
+
+impl Dispatcher {
+    fn queue(&mut self) -> &mut mpsc::Sender<Dispatch> {
+        if let Dispatcher::NotStarted {
+            registry,
+            results,
+            runtime,
+        } = self
+        {
+            let (tx, rx) = bounded(DISPATCH_QUEUE);
+            runtime.spawn(Box::pin(run_dispatcher(
+                rx,
+                registry.clone(),
+                results.clone(),
+                runtime.clone(),
+            )));
+            *self = Dispatcher::Started(tx);
+        }
+        match self {
+            Dispatcher::Started(tx) => tx,
+            Dispatcher::NotStarted { .. } => unreachable!("the dispatcher was just started"),
+        }
+    }
 }
 
 impl Deliveries {
-    pub(crate) fn new(dispatch: mpsc::Sender<Dispatch>) -> Self {
+    /// Deliveries to a dispatcher of `registry`'s handlers on `runtime` (started at the first
+    /// dispatch), whose client results come back on `results`.
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        results: mpsc::UnboundedSender<ClientResultDone>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
         Deliveries {
             waiting: VecDeque::new(),
-            dispatch,
-            streams: HashMap::new(),
+            dispatcher: Dispatcher::NotStarted {
+                registry,
+                results,
+                runtime,
+            },
+            streams: FastMap::default(),
         }
     }
 
@@ -54,8 +150,24 @@ impl Deliveries {
     }
 
     fn dispatch(&mut self, dispatch: Dispatch) {
+        if let (
+            Dispatcher::NotStarted { registry, .. },
+            Dispatch::Invocation {
+                target,
+                invocation_id: None,
+                ..
+            },
+        ) = (&self.dispatcher, &dispatch)
+        {
+            // Nothing would run (a greeting the application does not listen to): no need to
+            // start the dispatcher for it.
+            if self.waiting.is_empty() && registry.is_unhandled(target) {
+                tracing::warn!("No client method with the name '{target}' found.");
+                return;
+            }
+        }
         if self.waiting.is_empty() {
-            match self.dispatch.try_send(dispatch) {
+            match self.dispatcher.queue().try_send(dispatch) {
                 Ok(()) => {}
                 Err(e) if e.is_disconnected() => {}
                 Err(e) => self.waiting.push_back(Delivery::Dispatch(e.into_inner())),
@@ -97,7 +209,7 @@ impl Deliveries {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         while let Some(front) = self.waiting.front() {
             let ready = match front {
-                Delivery::Dispatch(_) => self.dispatch.poll_ready(cx),
+                Delivery::Dispatch(_) => self.dispatcher.queue().poll_ready(cx),
                 Delivery::Item(key, _) => match self.streams.get_mut(key) {
                     Some(tx) => tx.poll_ready(cx),
                     None => Poll::Ready(Ok(())),
@@ -112,7 +224,7 @@ impl Deliveries {
             if let Poll::Ready(Ok(())) = ready {
                 match delivery {
                     Some(Delivery::Dispatch(d)) => {
-                        let _ = self.dispatch.start_send(d);
+                        let _ = self.dispatcher.queue().start_send(d);
                     }
                     Some(Delivery::Item(key, item)) => {
                         if let Some(tx) = self.streams.get_mut(&key) {
@@ -136,15 +248,15 @@ pub(crate) struct Pending {
     starts: Vec<Reply<()>>,
     stops: Vec<oneshot::Sender<()>>,
     /// Sends and upload items, by the engine's operation id, until `Written`.
-    writes: HashMap<u64, Reply<()>>,
+    writes: FastMap<u64, Reply<()>>,
     /// Invocations by invocation id, until their completion.
-    invokes: HashMap<String, Reply<Option<RawValue>>>,
+    invokes: FastMap<String, Reply<Option<RawValue>>>,
     /// The invocation id of each invocation's message until it is written.
-    invoke_ops: HashMap<u64, String>,
+    invoke_ops: FastMap<u64, String>,
     /// Open streams: invocation id to the key of their sender in [`Deliveries`].
-    streams: HashMap<String, u64>,
+    streams: FastMap<String, u64>,
     /// The invocation id of each stream's message until it is written.
-    stream_ops: HashMap<u64, String>,
+    stream_ops: FastMap<u64, String>,
     next_stream_key: u64,
 }
 

@@ -138,7 +138,8 @@ impl Io {
     }
 
     /// Hands a frame to the socket's writer, queueing it when the writer is busy (calls then
-    /// wait until the queue drains).
+    /// wait until the queue drains). Nothing is flushed here: the driver flushes once it has
+    /// nothing more to take, so that a burst of frames goes out in one write.
     fn write(&mut self, item: Outgoing, cx: &mut Context<'_>) {
         if self.socket.is_none() || self.writer_gone {
             tracing::debug!("no open WebSocket for an outgoing frame; dropped");
@@ -146,12 +147,13 @@ impl Io {
         }
         self.outbox.push_back(item);
         if self.outbox.len() == 1 {
-            let _ = self.poll_write(cx);
+            let _ = self.poll_feed(cx);
         }
     }
 
-    /// Moves waiting frames to the socket's writer and flushes it; ready once nothing waits.
-    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Moves waiting frames to the socket's writer without flushing it; ready once nothing
+    /// waits.
+    pub(crate) fn poll_feed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let socket = match &mut self.socket {
             Some(socket) if !self.writer_gone => socket,
             _ => {
@@ -160,38 +162,52 @@ impl Io {
                 return Poll::Ready(());
             }
         };
-        let mut failed = false;
         while !self.outbox.is_empty() {
             match socket.frames.as_mut().poll_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => {
-                    failed = true;
-                    break;
+                    self.writer_failed();
+                    return Poll::Ready(());
                 }
                 Poll::Ready(Ok(())) => {
                     let item = self.outbox.pop_front().expect("the outbox is not empty");
                     if socket.frames.as_mut().start_send(item).is_err() {
-                        failed = true;
-                        break;
+                        self.writer_failed();
+                        return Poll::Ready(());
                     }
                     self.unflushed = true;
                 }
             }
         }
-        if !failed && self.unflushed {
-            match socket.frames.as_mut().poll_flush(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(_)) => failed = true,
-            }
+        Poll::Ready(())
+    }
+
+    /// Moves waiting frames to the socket's writer and flushes it; ready once nothing waits.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.poll_feed(cx).is_pending() {
+            return Poll::Pending;
         }
-        if failed {
-            // The socket's events report its end; until then, frames for it are dropped.
-            self.writer_gone = true;
-            self.outbox.clear();
+        if !self.unflushed {
+            return Poll::Ready(());
+        }
+        let Some(socket) = &mut self.socket else {
             self.unflushed = false;
+            return Poll::Ready(());
+        };
+        match socket.frames.as_mut().poll_flush(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(())) => self.unflushed = false,
+            Poll::Ready(Err(_)) => self.writer_failed(),
         }
         Poll::Ready(())
+    }
+
+    /// The socket's sink failed. The socket's events report its end; until then, frames for it
+    /// are dropped.
+    fn writer_failed(&mut self) {
+        self.writer_gone = true;
+        self.outbox.clear();
+        self.unflushed = false;
     }
 
     /// The next answer from the network, if one is ready: the socket first, then HTTP

@@ -26,7 +26,8 @@ impl Connection {
             }
             return Err(Error::Usage(NOT_CONNECTED.into()));
         }
-        let mut bytes = Vec::new();
+        // Room for a typical small message up front: no regrowth while encoding it.
+        let mut bytes = Vec::with_capacity(128);
         self.config.protocol.encode(message, &mut bytes);
         let bytes = Bytes::from(bytes);
         let inherent = self.link.as_ref().is_some_and(|l| l.inherent_keep_alive());
