@@ -7,8 +7,10 @@
 #   3. wasm-opt -Oz from the npm package binaryen@132 (Debian's binaryen 108 produces modules
 #      that fail in Chromium), installed on first use under $CARGO_TARGET_DIR/npm-tools; set
 #      WASM_OPT=none to skip it
-#   4. copies the JavaScript, the TypeScript definitions and package.json, then `npm pack`.
-# Prints the sizes (raw / gzip / brotli) of what the package loads.
+#   4. copies the JavaScript (minified by esbuild@0.28.2, from npm like binaryen, keeping
+#      names so the error classes keep theirs; set MINIFY=0 to ship it as written), the
+#      TypeScript definitions and package.json, then `npm pack`.
+# Prints the sizes (raw / gzip / brotli) of what the package loads, beside the official client's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,26 +27,40 @@ rm -rf "$dist"
 mkdir -p "$dist"
 wasm-bindgen --target web --no-typescript --out-dir "$dist" --out-name talkback_wasm "$wasm"
 
-wasm_opt="${WASM_OPT:-}"
-if [ -z "$wasm_opt" ]; then
-    tools="$target_dir/npm-tools"
-    wasm_opt="$tools/node_modules/.bin/wasm-opt"
-    if [ ! -x "$wasm_opt" ]; then
+# Build tools from npm, pinned, installed on first use under $CARGO_TARGET_DIR/npm-tools.
+tools="$target_dir/npm-tools"
+npm_tool() { # npm_tool <package@version> <binary>: prints the binary's path ("" if it cannot be had)
+    local bin="$tools/node_modules/.bin/$2"
+    if [ ! -x "$bin" ] || ! grep -q "\"version\": \"${1##*@}\"" "$tools/node_modules/${1%@*}/package.json" 2>/dev/null; then
         mkdir -p "$tools"
-        (cd "$tools" && [ -f package.json ] || echo '{"private":true}' >package.json)
-        npm install --prefix "$tools" --no-audit --no-fund binaryen@132.0.0 >/dev/null || true
+        [ -f "$tools/package.json" ] || echo '{"private":true}' >"$tools/package.json"
+        npm install --prefix "$tools" --no-audit --no-fund --save=false "$1" >/dev/null 2>&1 || true
     fi
-fi
+    [ -x "$bin" ] && echo "$bin"
+    return 0
+}
+
+wasm_opt="${WASM_OPT:-$(npm_tool binaryen@132.0.0 wasm-opt)}"
 if [ "$wasm_opt" != none ] && [ -x "$wasm_opt" ]; then
-    "$wasm_opt" -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-        "$dist/talkback_wasm_bg.wasm" -o "$dist/talkback_wasm_bg.wasm.opt"
+    "$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-sign-ext \
+        --enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
+        --enable-multivalue "$dist/talkback_wasm_bg.wasm" -o "$dist/talkback_wasm_bg.wasm.opt"
     mv "$dist/talkback_wasm_bg.wasm.opt" "$dist/talkback_wasm_bg.wasm"
 else
     echo "build-npm: wasm-opt not available; the wasm is not optimised further" >&2
 fi
 
 cp "$npm_dir/src/index.js" "$npm_dir/src/msgpack.js" "$npm_dir/index.d.ts" "$npm_dir/package.json" "$dist/"
+esbuild=""
+[ "${MINIFY:-1}" = 0 ] || esbuild="$(npm_tool esbuild@0.28.2 esbuild)"
+if [ -n "$esbuild" ]; then
+    for f in index.js msgpack.js talkback_wasm.js; do
+        "$esbuild" "$dist/$f" --minify --keep-names --format=esm --target=es2022 --log-level=warning \
+            --outfile="$dist/$f.min" && mv "$dist/$f.min" "$dist/$f"
+    done
+elif [ "${MINIFY:-1}" != 0 ]; then
+    echo "build-npm: esbuild not available; the JavaScript is not minified" >&2
+fi
 [ -f "$npm_dir/README.md" ] && cp "$npm_dir/README.md" "$dist/"
 (cd "$dist" && npm pack --pack-destination .. >/dev/null)
 
@@ -54,6 +70,13 @@ size() {
         "$(gzip -9 -c "$f" | wc -c)" "$( (brotli -c -q 11 "$f" 2>/dev/null || node -e 'process.stdout.write(require("zlib").brotliCompressSync(require("fs").readFileSync(process.argv[1])))' "$f") | wc -c)"
 }
 echo "talkback-signalr built in $dist:"
-for f in talkback_wasm_bg.wasm talkback_wasm.js index.js msgpack.js; do size "$dist/$f"; done
-cat "$dist"/talkback_wasm_bg.wasm "$dist"/*.js >"$target_dir/npm-total.bin"
-size "$target_dir/npm-total.bin" | sed 's/^npm-total.bin  /total (concatenated)/'
+total_raw=0 total_gz=0 total_br=0
+for f in talkback_wasm_bg.wasm talkback_wasm.js index.js msgpack.js; do
+    line="$(size "$dist/$f")"
+    echo "$line"
+    set -- $line
+    total_raw=$((total_raw + $2)) total_gz=$((total_gz + $4)) total_br=$((total_br + $6))
+done
+printf '%-24s %9d raw %9d gzip %9d brotli   (each file compressed on its own, as served)\n' \
+    "total" "$total_raw" "$total_gz" "$total_br"
+echo "official @microsoft/signalr 10: signalr.min.js 47,668 raw / 13,724 gzip; with signalr-protocol-msgpack 22,419 gzip"

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::hub_url::{self, UrlError};
 use crate::protocol::TransferFormat;
 use crate::transport::{TransportKind, TransportSet};
 
@@ -102,20 +103,26 @@ pub enum NegotiateResponse {
 /// Builds `POST {base}/negotiate?{query}&negotiateVersion=1[&useStatefulReconnect=true]`.
 ///
 /// The existing query is kept; `negotiateVersion` is not added when already present (any case),
-/// nor `useStatefulReconnect`.
-pub fn negotiate_url(base: &str, stateful_reconnect: bool) -> Result<String, url::ParseError> {
-    let mut url = url::Url::parse(base)?;
-    let path = url.path().to_owned();
-    if path.ends_with('/') {
-        url.set_path(&format!("{path}negotiate"));
+/// nor `useStatefulReconnect`. The base is normalized first ([`crate::hub_url::normalize`]).
+pub fn negotiate_url(base: &str, stateful_reconnect: bool) -> Result<String, UrlError> {
+    let base = hub_url::normalize(base)?;
+    let mut parts = hub_url::split(&base)?;
+    let path = if parts.path.ends_with('/') {
+        format!("{}negotiate", parts.path)
+    } else if parts.path.is_empty() {
+        "/negotiate".to_owned()
     } else {
-        url.set_path(&format!("{path}/negotiate"));
-    }
-    let has =
-        |url: &url::Url, key: &str| url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case(key));
-    let need_version = !has(&url, "negotiateVersion");
-    let need_stateful = stateful_reconnect && !has(&url, "useStatefulReconnect");
-    let mut query = url.query().unwrap_or("").to_owned();
+        format!("{}/negotiate", parts.path)
+    };
+    parts.path = &path;
+    let has = |key: &str| {
+        parts
+            .query
+            .is_some_and(|q| hub_url::query_pairs(q).any(|(k, _)| k.eq_ignore_ascii_case(key)))
+    };
+    let need_version = !has("negotiateVersion");
+    let need_stateful = stateful_reconnect && !has("useStatefulReconnect");
+    let mut query = parts.query.unwrap_or("").to_owned();
     let mut add = |pair: &str| {
         if !query.is_empty() && !query.ends_with('&') {
             query.push('&');
@@ -128,8 +135,8 @@ pub fn negotiate_url(base: &str, stateful_reconnect: bool) -> Result<String, url
     if need_stateful {
         add("useStatefulReconnect=true");
     }
-    url.set_query(Some(&query));
-    Ok(url.into())
+    parts.query = Some(&query);
+    Ok(hub_url::join(&parts))
 }
 
 /// Appends `id=<token>` with `?` or `&`, not re-encoding the token (as the reference client).
@@ -479,9 +486,14 @@ pub fn failed_to_start_transport_message(transport: &str, error: &str) -> String
 /// Whether the user's base URL already asks for stateful reconnect (`useStatefulReconnect=true`
 /// in its query, key in any case), which also switches the option on.
 pub fn url_requests_stateful_reconnect(base: &str) -> bool {
-    url::Url::parse(base).is_ok_and(|url| {
-        url.query_pairs().any(|(k, v)| {
-            k.eq_ignore_ascii_case("useStatefulReconnect") && v.eq_ignore_ascii_case("true")
+    let Ok(base) = hub_url::normalize(base) else {
+        return false;
+    };
+    hub_url::split(&base).is_ok_and(|parts| {
+        parts.query.is_some_and(|q| {
+            hub_url::query_pairs(q).any(|(k, v)| {
+                k.eq_ignore_ascii_case("useStatefulReconnect") && v.eq_ignore_ascii_case("true")
+            })
         })
     })
 }

@@ -108,6 +108,84 @@ export interface MessageHeaders {
     [key: string]: string;
 }
 
+// The hub protocol's messages, as @microsoft/signalr declares them (types only: talkback-signalr
+// encodes and decodes messages in its wasm engine, so apps see them only when they log them).
+export type HubMessage =
+    | InvocationMessage
+    | StreamInvocationMessage
+    | StreamItemMessage
+    | CompletionMessage
+    | CancelInvocationMessage
+    | PingMessage
+    | CloseMessage
+    | AckMessage
+    | SequenceMessage;
+export interface HubMessageBase {
+    readonly type: MessageType;
+}
+export interface HubInvocationMessage extends HubMessageBase {
+    readonly headers?: MessageHeaders;
+    readonly invocationId?: string;
+}
+export interface InvocationMessage extends HubInvocationMessage {
+    readonly type: MessageType.Invocation;
+    readonly target: string;
+    readonly arguments: any[];
+    readonly streamIds?: string[];
+}
+export interface StreamInvocationMessage extends HubInvocationMessage {
+    readonly type: MessageType.StreamInvocation;
+    readonly invocationId: string;
+    readonly target: string;
+    readonly arguments: any[];
+    readonly streamIds?: string[];
+}
+export interface StreamItemMessage extends HubInvocationMessage {
+    readonly type: MessageType.StreamItem;
+    readonly invocationId: string;
+    readonly item?: any;
+}
+export interface CompletionMessage extends HubInvocationMessage {
+    readonly type: MessageType.Completion;
+    readonly invocationId: string;
+    readonly error?: string;
+    readonly result?: any;
+}
+export interface PingMessage extends HubMessageBase {
+    readonly type: MessageType.Ping;
+}
+export interface CloseMessage extends HubMessageBase {
+    readonly type: MessageType.Close;
+    readonly error?: string;
+    readonly allowReconnect?: boolean;
+}
+export interface CancelInvocationMessage extends HubInvocationMessage {
+    readonly type: MessageType.CancelInvocation;
+    readonly invocationId: string;
+}
+export interface AckMessage extends HubMessageBase {
+    readonly type: MessageType.Ack;
+    readonly sequenceId: number;
+}
+export interface SequenceMessage extends HubMessageBase {
+    readonly type: MessageType.Sequence;
+    readonly sequenceId: number;
+}
+
+// The official transport and abort-signal interfaces (types only: talkback-signalr's transports
+// live in its engine and `withUrl` takes no custom ITransport object).
+export interface ITransport {
+    connect(url: string, transferFormat: TransferFormat): Promise<void>;
+    send(data: any): Promise<void>;
+    stop(): Promise<void>;
+    onreceive: ((data: string | ArrayBuffer) => void) | null;
+    onclose: ((error?: Error) => void) | null;
+}
+export interface AbortSignal {
+    aborted: boolean;
+    onabort: (() => void) | null;
+}
+
 export interface IHttpConnectionOptions {
     headers?: MessageHeaders;
     transport?: HttpTransportType;

@@ -17,9 +17,10 @@ use wasm_bindgen::JsValue;
 ///   there, and in `Authorization` on the other (fetch) requests;
 /// - `X-Requested-With: XMLHttpRequest` on every fetch request, as the official fetch and XHR
 ///   clients send it;
-/// - a relative hub URL (`/hubs/chat`, `hubs/chat`, `//host/hubs/chat`) is resolved against
-///   the document's base URL (`document.baseURI`, which honours `<base href>`) or, in a Web
-///   Worker, the worker's `location.href`, when the builder is created;
+/// - the hub URL is parsed by the browser's `URL` when the builder is created; a relative one
+///   (`/hubs/chat`, `hubs/chat`, `//host/hubs/chat`) is resolved against the document's base
+///   URL (`document.baseURI`, which honours `<base href>`) or, in a Web Worker, the worker's
+///   `location.href`;
 /// - cookies go along (`credentials: "include"`); see
 ///   [`HubConnectionBuilderExt::with_credentials`].
 impl Shell for BrowserRuntime {
@@ -57,17 +58,18 @@ impl HubConnectionBuilderExt for crate::HubConnectionBuilder {
     }
 }
 
-/// `url` resolved against the page's (or worker's) base URL when it has no scheme; `None`
-/// when it already has one, or when there is no base or the result is not a URL (the builder
-/// then reports the URL as it was given).
+/// `url` parsed by the browser's `URL` (normalized: an IDNA host, percent-encoded path and
+/// query, no dot segments), resolved against the page's (or worker's) base URL when it has no
+/// scheme. `None` when the browser cannot parse it, or it is relative and there is no base
+/// (the builder then reports the URL as it was given). The engine has no URL parser of its own
+/// in the browser (`talkback_core::hub_url`), so this is where a hub URL is normalized.
 pub(crate) fn resolve_url(url: &str) -> Option<String> {
-    if has_scheme(url) {
-        return None;
-    }
-    let base = base_url()?;
-    web_sys::Url::new_with_base(url, &base)
-        .ok()
-        .map(|resolved| resolved.href())
+    let parsed = if has_scheme(url) {
+        web_sys::Url::new(url)
+    } else {
+        web_sys::Url::new_with_base(url, &base_url()?)
+    };
+    parsed.ok().map(|resolved| resolved.href())
 }
 
 /// Whether `url` starts with a scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`).

@@ -114,50 +114,170 @@ impl RawValue {
                 RawValue::encode(Protocol::MessagePack, &value)
             }
             _ => {
-                let value = rmpv::decode::read_value_with_max_depth(
-                    &mut &self.bytes[..],
-                    MAX_TRANSCODE_DEPTH,
-                )
-                .map_err(|e| ValueError(e.to_string()))?;
-                RawValue::encode(Protocol::Json, &msgpack_to_json(value))
+                let mut out = Vec::with_capacity(self.bytes.len() * 2);
+                let end = msgpack_to_json(&self.bytes, 0, 0, &mut out)?;
+                if end != self.bytes.len() {
+                    return Err(ValueError("trailing bytes after the value".into()));
+                }
+                Ok(RawValue::from_encoded(Protocol::Json, out.into()))
             }
         }
     }
 }
 
-/// Maps a MessagePack value onto JSON the way the hub protocol's type mapping does.
-fn msgpack_to_json(value: rmpv::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        rmpv::Value::Nil => J::Null,
-        rmpv::Value::Boolean(b) => J::Bool(b),
-        rmpv::Value::Integer(i) => i
-            .as_i64()
-            .map(J::from)
-            .or_else(|| i.as_u64().map(J::from))
-            .unwrap_or(J::Null),
-        rmpv::Value::F32(f) => {
-            serde_json::Number::from_f64(f64::from(f)).map_or(J::Null, J::Number)
-        }
-        rmpv::Value::F64(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
-        rmpv::Value::String(s) => J::String(s.into_str().unwrap_or_default()),
-        rmpv::Value::Binary(b) | rmpv::Value::Ext(_, b) => {
-            J::String(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        rmpv::Value::Array(items) => J::Array(items.into_iter().map(msgpack_to_json).collect()),
-        rmpv::Value::Map(entries) => J::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        rmpv::Value::String(s) => s.into_str().unwrap_or_default(),
-                        other => msgpack_to_json(other).to_string(),
-                    };
-                    (key, msgpack_to_json(v))
-                })
-                .collect(),
-        ),
+fn truncated() -> ValueError {
+    ValueError("truncated MessagePack value".into())
+}
+
+/// `n` bytes at `pos`, and the offset after them.
+fn take(buf: &[u8], pos: usize, n: usize) -> Result<(&[u8], usize), ValueError> {
+    let end = pos.checked_add(n).ok_or_else(truncated)?;
+    Ok((buf.get(pos..end).ok_or_else(truncated)?, end))
+}
+
+/// A big-endian unsigned integer of `n` (1, 2, 4 or 8) bytes at `pos`.
+fn read_be(buf: &[u8], pos: usize, n: usize) -> Result<(u64, usize), ValueError> {
+    let (bytes, end) = take(buf, pos, n)?;
+    Ok((
+        bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b)),
+        end,
+    ))
+}
+
+/// Writes the MessagePack value at `pos` as JSON the way the hub protocol's type mapping does
+/// (`bin` and `ext` payloads as Base64 strings, a non-string map key as its JSON text, a
+/// non-finite float as `null`), without building a tree; returns the offset after the value.
+fn msgpack_to_json(
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, ValueError> {
+    if depth > MAX_TRANSCODE_DEPTH {
+        return Err(ValueError("MessagePack value nested too deeply".into()));
     }
+    let marker = *buf.get(pos).ok_or_else(truncated)?;
+    let pos = pos + 1;
+    let number = |out: &mut Vec<u8>, text: &str| out.extend_from_slice(text.as_bytes());
+    let (kind, len, pos) = match marker {
+        0x00..=0x7f => {
+            number(out, &marker.to_string());
+            return Ok(pos);
+        }
+        0xe0..=0xff => {
+            number(out, &(marker as i8).to_string());
+            return Ok(pos);
+        }
+        0xc0 => {
+            out.extend_from_slice(b"null");
+            return Ok(pos);
+        }
+        0xc2 | 0xc3 => {
+            out.extend_from_slice(if marker == 0xc3 { b"true" } else { b"false" });
+            return Ok(pos);
+        }
+        0xcc..=0xcf => {
+            let (v, end) = read_be(buf, pos, 1 << (marker - 0xcc))?;
+            number(out, &v.to_string());
+            return Ok(end);
+        }
+        0xd0..=0xd3 => {
+            let size = 1 << (marker - 0xd0);
+            let (v, end) = read_be(buf, pos, size)?;
+            // Sign-extend from `size` bytes.
+            let shift = 64 - 8 * size as u32;
+            number(out, &(((v << shift) as i64) >> shift).to_string());
+            return Ok(end);
+        }
+        0xca | 0xcb => {
+            let (v, end) = read_be(buf, pos, if marker == 0xca { 4 } else { 8 })?;
+            let f = if marker == 0xca {
+                f64::from(f32::from_bits(v as u32))
+            } else {
+                f64::from_bits(v)
+            };
+            match serde_json::Number::from_f64(f) {
+                Some(n) => number(out, &n.to_string()),
+                None => out.extend_from_slice(b"null"),
+            }
+            return Ok(end);
+        }
+        0xa0..=0xbf => (b's', usize::from(marker & 0x1f), pos),
+        0x90..=0x9f => (b'a', usize::from(marker & 0x0f), pos),
+        0x80..=0x8f => (b'm', usize::from(marker & 0x0f), pos),
+        0xd9..=0xdb | 0xc4..=0xc6 | 0xdc..=0xdf | 0xc7..=0xc9 => {
+            let (kind, size) = match marker {
+                0xd9..=0xdb => (b's', 1 << (marker - 0xd9)),
+                0xc4..=0xc6 => (b'b', 1 << (marker - 0xc4)),
+                0xc7..=0xc9 => (b'e', 1 << (marker - 0xc7)),
+                0xdc | 0xdd => (b'a', 2 << (marker - 0xdc)),
+                _ => (b'm', 2 << (marker - 0xde)),
+            };
+            let (len, pos) = read_be(buf, pos, size)?;
+            let len = usize::try_from(len).map_err(|_| truncated())?;
+            // An ext's type byte comes before its payload.
+            (kind, len, if kind == b'e' { pos + 1 } else { pos })
+        }
+        0xd4..=0xd8 => (b'e', 1 << (marker - 0xd4), pos + 1),
+        0xc1 => return Err(ValueError("invalid MessagePack marker 0xc1".into())),
+    };
+    match kind {
+        b's' => {
+            let (bytes, end) = take(buf, pos, len)?;
+            write_json_string(&String::from_utf8_lossy(bytes), out);
+            Ok(end)
+        }
+        b'b' | b'e' => {
+            let (bytes, end) = take(buf, pos, len)?;
+            out.push(b'"');
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .as_bytes(),
+            );
+            out.push(b'"');
+            Ok(end)
+        }
+        b'a' => {
+            out.push(b'[');
+            let mut pos = pos;
+            for i in 0..len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                pos = msgpack_to_json(buf, pos, depth + 1, out)?;
+            }
+            out.push(b']');
+            Ok(pos)
+        }
+        _ => {
+            out.push(b'{');
+            let mut pos = pos;
+            for i in 0..len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if matches!(buf.get(pos), Some(0xa0..=0xbf | 0xd9..=0xdb)) {
+                    pos = msgpack_to_json(buf, pos, depth + 1, out)?;
+                } else {
+                    let mut key = Vec::new();
+                    pos = msgpack_to_json(buf, pos, depth + 1, &mut key)?;
+                    let key = String::from_utf8(key).map_err(|_| truncated())?;
+                    write_json_string(&key, out);
+                }
+                out.push(b':');
+                pos = msgpack_to_json(buf, pos, depth + 1, out)?;
+            }
+            out.push(b'}');
+            Ok(pos)
+        }
+    }
+}
+
+/// Writes `text` as a JSON string.
+fn write_json_string(text: &str, out: &mut Vec<u8>) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 impl std::fmt::Debug for RawValue {

@@ -19,7 +19,6 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ thread_local! {
     static POLICIES: RefCell<(u32, HashMap<u32, Function>)> = RefCell::new((0, HashMap::new()));
 }
 
-type UploadRx = mpsc::UnboundedReceiver<Encoded>;
+type UploadRx = mpsc::UnboundedReceiver<RawValue>;
 
 thread_local! {
     /// The receiving ends of uploads made by `newUpload` and not yet used by a call.
@@ -104,22 +103,6 @@ impl ReconnectPolicy for JsPolicy {
     }
 }
 
-/// One value still encoded: JSON text or MessagePack, as `serde` sees it (for the typed upload
-/// API of the core, whose arguments and items are `Serialize`).
-enum Encoded {
-    Json(Box<serde_json::value::RawValue>),
-    MessagePack(rmpv::Value),
-}
-
-impl Serialize for Encoded {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Encoded::Json(raw) => raw.serialize(serializer),
-            Encoded::MessagePack(value) => value.serialize(serializer),
-        }
-    }
-}
-
 /// A value from JavaScript: a string of JSON, or a `Uint8Array` of MessagePack.
 fn raw_in(protocol: Protocol, value: &JsValue) -> Result<RawValue, JsValue> {
     let bytes = match protocol {
@@ -137,22 +120,6 @@ fn raw_in(protocol: Protocol, value: &JsValue) -> Result<RawValue, JsValue> {
 
 fn raws_in(protocol: Protocol, values: &Array) -> Result<Vec<RawValue>, JsValue> {
     values.iter().map(|v| raw_in(protocol, &v)).collect()
-}
-
-fn encoded(raw: &RawValue) -> Result<Encoded, JsValue> {
-    let bad = |e: String| JsValue::from_str(&e);
-    match raw.protocol() {
-        Protocol::Json => {
-            let text =
-                String::from_utf8(raw.as_bytes().to_vec()).map_err(|e| bad(e.to_string()))?;
-            serde_json::value::RawValue::from_string(text)
-                .map(Encoded::Json)
-                .map_err(|e| bad(e.to_string()))
-        }
-        Protocol::MessagePack => rmpv::decode::read_value(&mut raw.as_bytes())
-            .map(Encoded::MessagePack)
-            .map_err(|e| bad(e.to_string())),
-    }
 }
 
 /// A value for JavaScript: a string of JSON, or a `Uint8Array` of MessagePack.
@@ -186,7 +153,7 @@ fn args_out(protocol: Protocol, args: &[RawValue]) -> JsValue {
 #[wasm_bindgen]
 pub struct Upload {
     protocol: Protocol,
-    tx: Option<mpsc::UnboundedSender<Encoded>>,
+    tx: Option<mpsc::UnboundedSender<RawValue>>,
     id: u32,
 }
 
@@ -194,7 +161,7 @@ pub struct Upload {
 impl Upload {
     /// Sends one encoded item.
     pub fn next(&mut self, item: JsValue) -> Result<(), JsValue> {
-        let item = encoded(&raw_in(self.protocol, &item)?)?;
+        let item = raw_in(self.protocol, &item)?;
         if let Some(tx) = &self.tx {
             let _ = tx.unbounded_send(item);
         }
@@ -425,21 +392,7 @@ impl RawConnection {
             let args = args?;
             let result = match upload {
                 None => conn.invoke_raw(&method, args).await,
-                Some(rx) => {
-                    let args = args.iter().map(encoded).collect::<Result<Vec<_>, _>>()?;
-                    match protocol {
-                        Protocol::Json => conn
-                            .invoke_with_upload::<Box<serde_json::value::RawValue>, _>(
-                                &method, args, rx,
-                            )
-                            .await
-                            .map(|r| Some(json_raw(&r))),
-                        Protocol::MessagePack => conn
-                            .invoke_with_upload::<rmpv::Value, _>(&method, args, rx)
-                            .await
-                            .map(|v| Some(msgpack_raw(&v))),
-                    }
-                }
+                Some(rx) => conn.invoke_raw_with_upload(&method, args, rx).await,
             };
             match result.map_err(|e| message(&e))? {
                 Some(r) => Ok(raw_out(&r)),
@@ -458,10 +411,7 @@ impl RawConnection {
             let args = args?;
             let sent = match upload {
                 None => conn.send_raw(&method, args).await,
-                Some(rx) => {
-                    let args = args.iter().map(encoded).collect::<Result<Vec<_>, _>>()?;
-                    conn.send_with_upload(&method, args, rx).await
-                }
+                Some(rx) => conn.send_raw_with_upload(&method, args, rx).await,
             };
             sent.map_err(|e| message(&e))?;
             Ok(JsValue::UNDEFINED)
@@ -485,7 +435,7 @@ impl RawConnection {
         let upload = take_upload(upload);
         let run = async move {
             let args = args.map_err(|e| describe(&e))?;
-            let mut items = open_stream(&conn, protocol, &method, args, upload).await?;
+            let mut items = open_stream(&conn, &method, args, upload).await?;
             while let Some(next) = items.next().await {
                 let raw = next.map_err(|e| e.to_string())?;
                 let _ = item.call1(&JsValue::NULL, &raw_out(&raw));
@@ -509,45 +459,16 @@ impl RawConnection {
     }
 }
 
-type Items = futures_util::stream::LocalBoxStream<'static, client::Result<RawValue>>;
-
 /// Opens a stream, with an upload or without, as encoded items.
 async fn open_stream(
     conn: &HubConnection,
-    protocol: Protocol,
     method: &str,
     args: Vec<RawValue>,
     upload: Option<UploadRx>,
-) -> Result<Items, String> {
+) -> Result<client::HubStream<RawValue>, String> {
     let opened = match upload {
-        None => conn.stream_raw(method, args).await.map(|s| s.boxed_local()),
-        Some(rx) => {
-            let args = args
-                .iter()
-                .map(encoded)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| describe(&e))?;
-            match protocol {
-                Protocol::Json => conn
-                    .stream_with_upload::<Box<serde_json::value::RawValue>, _>(method, args, rx)
-                    .await
-                    .map(|s| s.map(|r| r.map(|r| json_raw(&r))).boxed_local()),
-                Protocol::MessagePack => conn
-                    .stream_with_upload::<rmpv::Value, _>(method, args, rx)
-                    .await
-                    .map(|s| s.map(|r| r.map(|v| msgpack_raw(&v))).boxed_local()),
-            }
-        }
+        None => conn.stream_raw(method, args).await,
+        Some(rx) => conn.stream_raw_with_upload(method, args, rx).await,
     };
     opened.map_err(|e| e.to_string())
-}
-
-fn json_raw(r: &serde_json::value::RawValue) -> RawValue {
-    RawValue::from_encoded(Protocol::Json, r.get().as_bytes().to_vec().into())
-}
-
-fn msgpack_raw(v: &rmpv::Value) -> RawValue {
-    let mut out = Vec::new();
-    let _ = rmpv::encode::write_value(&mut out, v);
-    RawValue::from_encoded(Protocol::MessagePack, out.into())
 }

@@ -1,0 +1,4 @@
+import * as signalR from "talkback-signalr";
+import { serveInWorker } from "../shared/scenario.js";
+
+serveInWorker(signalR);

@@ -1,0 +1,153 @@
+// The packaging test of talkback-signalr (issue #11, "Packaging"):
+//
+//   node client-wasm/npm/test/packaging.mjs      (after scripts/build-npm.sh and `npm ci` here)
+//
+// 1. installs the tarball `npm pack` made (client-wasm/npm/talkback-signalr-<version>.tgz) into a
+//    fresh temporary app with `npm install --offline`, and checks what an app gets: an ES
+//    module with types, an `exports` map, `sideEffects: false`, every listed file, no Node-only
+//    code;
+// 2. `tsc --noEmit` on the typed app (apps/typed-app) against the installed package, and the
+//    same app against @microsoft/signalr;
+// 3. bundles apps/esbuild with esbuild and apps/vite with Vite (page + module worker);
+// 4. loads both bundles and an unbundled module worker (apps/worker) in headless Chromium, each
+//    running apps/shared/scenario.js (invoke, stream, on()) against the fixture.
+// Prints `N passed, N failed`; exits non-zero on any failure. Everything it starts is stopped,
+// also after TEST_TIMEOUT_MS (default 240 s). Set KEEP_APP=1 to keep the temporary app.
+
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  Results, dist, here, npmDir, onCleanup, overallTimeout, run, serveStatic, startChromium, startFixture,
+} from "./harness.mjs";
+
+overallTimeout(Number(process.env.TEST_TIMEOUT_MS || 240000), "packaging test");
+const results = new Results();
+const tsc = join(here, "node_modules/typescript/bin/tsc");
+
+function assert(cond, what) { if (!cond) throw new Error(what); }
+
+async function main() {
+  if (!existsSync(join(dist, "index.js"))) throw new Error("the package is not built: run scripts/build-npm.sh");
+  if (!existsSync(join(here, "node_modules/vite"))) throw new Error(`the test tools are not installed: (cd ${here} && npm ci)`);
+  const source = JSON.parse(readFileSync(join(npmDir, "package.json"), "utf8"));
+  const tarball = join(npmDir, `${source.name}-${source.version}.tgz`);
+
+  const app = mkdtempSync(join(tmpdir(), "talkback-signalr-app-"));
+  if (!process.env.KEEP_APP) onCleanup(() => rmSync(app, { recursive: true, force: true }));
+  else console.log(`temporary app: ${app}`);
+  const installed = join(app, "node_modules", source.name);
+
+  // ---- 1. the tarball, installed into an app
+  const packed = await results.check("npm pack's tarball installs into a fresh app with npm install --offline", async () => {
+    assert(existsSync(tarball), `${tarball} is missing (scripts/build-npm.sh packs it)`);
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "tarball-app", private: true, type: "module" }, null, 2));
+    await run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", tarball], { cwd: app });
+    assert(existsSync(join(installed, "package.json")), "node_modules/talkback-signalr/package.json after install");
+  });
+  if (!packed) return;
+
+  await results.check("the installed package is an ES module with an exports map, types and sideEffects false", () => {
+    const pkg = JSON.parse(readFileSync(join(installed, "package.json"), "utf8"));
+    assert(pkg.type === "module", `"type": ${JSON.stringify(pkg.type)}`);
+    assert(pkg.sideEffects === false, `"sideEffects": ${JSON.stringify(pkg.sideEffects)}`);
+    assert(pkg.types === "./index.d.ts" && pkg.exports?.["."]?.types === "./index.d.ts", "types in the package and in exports['.']");
+    assert(pkg.exports["."].import === "./index.js" && pkg.exports["."].default === "./index.js", "exports['.'] import/default");
+    for (const f of pkg.files) {
+      if (f !== "README.md") assert(existsSync(join(installed, f)), `listed file ${f} is in the tarball`);
+    }
+    const files = readdirSync(installed).sort();
+    for (const f of files) assert(pkg.files.includes(f) || f === "package.json" || /^(README|LICEN[CS]E)/i.test(f), `unexpected file ${f} in the tarball`);
+    // What the exports map lets an app (and a bundler) resolve, and what it keeps private.
+    const require = createRequire(join(app, "package.json"));
+    assert(require.resolve(source.name) === join(installed, "index.js"), `'${source.name}' resolves to index.js`);
+    assert(existsSync(require.resolve(`${source.name}/talkback_wasm_bg.wasm`)), "the wasm module is exported for copying");
+    let hidden = false;
+    try { require.resolve(`${source.name}/msgpack.js`); } catch (e) { hidden = e.code === "ERR_PACKAGE_PATH_NOT_EXPORTED"; }
+    assert(hidden, "internal modules are not exported");
+  });
+
+  await results.check("the package's JavaScript has no Node-only code", () => {
+    const nodeOnly = [/\brequire\s*\(/, /\bprocess\s*\./, /\bBuffer\b/, /__dirname|__filename/, /["']node:/, /\bmodule\.exports\b/,
+      /from\s+["'](fs|path|url|os|crypto|util|stream|http|https|child_process|worker_threads)["']/];
+    for (const f of readdirSync(installed).filter((n) => n.endsWith(".js"))) {
+      const text = readFileSync(join(installed, f), "utf8");
+      for (const re of nodeOnly) {
+        const m = re.exec(text);
+        assert(!m, `${f}: Node-only code ${JSON.stringify(m && text.slice(Math.max(0, m.index - 40), m.index + 40))}`);
+      }
+      assert(!/^\s*import\s[^;]*from\s+["'](?!\.\/)/m.test(text), `${f} imports only its own files`);
+    }
+  });
+
+  cpSync(join(here, "apps"), app, { recursive: true });
+
+  // ---- 2. TypeScript
+  await results.check("tsc --noEmit passes on the typed app against the installed package", async () => {
+    await run(process.execPath, [tsc, "-p", join(app, "typed-app/tsconfig.json")]);
+  });
+  await results.check("the same typed app passes tsc --noEmit against @microsoft/signalr", async () => {
+    await run(process.execPath, [tsc, "-p", join(here, "apps/typed-app/tsconfig.official.json")]);
+  });
+
+  // ---- 3. bundles
+  const out = join(app, "out");
+  const esbuildOk = await results.check("esbuild bundles an app that imports the package (platform browser, ESM)", async () => {
+    const esbuild = await import("esbuild");
+    await esbuild.build({
+      entryPoints: [join(app, "esbuild/main.js")], bundle: true, format: "esm", platform: "browser", target: "es2022",
+      outdir: join(out, "esbuild"), logLevel: "error", absWorkingDir: app,
+    });
+    cpSync(join(app, "esbuild/index.html"), join(out, "esbuild/index.html"));
+    // esbuild leaves `new URL("./talkback_wasm_bg.wasm", import.meta.url)` alone: the app ships
+    // the module next to its bundle, found through the package's exports map.
+    const require = createRequire(join(app, "package.json"));
+    cpSync(require.resolve(`${source.name}/talkback_wasm_bg.wasm`), join(out, "esbuild/talkback_wasm_bg.wasm"));
+    const bundle = readFileSync(join(out, "esbuild/main.js"), "utf8");
+    assert(bundle.includes("RawConnection"), "the bundle holds the package");
+  });
+  const viteOk = await results.check("Vite builds an app (page and module worker) that imports the package", async () => {
+    const { build } = await import("vite");
+    await build({
+      root: join(app, "vite"), base: "./", configFile: false, logLevel: "error", publicDir: false,
+      build: { outDir: join(out, "vite"), emptyOutDir: true },
+      worker: { format: "es" },
+    });
+    const assets = readdirSync(join(out, "vite/assets"));
+    assert(assets.some((f) => f.endsWith(".wasm")), `Vite emitted the wasm module (${assets.join(", ")})`);
+    const wasmSize = statSync(join(installed, "talkback_wasm_bg.wasm")).size;
+    const emitted = assets.filter((f) => f.endsWith(".wasm")).map((f) => statSync(join(out, "vite/assets", f)).size);
+    assert(emitted.includes(wasmSize), `the emitted wasm is the package's (${emitted} vs ${wasmSize} bytes)`);
+  });
+
+  // ---- 4. in the browser, against the fixture
+  const fixture = await startFixture();
+  const hub = `${fixture}/hubs/test`;
+  const site = await serveStatic(app);
+  const page = await startChromium();
+  const pages = [
+    ["esbuild bundle", esbuildOk, "/out/esbuild/index.html"],
+    ["Vite bundle", viteOk, "/out/vite/index.html"],
+    ["module worker (unbundled)", true, "/worker/index.html"],
+  ];
+  for (const [label, built, path] of pages) {
+    if (!built) { results.add(`${label}: runs in headless Chromium`, false, "not built (see above)"); continue; }
+    try {
+      await page.navigate(`${site}${path}?hub=${encodeURIComponent(hub)}`);
+      const list = await page.waitFor("globalThis.results", `the results of the ${label}`, 90000);
+      for (const r of list) results.add(r.name, r.ok, r.error);
+    } catch (e) {
+      results.add(`${label}: runs in headless Chromium`, false, e && e.stack || e);
+    }
+  }
+}
+
+let ok = false;
+try {
+  await main();
+} catch (e) {
+  results.add("packaging test setup", false, e && e.stack || e);
+}
+ok = results.report();
+process.exit(ok ? 0 : 1);
