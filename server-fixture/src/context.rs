@@ -58,8 +58,11 @@ impl HubContext {
         target: &str,
         arguments: &A,
     ) -> Result<(), HubError> {
+        let started = std::time::Instant::now();
         let message = Outgoing::new(target, arguments);
-        self.shared.fan_out.send(&self.conn.hub, audience, &message)
+        let sent = self.shared.fan_out.send(&self.conn.hub, audience, &message);
+        self.shared.metrics.fan_out(started.elapsed());
+        sent
     }
 
     /// Sends `target(arguments...)` to the caller; `arguments` is a tuple or a sequence.
@@ -94,6 +97,16 @@ impl HubContext {
             target,
             arguments,
         )
+    }
+
+    /// Sends to one connection of this hub by id, on this node or (with a backplane) another.
+    pub fn send_to_connection<A: Serialize + ?Sized>(
+        &self,
+        connection_id: &str,
+        target: &str,
+        arguments: &A,
+    ) -> Result<(), HubError> {
+        self.fan_out(Audience::Connection(connection_id), target, arguments)
     }
 
     /// Sends to every connection of `user` on this hub.
@@ -172,6 +185,42 @@ impl HubContext {
             Ok(Ok(CompletionResult::Error(text))) => Err(HubError::Hub(text)),
             Ok(Err(_)) => Err(HubError::Hub("Connection disconnected.".into())),
             Err(_) => Err(HubError::Hub("The client did not answer in time.".into())),
+        }
+    }
+
+    /// Invokes `target(arguments...)` on the connection `connection_id` of this hub and waits
+    /// for its result: on this node directly, on another node through the Redis backplane
+    /// (`Clients.Client(id).InvokeAsync` across nodes). The client's error text comes back as
+    /// `HubError::Hub`.
+    pub async fn invoke_connection<A: Serialize + ?Sized>(
+        &self,
+        connection_id: &str,
+        target: &str,
+        arguments: &A,
+        timeout: Duration,
+    ) -> Result<Option<RawValue>, HubError> {
+        let local = self
+            .shared
+            .by_id(connection_id)
+            .filter(|c| c.hub.eq_ignore_ascii_case(&self.conn.hub));
+        match (local, &self.shared.backplane) {
+            (Some(conn), _) => {
+                let callee = HubContext {
+                    conn,
+                    shared: self.shared.clone(),
+                    uploads: Default::default(),
+                };
+                callee.invoke_caller(target, arguments, timeout).await
+            }
+            (None, Some(backplane)) => {
+                let message = Outgoing::new(target, arguments);
+                backplane
+                    .invoke_remote(&self.conn.hub, connection_id, &message, timeout)
+                    .await
+            }
+            (None, None) => Err(HubError::Hub(format!(
+                "Connection '{connection_id}' does not exist."
+            ))),
         }
     }
 

@@ -7,9 +7,12 @@
 
 use crate::context::{HubContext, StreamSender, UploadStream};
 use crate::hub::{Hub, HubError, Method};
+use crate::metrics::{DisconnectReason, ErrorKind};
+use crate::queue;
 use crate::registry::{Command, Conn, Inbound, Outbound, SessionSide, Shared};
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use talkback_core::transport::TransportKind;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Delay of the coalesced Ack to the client under stateful reconnect.
 const ACK_DELAY: Duration = Duration::from_millis(200);
@@ -40,6 +44,11 @@ pub(crate) const MAX_STREAM_IDS_PER_INVOCATION: usize = 16;
 pub(crate) const MAX_OPEN_UPLOADS: usize = 256;
 /// The Close text for an unexpected server-side end.
 const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
+/// The Close text for the client timeout with detailed errors: ASP.NET Core's
+/// `ErrorMessageHelper.BuildErrorMessage` appends the exception's type and message to
+/// [`CLOSED_WITH_ERROR`], and the client timeout is an `OperationCanceledException` with this
+/// message (`HubConnectionContext`, dotnet/aspnetcore `src/SignalR/server/Core`).
+const CLIENT_TIMEOUT_DETAILED: &str = "Connection closed with an error. OperationCanceledException: Client hasn't sent a message/ping within the configured ClientTimeoutInterval.";
 
 /// The longest a stateful connection's on-connected hook waits for the client's first message
 /// (see `Session::connected`).
@@ -52,6 +61,8 @@ struct Job {
     target: String,
     arguments: Vec<RawValue>,
     invocation_id: Option<String>,
+    /// The invocation's span (connection, hub, transport, method).
+    span: tracing::Span,
 }
 
 /// Starts the session of `conn` unless it runs already.
@@ -66,8 +77,16 @@ pub(crate) fn ensure_started(shared: &Arc<Shared>, conn: &Arc<Conn>) {
     };
     let side = conn.pipe.session_side.lock().take();
     if let Some(side) = side {
+        // Debug level: disabled spans cost nothing, so idle connections stay small unless a
+        // subscriber (an OpenTelemetry exporter, `RUST_LOG=talkback_fixture=debug`) asks.
+        let span = tracing::debug_span!(
+            "connection",
+            connection = %conn.id,
+            hub = %conn.hub,
+            transport = conn.transport.get().map_or("", |t| t.name()),
+        );
         let session = Session::new(shared.clone(), hub, conn.clone());
-        tokio::spawn(session.run(side));
+        tokio::spawn(session.run(side).instrument(span));
     }
 }
 
@@ -89,9 +108,8 @@ struct Session {
     uploads: HashMap<String, mpsc::Sender<Result<RawValue, String>>>,
     finished_uploads: HashSet<String>,
     streams: Arc<Mutex<HashMap<String, AbortHandle>>>,
-    /// Jobs are boxed: a tokio channel allocates a block of 32 slots up front, per connection.
-    dispatcher: mpsc::Sender<Box<Job>>,
-    dispatcher_rx: Option<mpsc::Receiver<Box<Job>>>,
+    /// The hub calls waiting for the dispatcher ([`run_dispatcher`]).
+    dispatcher: Dispatcher,
     /// The connection outlived its liveness deadline while the session waited on a full queue
     /// (see [`Session::guarded`]): the session ends without sending anything more.
     stalled: bool,
@@ -101,6 +119,8 @@ struct Session {
     /// The transport and protocol this connection is counted under in the metrics' gauge
     /// (from the handshake on).
     counted: Option<(TransportKind, Protocol)>,
+    /// Why the session ended, where the loop knows it (see [`Session::finish`]).
+    end_reason: Option<DisconnectReason>,
 }
 
 /// Why a session ends.
@@ -115,7 +135,6 @@ impl Session {
     fn new(shared: Arc<Shared>, hub: Arc<Hub>, conn: Arc<Conn>) -> Self {
         let max = shared.config.max_receive_message_size;
         let now = Instant::now();
-        let (dispatcher, dispatcher_rx) = mpsc::channel(MAX_QUEUED_CALLS);
         Session {
             shared,
             hub,
@@ -133,11 +152,11 @@ impl Session {
             uploads: HashMap::new(),
             finished_uploads: HashSet::new(),
             streams: Arc::new(Mutex::new(HashMap::new())),
-            dispatcher,
-            dispatcher_rx: Some(dispatcher_rx),
+            dispatcher: Dispatcher::default(),
             stalled: false,
             connect_hook_due: None,
             counted: None,
+            end_reason: None,
         }
     }
 
@@ -146,9 +165,6 @@ impl Session {
     }
 
     async fn run(mut self, mut side: SessionSide) {
-        if let Some(rx) = self.dispatcher_rx.take() {
-            tokio::spawn(run_dispatcher(rx, self.shared.config.detailed_errors));
-        }
         let end = loop {
             if self.conn.is_aborted() || self.stalled {
                 break End::Quiet;
@@ -157,6 +173,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = self.shared.shutdown.notified() => {
+                    self.end_reason = Some(DisconnectReason::Shutdown);
                     break End::Close(None, true);
                 }
                 inbound = side.inbound.recv() => match inbound {
@@ -165,6 +182,15 @@ impl Session {
                         // Boxed: the session's future stays small while it idles, and the
                         // decoding and dispatch state exists only while a message is handled.
                         if let Some(end) = Box::pin(self.on_data(&bytes, &side.outbound)).await {
+                            if self.handshake_done {
+                                self.end_reason = Some(match end {
+                                    End::Quiet => DisconnectReason::ClientClosed,
+                                    End::Close(..) => {
+                                        self.shared.metrics.error(ErrorKind::Protocol);
+                                        DisconnectReason::ProtocolError
+                                    }
+                                });
+                            }
                             break end;
                         }
                     }
@@ -187,8 +213,14 @@ impl Session {
                 },
                 command = side.commands.recv() => match command {
                     Some(Command::Message(message)) => Box::pin(self.write(&message, &side.outbound)).await,
-                    Some(Command::Close { error, allow_reconnect }) => break End::Close(error, allow_reconnect),
-                    Some(Command::Abort) | None => break End::Quiet,
+                    Some(Command::Close { error, allow_reconnect }) => {
+                        self.end_reason = Some(DisconnectReason::ServerClosed);
+                        break End::Close(error, allow_reconnect);
+                    }
+                    Some(Command::Abort) | None => {
+                        self.end_reason = Some(DisconnectReason::Aborted);
+                        break End::Quiet;
+                    }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     if let Some(end) = Box::pin(self.on_timer(&side.outbound)).await {
@@ -238,7 +270,7 @@ impl Session {
         deadlines.into_iter().min().unwrap_or(far)
     }
 
-    async fn on_timer(&mut self, out: &mpsc::Sender<Outbound>) -> Option<End> {
+    async fn on_timer(&mut self, out: &queue::Sender<Outbound>) -> Option<End> {
         let config = self.shared.config.clone();
         let now = Instant::now();
         if self.connect_hook_due.is_some_and(|due| now >= due) {
@@ -247,6 +279,7 @@ impl Session {
         if !self.handshake_done {
             if now >= self.started + config.handshake_timeout {
                 tracing::debug!(connection = %self.conn.id, "no handshake in time");
+                self.shared.metrics.error(ErrorKind::Handshake);
                 self.write_raw(handshake_error("Handshake was canceled."), out)
                     .await;
                 return Some(End::Quiet);
@@ -256,6 +289,7 @@ impl Session {
         if let Some(since) = self.detached_since {
             if now >= since + config.reconnect_window {
                 tracing::debug!(connection = %self.conn.id, "no re-attach within the window");
+                self.end_reason = Some(DisconnectReason::ReconnectWindowExpired);
                 return Some(End::Quiet);
             }
             return None;
@@ -263,11 +297,18 @@ impl Session {
         if self.transport() == Some(TransportKind::LongPolling) {
             let idle = *self.conn.poll_idle_since.lock();
             if idle.is_some_and(|t| t.elapsed() >= config.disconnect_timeout) {
+                self.end_reason = Some(DisconnectReason::ClientTimeout);
                 return Some(End::Quiet);
             }
         } else if now >= self.last_received + config.client_timeout {
             tracing::debug!(connection = %self.conn.id, "client timeout");
-            return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), true));
+            self.end_reason = Some(DisconnectReason::ClientTimeout);
+            let text = if config.detailed_errors {
+                CLIENT_TIMEOUT_DETAILED
+            } else {
+                CLOSED_WITH_ERROR
+            };
+            return Some(End::Close(Some(text.into()), true));
         }
         if self.ack_due.is_some_and(|t| now >= t) {
             self.ack_due = None;
@@ -337,7 +378,7 @@ impl Session {
 
     // ------------------------------------------------------------------ receiving
 
-    async fn on_data(&mut self, bytes: &[u8], out: &mpsc::Sender<Outbound>) -> Option<End> {
+    async fn on_data(&mut self, bytes: &[u8], out: &queue::Sender<Outbound>) -> Option<End> {
         self.last_received = Instant::now();
         let mut data = bytes;
         let rest;
@@ -347,6 +388,7 @@ impl Session {
                 Ok(Some(record)) => record,
                 Ok(None) => return None,
                 Err(_) => {
+                    self.shared.metrics.error(ErrorKind::Handshake);
                     self.write_raw(handshake_error("Handshake was canceled."), out)
                         .await;
                     return Some(End::Quiet);
@@ -357,6 +399,7 @@ impl Session {
                 Ok(version) => version,
                 Err(text) => {
                     tracing::debug!(connection = %self.conn.id, %text, "handshake refused");
+                    self.shared.metrics.error(ErrorKind::Handshake);
                     self.write_raw(handshake_error(&text), out).await;
                     return Some(End::Quiet);
                 }
@@ -478,13 +521,16 @@ impl Session {
         if let Some(hook) = self.hub.on_connected.clone() {
             let ctx = self.context(Vec::new());
             // Through the dispatcher, so it runs before the first invocation.
-            let _ = self.dispatcher.try_send(Box::new(Job {
+            let job = Box::new(Job {
                 ctx,
                 method: Method::Lifecycle(hook),
                 target: String::new(),
                 arguments: Vec::new(),
                 invocation_id: None,
-            }));
+                span: tracing::debug_span!("on_connected"),
+            });
+            self.dispatcher
+                .push(job, self.shared.config.detailed_errors);
         }
     }
 
@@ -499,7 +545,7 @@ impl Session {
     async fn on_message(
         &mut self,
         message: HubMessage,
-        out: &mpsc::Sender<Outbound>,
+        out: &queue::Sender<Outbound>,
     ) -> Option<End> {
         self.conn.messages_received.fetch_add(1, Ordering::Relaxed);
         self.shared.metrics.received_message();
@@ -596,13 +642,13 @@ impl Session {
         &mut self,
         invocation: Invocation,
         streaming: bool,
-        out: &mpsc::Sender<Outbound>,
+        out: &queue::Sender<Outbound>,
     ) -> Option<End> {
         let target = invocation.target;
         let id = invocation.invocation_id;
         let stream_ids = invocation.stream_ids.unwrap_or_default();
         let hub: Arc<Hub> = self.hub.clone();
-        let method = hub.find(&target).cloned();
+        let method = hub.resolve(&target, id.as_deref());
         let fail = |text: String| {
             id.clone().map(|invocation_id| {
                 HubMessage::Completion(Completion {
@@ -649,6 +695,7 @@ impl Session {
         });
         if let Some(text) = error {
             tracing::debug!(%target, %text, "invocation refused");
+            self.shared.metrics.error(ErrorKind::Invocation);
             // Items the client still sends for these streams are ignored (as for a finished
             // upload), unless it announced more ids than allowed.
             if stream_ids.len() <= MAX_STREAM_IDS_PER_INVOCATION {
@@ -666,6 +713,14 @@ impl Session {
             uploads.push(Some(UploadStream { items: rx }));
         }
         let ctx = self.context(uploads);
+        let span = tracing::debug_span!(
+            "invocation",
+            connection = %self.conn.id,
+            hub = %self.conn.hub,
+            transport = self.transport().map_or("", |t| t.name()),
+            method = %target,
+            invocation_id = id.as_deref().unwrap_or(""),
+        );
         match method {
             Some(Method::Stream(f)) => {
                 let invocation_id = id?;
@@ -676,29 +731,34 @@ impl Session {
                 let conn = self.conn.clone();
                 let streams = self.streams.clone();
                 let detailed = self.shared.config.detailed_errors;
+                let metrics = self.shared.metrics.clone();
                 let key = invocation_id.clone();
                 // Registered under the lock before the task can end: a stream that finishes at
                 // once must still find its entry, or its Completion would never be sent.
                 let mut registered = self.streams.lock();
-                let task = tokio::spawn(async move {
-                    let outcome = f(ctx, invocation.arguments, sender).await;
-                    // Only the task that still owns its entry completes (a cancel completed it).
-                    if streams.lock().remove(&key).is_some() {
-                        conn.active_invocations.lock().remove(&key);
-                        let result = match outcome {
-                            Ok(()) => CompletionResult::Void,
-                            Err(e) => {
-                                CompletionResult::Error(e.to_completion_text(&target, detailed))
-                            }
-                        };
-                        let done = HubMessage::Completion(Completion {
-                            invocation_id: key,
-                            result,
-                            headers: Default::default(),
-                        });
-                        let _ = conn.commands.send(Command::Message(Box::new(done))).await;
+                let task = tokio::spawn(
+                    async move {
+                        let outcome = f(ctx, invocation.arguments, sender).await;
+                        // Only the task that still owns its entry completes (a cancel completed it).
+                        if streams.lock().remove(&key).is_some() {
+                            conn.active_invocations.lock().remove(&key);
+                            let result = match outcome {
+                                Ok(()) => CompletionResult::Void,
+                                Err(e) => {
+                                    metrics.error(ErrorKind::Invocation);
+                                    CompletionResult::Error(e.to_completion_text(&target, detailed))
+                                }
+                            };
+                            let done = HubMessage::Completion(Completion {
+                                invocation_id: key,
+                                result,
+                                headers: Default::default(),
+                            });
+                            let _ = conn.commands.send(Command::Message(Box::new(done))).await;
+                        }
                     }
-                });
+                    .instrument(span),
+                );
                 registered.insert(invocation_id, task.abort_handle());
             }
             Some(method) => {
@@ -708,8 +768,12 @@ impl Session {
                     target,
                     arguments: invocation.arguments,
                     invocation_id: id,
+                    span,
                 });
-                if let Err(mpsc::error::TrySendError::Full(_)) = self.dispatcher.try_send(job) {
+                if !self
+                    .dispatcher
+                    .push(job, self.shared.config.detailed_errors)
+                {
                     tracing::warn!(connection = %self.conn.id, "hub call queue full: closing");
                     return Some(End::Close(Some(CLOSED_WITH_ERROR.into()), false));
                 }
@@ -722,7 +786,7 @@ impl Session {
     // ------------------------------------------------------------------ sending
 
     /// Encodes and sends one message (numbered and buffered under stateful reconnect).
-    async fn write(&mut self, message: &HubMessage, out: &mpsc::Sender<Outbound>) {
+    async fn write(&mut self, message: &HubMessage, out: &queue::Sender<Outbound>) {
         let bytes = crate::wire::to_bytes(self.protocol, message);
         if let (Some(buffer), true) = (self.stateful.as_mut(), message.is_trackable()) {
             buffer.push_sent(bytes.clone());
@@ -741,7 +805,7 @@ impl Session {
 
     /// Sends bytes to the transport, applying the delay and drop-after faults; false if they
     /// could not be queued (the connection was aborted or missed its liveness deadline).
-    async fn write_raw(&mut self, bytes: Bytes, out: &mpsc::Sender<Outbound>) -> bool {
+    async fn write_raw(&mut self, bytes: Bytes, out: &queue::Sender<Outbound>) -> bool {
         if let Some(delay) = self.conn.faults.delay() {
             tokio::time::sleep(delay).await;
         }
@@ -772,7 +836,7 @@ impl Session {
     }
 
     /// After a stateful re-attach: Sequence, then every unacknowledged message.
-    async fn resend(&mut self, out: &mpsc::Sender<Outbound>) {
+    async fn resend(&mut self, out: &queue::Sender<Outbound>) {
         let Some(buffer) = self.stateful.as_mut() else {
             return;
         };
@@ -787,7 +851,18 @@ impl Session {
 
     async fn finish(self) {
         if let Some((transport, protocol)) = self.counted {
-            self.shared.metrics.disconnected(transport, protocol);
+            // An abort shows first as a closed transport: it wins over what the loop saw.
+            let reason = if self.conn.is_aborted() {
+                DisconnectReason::Aborted
+            } else if self.stalled {
+                DisconnectReason::ClientTimeout
+            } else {
+                self.end_reason.unwrap_or(DisconnectReason::ClientClosed)
+            };
+            tracing::debug!(connection = %self.conn.id, ?reason, "disconnected");
+            self.shared
+                .metrics
+                .disconnected(transport, protocol, reason);
         }
         let _ = self.conn.closed.set(());
         self.shared.remove(&self.conn);
@@ -812,36 +887,106 @@ fn handshake_error(text: &str) -> Bytes {
     Bytes::from(bytes)
 }
 
+/// A connection's hub calls waiting to run, and whether a runner task is at them.
+///
+/// No task waits on an idle connection: the first call spawns a runner ([`run_dispatcher`]),
+/// which ends (and frees the queue's storage) once the queue is empty; the next call spawns
+/// another. Only one runner exists at a time (both decisions are taken under the lock), so
+/// calls still run one after another in arrival order.
+#[derive(Clone, Default)]
+struct Dispatcher {
+    state: Arc<Mutex<DispatchState>>,
+}
+
+#[derive(Default)]
+struct DispatchState {
+    jobs: VecDeque<Box<Job>>,
+    running: bool,
+}
+
+impl Dispatcher {
+    /// Queues a call; false if [`MAX_QUEUED_CALLS`] are already waiting.
+    fn push(&self, job: Box<Job>, detailed: bool) -> bool {
+        let mut state = self.state.lock();
+        if state.jobs.len() >= MAX_QUEUED_CALLS {
+            return false;
+        }
+        state.jobs.push_back(job);
+        if !state.running {
+            state.running = true;
+            tokio::spawn(run_dispatcher(self.clone(), detailed));
+        }
+        true
+    }
+
+    /// The next call, or `None` after marking the runner gone (under one lock).
+    fn next(&self) -> Option<Box<Job>> {
+        let mut state = self.state.lock();
+        let job = state.jobs.pop_front();
+        if job.is_none() {
+            state.running = false;
+            state.jobs = VecDeque::new();
+        }
+        job
+    }
+}
+
+/// Marks the runner gone if its task ends early (a hub method panicked), so the next call
+/// starts a new one.
+struct RunnerGuard(Dispatcher);
+
+impl Drop for RunnerGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.state.lock().running = false;
+        }
+    }
+}
+
 /// Runs a connection's hub calls: connection callbacks and non-blocking invocations one after
 /// another in arrival order (so a client's sends keep their order), blocking invocations each as
 /// their own task (so a slow `Delay` does not hold up the others, and results may overtake).
-async fn run_dispatcher(mut jobs: mpsc::Receiver<Box<Job>>, detailed: bool) {
-    while let Some(job) = jobs.recv().await {
+async fn run_dispatcher(dispatcher: Dispatcher, detailed: bool) {
+    let guard = RunnerGuard(dispatcher);
+    while let Some(job) = guard.0.next() {
         let job = *job;
+        let span = job.span;
         match job.method {
-            Method::Lifecycle(hook) => hook(job.ctx).await,
+            Method::Lifecycle(hook) => hook(job.ctx).instrument(span).await,
             Method::Invoke(f) => {
                 let Some(invocation_id) = job.invocation_id else {
-                    if let Err(e) = f(job.ctx, job.arguments).await {
-                        tracing::debug!(target = %job.target, error = %e, "non-blocking invocation failed");
+                    let metrics = job.ctx.shared.metrics.clone();
+                    if let Err(e) = f(job.ctx, job.arguments).instrument(span.clone()).await {
+                        metrics.error(ErrorKind::Invocation);
+                        span.in_scope(|| {
+                            tracing::debug!(target = %job.target, error = %e, "non-blocking invocation failed");
+                        });
                     }
                     continue;
                 };
-                tokio::spawn(async move {
-                    let conn = job.ctx.conn.clone();
-                    let result = f(job.ctx, job.arguments)
-                        .await
-                        .unwrap_or_else(|e: HubError| {
-                            CompletionResult::Error(e.to_completion_text(&job.target, detailed))
+                tokio::spawn(
+                    async move {
+                        let conn = job.ctx.conn.clone();
+                        let metrics = job.ctx.shared.metrics.clone();
+                        let result =
+                            f(job.ctx, job.arguments)
+                                .await
+                                .unwrap_or_else(|e: HubError| {
+                                    metrics.error(ErrorKind::Invocation);
+                                    CompletionResult::Error(
+                                        e.to_completion_text(&job.target, detailed),
+                                    )
+                                });
+                        conn.active_invocations.lock().remove(&invocation_id);
+                        let done = HubMessage::Completion(Completion {
+                            invocation_id,
+                            result,
+                            headers: Default::default(),
                         });
-                    conn.active_invocations.lock().remove(&invocation_id);
-                    let done = HubMessage::Completion(Completion {
-                        invocation_id,
-                        result,
-                        headers: Default::default(),
-                    });
-                    let _ = conn.commands.send(Command::Message(Box::new(done))).await;
-                });
+                        let _ = conn.commands.send(Command::Message(Box::new(done))).await;
+                    }
+                    .instrument(span),
+                );
             }
             Method::Stream(_) => {}
         }

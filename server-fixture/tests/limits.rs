@@ -422,3 +422,29 @@ async fn over_the_connection_cap_negotiate_and_upgrade_get_503_until_a_connectio
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_detailed_errors_the_client_timeout_close_says_why_as_asp_net_core_does() {
+    let server = fixture(Config {
+        keep_alive_interval: Duration::from_millis(200),
+        client_timeout: Duration::from_millis(600),
+        detailed_errors: true,
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    // The client stays silent; Pings from the server do not count.
+    let close = loop {
+        match peer.next().await {
+            Some(HubMessage::Close(close)) => break close,
+            Some(_) => {}
+            None => panic!("closed without a Close message"),
+        }
+    };
+    assert_eq!(
+        close.error.as_deref(),
+        Some("Connection closed with an error. OperationCanceledException: Client hasn't sent a message/ping within the configured ClientTimeoutInterval.")
+    );
+    assert!(close.allow_reconnect);
+    server.shutdown().await;
+}

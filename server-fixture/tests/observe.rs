@@ -135,8 +135,8 @@ async fn a_version_2_handshake_over_long_polling_is_accepted_and_reported() {
     server.shutdown().await;
 }
 
-/// `GET /metrics` over a real socket: the value of the sample `name` (with its labels).
-async fn scrape(server: &talkback_fixture::Server) -> std::collections::HashMap<String, u64> {
+/// `GET /metrics` over a real socket: the value of each sample, by its name with its labels.
+async fn scrape(server: &talkback_fixture::Server) -> std::collections::HashMap<String, f64> {
     let response = within(
         http()
             .get(format!("{}/metrics", server.url()))
@@ -168,6 +168,16 @@ async fn scrape(server: &talkback_fixture::Server) -> std::collections::HashMap<
         .collect()
 }
 
+const GAUGE: &str = "talkback_connections{transport=\"WebSockets\",protocol=\"json\"}";
+
+fn disconnects(metrics: &std::collections::HashMap<String, f64>, reason: &str) -> f64 {
+    metrics[&format!("talkback_disconnects_total{{reason=\"{reason}\"}}")]
+}
+
+fn errors(metrics: &std::collections::HashMap<String, f64>, kind: &str) -> f64 {
+    metrics[&format!("talkback_errors_total{{kind=\"{kind}\"}}")]
+}
+
 #[tokio::test]
 async fn health_answers_ok_and_metrics_move_with_a_connection_and_an_invocation() {
     let server = fixture(Config::default()).await;
@@ -186,12 +196,13 @@ async fn health_answers_ok_and_metrics_move_with_a_connection_and_an_invocation(
         .is_none());
     assert_eq!(health.text().await.unwrap(), "ok");
 
-    const GAUGE: &str = "talkback_connections{transport=\"WebSockets\",protocol=\"json\"}";
     let before = scrape(&server).await;
-    assert_eq!(before[GAUGE], 0);
-    assert_eq!(before["talkback_connects_total"], 0);
-    assert_eq!(before["talkback_messages_received_total"], 0);
-    assert_eq!(before["talkback_queue_full_aborts_total"], 0);
+    assert_eq!(before[GAUGE], 0.0);
+    assert_eq!(before["talkback_connects_total"], 0.0);
+    assert_eq!(before["talkback_messages_received_total"], 0.0);
+    assert_eq!(before["talkback_queue_full_aborts_total"], 0.0);
+    assert_eq!(disconnects(&before, "client_closed"), 0.0);
+    assert_eq!(before["talkback_fan_out_seconds_count"], 0.0);
 
     let (mut peer, id) = Peer::connect(&server, Protocol::Json).await;
     peer.invoke("1", "Add", vec![peer.arg(1), peer.arg(2)])
@@ -201,24 +212,114 @@ async fn health_answers_ok_and_metrics_move_with_a_connection_and_an_invocation(
         Some(serde_json::json!(3))
     );
     let during = scrape(&server).await;
-    assert_eq!(during[GAUGE], 1);
+    assert_eq!(during[GAUGE], 1.0);
     assert_eq!(
         during["talkback_connections{transport=\"WebSockets\",protocol=\"messagepack\"}"],
-        0
+        0.0
     );
-    assert_eq!(during["talkback_connects_total"], 1);
-    assert_eq!(during["talkback_disconnects_total"], 0);
+    assert_eq!(during["talkback_connects_total"], 1.0);
+    assert_eq!(disconnects(&during, "client_closed"), 0.0);
     // The invocation in; the Welcome and the Completion out (a keep-alive Ping at most more).
-    assert_eq!(during["talkback_messages_received_total"], 1);
-    assert!(during["talkback_messages_sent_total"] >= 2);
+    assert_eq!(during["talkback_messages_received_total"], 1.0);
+    assert!(during["talkback_messages_sent_total"] >= 2.0);
     // The handshake request and the invocation in; its response and two messages out.
-    assert!(during["talkback_received_bytes_total"] > 40);
-    assert!(during["talkback_sent_bytes_total"] > 40);
+    assert!(during["talkback_received_bytes_total"] > 40.0);
+    assert!(during["talkback_sent_bytes_total"] > 40.0);
+    // The Welcome went through the fan-out seam: one observation in the histogram.
+    assert_eq!(during["talkback_fan_out_seconds_count"], 1.0);
+    assert_eq!(during["talkback_fan_out_seconds_bucket{le=\"+Inf\"}"], 1.0);
 
     within(peer.ws.close(None)).await.unwrap();
     within(server.wait_for_connection_gone(&id)).await;
     let after = scrape(&server).await;
-    assert_eq!(after[GAUGE], 0);
-    assert_eq!(after["talkback_disconnects_total"], 1);
+    assert_eq!(after[GAUGE], 0.0);
+    assert_eq!(disconnects(&after, "client_closed"), 1.0);
+    assert_eq!(disconnects(&after, "server_closed"), 0.0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_disconnects_by_reason_errors_by_kind_and_every_fan_out() {
+    let server = fixture(Config::default()).await;
+
+    // Closed by the hub: `server_closed`.
+    let (mut closed, id) = Peer::connect(&server, Protocol::Json).await;
+    closed
+        .invoke(
+            "1",
+            "CloseWithMessage",
+            vec![closed.arg("bye"), closed.arg(false)],
+        )
+        .await;
+    within(server.wait_for_connection_gone(&id)).await;
+
+    // A message that is not JSON: a protocol error, closed with an error.
+    let (mut broken, id) = Peer::connect(&server, Protocol::Json).await;
+    use futures::SinkExt;
+    within(broken.ws.send(Message::text("not json\x1e")))
+        .await
+        .unwrap();
+    within(server.wait_for_connection_gone(&id)).await;
+
+    // Aborted by a fault, without a Close message.
+    let (_aborted, id) = Peer::connect(&server, Protocol::MessagePack).await;
+    let abort = within(
+        http()
+            .post(format!("{}/admin/connections/{id}/abort", server.url()))
+            .header("x-talkback-admin", "1")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(abort.status(), 204);
+    within(server.wait_for_connection_gone(&id)).await;
+
+    // An unknown method is refused (an invocation error); a Broadcast is one fan-out.
+    let (mut caller, _) = Peer::connect(&server, Protocol::Json).await;
+    caller.invoke("1", "NoSuchMethod", vec![]).await;
+    assert!(matches!(
+        caller.next().await,
+        Some(HubMessage::Completion(_))
+    ));
+    caller
+        .invoke("2", "Broadcast", vec![caller.arg("hello")])
+        .await;
+    let mut seen = 0;
+    while seen < 2 {
+        match caller.next().await.unwrap() {
+            HubMessage::Invocation(i) if i.target == "Broadcast" => seen += 1,
+            HubMessage::Completion(_) => seen += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    // A handshake in a protocol nobody speaks.
+    let token = negotiate(&server, "negotiateVersion=1").await["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = open(&ws_url(&server, &format!("id={token}"))).await;
+    within(ws.send(Message::text("{\"protocol\":\"xml\",\"version\":1}\x1e")))
+        .await
+        .unwrap();
+    let refused = String::from_utf8(read(&mut ws).await.unwrap()).unwrap();
+    assert!(refused.contains("not supported"), "{refused}");
+
+    let metrics = scrape(&server).await;
+    assert_eq!(disconnects(&metrics, "server_closed"), 1.0);
+    assert_eq!(disconnects(&metrics, "protocol_error"), 1.0);
+    assert_eq!(disconnects(&metrics, "aborted"), 1.0);
+    assert_eq!(disconnects(&metrics, "client_closed"), 0.0);
+    assert_eq!(errors(&metrics, "protocol"), 1.0);
+    assert_eq!(errors(&metrics, "invocation"), 1.0);
+    assert_eq!(errors(&metrics, "handshake"), 1.0);
+    assert_eq!(metrics["talkback_connects_total"], 4.0);
+    assert_eq!(
+        metrics["talkback_disconnects_total{reason=\"client_timeout\"}"],
+        0.0
+    );
+    // Four Welcomes and the Broadcast went through the fan-out seam.
+    assert_eq!(metrics["talkback_fan_out_seconds_count"], 5.0);
+    assert!(metrics["talkback_fan_out_seconds_sum"] > 0.0);
     server.shutdown().await;
 }
