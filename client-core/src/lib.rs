@@ -17,11 +17,14 @@
 //! The wire format ([`protocol`]) and negotiate types ([`negotiate`]) are also what the
 //! `talkback-fixture` server speaks, so there is one implementation of the format.
 
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod connection;
 pub mod error;
 pub mod http_status;
+pub mod hub_url;
 pub mod negotiate;
 pub mod protocol;
 pub mod reconnect;

@@ -5,6 +5,7 @@
 //! talkback send   http://localhost:5000/hubs/test Broadcast '"hi"'
 //! talkback stream http://localhost:5000/hubs/test Counter 5 0     # one JSON line per item
 //! talkback listen http://localhost:5000/hubs/test --on Broadcast --count 3
+//! talkback azure send --hub chat newMessage '"hi"'   # Azure SignalR REST (see azure_cli)
 //! ```
 //!
 //! Arguments are JSON values. Exit status: 0 on success, 1 when the server answered with an
@@ -21,6 +22,8 @@ use talkback::{
     Error, HubConnection, HubConnectionBuilder, Protocol, RawValue, TransportKind, TransportSet,
 };
 use tokio::sync::mpsc;
+
+mod azure_cli;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +46,8 @@ enum Command {
     Stream(Call),
     /// Print every server-to-client invocation as one JSON line `{"target":..,"arguments":[..]}`.
     Listen(Listen),
+    /// Azure SignalR Service: client tokens and the data-plane REST API, from a connection string.
+    Azure(azure_cli::Azure),
 }
 
 #[derive(Args)]
@@ -262,7 +267,7 @@ async fn call(kind: &Command, call: &Call) -> Result<(), Failure> {
                 }
                 Ok(())
             }
-            Command::Listen(_) => Err(Failure::Usage("not a call".into())),
+            Command::Listen(_) | Command::Azure(_) => Err(Failure::Usage("not a call".into())),
         }
     }
     .await;
@@ -321,13 +326,15 @@ async fn listen(listen: &Listen) -> Result<(), Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let common = match &cli.command {
-        Command::Invoke(c) | Command::Send(c) | Command::Stream(c) => &c.common,
-        Command::Listen(l) => &l.common,
+    let timeout = match &cli.command {
+        Command::Invoke(c) | Command::Send(c) | Command::Stream(c) => c.common.timeout,
+        Command::Listen(l) => l.common.timeout,
+        Command::Azure(a) => a.timeout,
     };
-    let timeout = common.timeout.map(seconds_to_duration);
+    let timeout = timeout.map(seconds_to_duration);
     let work = async {
         match &cli.command {
+            Command::Azure(a) => azure_cli::run(a).await,
             Command::Listen(l) => listen(l).await,
             command @ (Command::Invoke(c) | Command::Send(c) | Command::Stream(c)) => {
                 call(command, c).await
@@ -352,6 +359,7 @@ fn main() -> ExitCode {
     let verbose = match &cli.command {
         Command::Invoke(c) | Command::Send(c) | Command::Stream(c) => c.common.verbose,
         Command::Listen(l) => l.common.verbose,
+        Command::Azure(a) => a.verbose,
     };
     init_logging(verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,10 @@ use bytes::Bytes;
 
 impl Connection {
     pub(super) fn begin_attempt(&mut self, now: Instant) {
+        if !self.config.has_access_token_factory {
+            // A redirect's token from an earlier connection is not for the first negotiate.
+            self.token = None;
+        }
         self.attempt = Some(Attempt {
             url: self.config.url.clone(),
             redirects: 0,
@@ -322,6 +326,11 @@ impl Connection {
         let Some(attempt) = self.attempt.take() else {
             return;
         };
+        if attempt.pinned_token.is_some() {
+            // A redirect's token serves the whole connection (the POST sends of SSE and long
+            // polling too, which Azure SignalR authenticates), as the reference client does.
+            self.token = attempt.pinned_token;
+        }
         self.timers.handshake = None;
         let negotiated = attempt.negotiated;
         self.connection_id = negotiated.as_ref().map(|n| n.connection_id.clone());
@@ -344,6 +353,10 @@ impl Connection {
         if !inherent {
             let _ = self.write(now, &HubMessage::Ping, None);
         }
+        // Negotiation and opening grew these queues; a connection may then stay idle for
+        // long, so give back the room they no longer need.
+        self.transmits.shrink_to_fit();
+        self.requests.shrink_to_fit();
     }
 
     /// A start or reconnect attempt failed.
