@@ -1,0 +1,549 @@
+//! The Redis backplane: two fixture nodes in one process, on their own ports, sharing a real
+//! `redis-server` that each test starts on a free loopback port; raw WebSocket peers on both
+//! nodes, in both hub protocols. Skipped (with a message) only when `redis-server` is not
+//! installed; `scripts/test.sh` installs it (scripts/redis-setup.sh).
+
+mod kit;
+
+use kit::*;
+use serde_json::{json, Value};
+use std::process::Stdio;
+use talkback_core::protocol::{Completion, CompletionResult, HubMessage};
+use talkback_fixture::backplane::protocol::{encode_invocation, Invocation};
+use talkback_fixture::{Config, HubContext, RedisConfig, Server};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A `redis-server` child on a loopback port; killed when dropped.
+struct Redis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts one on a free port, or `None` (with a message) if redis-server is not installed.
+    async fn start() -> Option<Redis> {
+        let installed = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            eprintln!(
+                "SKIPPED: redis-server is not installed (scripts/redis-setup.sh installs it)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(Redis::on_port(port).await)
+    }
+
+    /// Starts one on `port` and waits until it accepts connections.
+    async fn on_port(port: u16) -> Redis {
+        let mut child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        within(async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("Ready to accept connections") {
+                    return;
+                }
+            }
+            panic!("redis-server ended before it was ready");
+        })
+        .await;
+        // Keep reading its log so that the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it at once (Redis lost).
+    async fn kill(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.port
+    }
+}
+
+/// A hub that sends to one connection by id (`Clients.Client(id)`), for cross-node sends.
+fn relay_hub() -> talkback_fixture::Hub {
+    talkback_fixture::Hub::builder("relay")
+        .method(
+            "SendToConnection",
+            |ctx: HubContext, (id, text): (String, Value)| async move {
+                ctx.send_to_connection(&id, "Direct", &(text,))
+            },
+        )
+        .method(
+            "AskConnection",
+            |ctx: HubContext, (id, method, arg): (String, String, Value)| async move {
+                let answer = ctx
+                    .invoke_connection(&id, &method, &(arg,), std::time::Duration::from_secs(5))
+                    .await?;
+                Ok(answer.map(|v| v.decode::<Value>()).transpose()?)
+            },
+        )
+        .build()
+}
+
+fn redis_config(redis: &Redis) -> RedisConfig {
+    RedisConfig::new(redis.url())
+        .with_prefix("it-")
+        .with_hub_name("test", "Contoso.TestHub")
+        .with_ack_timeout(std::time::Duration::from_secs(2))
+}
+
+async fn node(redis: &Redis) -> Server {
+    let config = Config {
+        redis: Some(redis_config(redis)),
+        ..Config::default()
+    };
+    talkback_fixture::spawn_with_hubs(config, vec![talkback_fixture::test_hub(), relay_hub()])
+        .await
+        .expect("the node joins the backplane")
+}
+
+/// A peer of `hub` on `server` (with `query` on negotiate and connect): the peer and its id.
+async fn peer(server: &Server, hub: &str, protocol: Protocol, query: &str) -> (Peer, String) {
+    let url = format!(
+        "{}/negotiate?negotiateVersion=1&{query}",
+        server.hub_url(hub)
+    );
+    let response = within(http().post(url).send()).await.unwrap();
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let token = body["connectionToken"].as_str().unwrap();
+    let ws = format!("{}?id={token}&{query}", server.hub_url(hub)).replacen("http", "ws", 1);
+    let mut peer = Peer::handshake(open(&ws).await, protocol, 1).await;
+    if hub == "test" {
+        let welcome = peer.next().await.unwrap();
+        assert!(matches!(welcome, HubMessage::Invocation(ref i) if i.target == "Welcome"));
+    }
+    (peer, body["connectionId"].as_str().unwrap().to_owned())
+}
+
+/// Invokes `target(args...)` and waits for its Completion; invocations that arrive meanwhile
+/// stay queued for [`received`].
+async fn call(peer: &mut Peer, target: &str, args: Value) -> Completion {
+    let args: Vec<RawValue> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| peer.arg(a))
+        .collect();
+    peer.invoke("c", target, args).await;
+    let mut held = Vec::new();
+    let completion = loop {
+        match within(peer.next()).await.expect("the socket stays open") {
+            HubMessage::Completion(c) if c.invocation_id == "c" => break c,
+            other => held.push(other),
+        }
+    };
+    for message in held.into_iter().rev() {
+        peer.pending.push_front(message);
+    }
+    completion
+}
+
+/// The next invocation the peer receives: its target and arguments.
+async fn received(peer: &mut Peer) -> (String, Vec<Value>) {
+    loop {
+        if let HubMessage::Invocation(i) = within(peer.next()).await.expect("a message") {
+            let args = i.arguments.iter().map(|a| a.decode().unwrap()).collect();
+            return (i.target, args);
+        }
+    }
+}
+
+fn message(target: &str, args: Value) -> (String, Vec<Value>) {
+    (target.to_owned(), args.as_array().unwrap().clone())
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_node_and_skips_the_excluded_caller() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut a1, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (mut b1, _) = peer(&b, "test", Protocol::MessagePack, "").await;
+    let (mut b2, _) = peer(&b, "test", Protocol::Json, "").await;
+
+    call(&mut a1, "SendToOthers", json!(["x"])).await;
+    for p in [&mut b1, &mut b2] {
+        assert_eq!(received(p).await, message("Broadcast", json!(["x"])));
+    }
+    call(&mut b1, "Broadcast", json!([{"n": 1}])).await;
+    for p in [&mut a1, &mut b1, &mut b2] {
+        // For a1 this is also the first thing it receives: "x" excluded it.
+        assert_eq!(received(p).await, message("Broadcast", json!([{"n": 1}])));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn group_members_on_another_node_receive_group_sends_until_they_leave() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut a1, _) = peer(&a, "test", Protocol::MessagePack, "").await;
+    let (mut b1, _) = peer(&b, "test", Protocol::Json, "").await;
+
+    call(&mut a1, "JoinGroup", json!(["g"])).await;
+    call(&mut b1, "SendToGroup", json!(["g", "hi"])).await;
+    assert_eq!(
+        received(&mut a1).await,
+        message("GroupMessage", json!(["g", "hi"]))
+    );
+
+    call(&mut a1, "LeaveGroup", json!(["g"])).await;
+    call(&mut b1, "SendToGroup", json!(["g", "gone"])).await;
+    call(&mut b1, "Broadcast", json!(["end"])).await;
+    assert_eq!(
+        received(&mut a1).await,
+        message("Broadcast", json!(["end"]))
+    );
+    assert_eq!(
+        received(&mut b1).await,
+        message("Broadcast", json!(["end"]))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_is_reached_on_every_node_it_is_connected_to() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut ann_a, _) = peer(&a, "test", Protocol::Json, "access_token=ann").await;
+    let (mut ann_b, _) = peer(&b, "test", Protocol::MessagePack, "access_token=ann").await;
+    let (mut bob, _) = peer(&b, "test", Protocol::Json, "access_token=bob").await;
+
+    call(&mut bob, "SendToUser", json!(["ann", "u"])).await;
+    for p in [&mut ann_a, &mut ann_b] {
+        assert_eq!(received(p).await, message("UserMessage", json!(["u"])));
+    }
+    call(&mut ann_a, "SendToUser", json!(["bob", "back"])).await;
+    assert_eq!(
+        received(&mut bob).await,
+        message("UserMessage", json!(["back"]))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_connection_on_another_node_is_reached_by_its_id() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut a1, a1_id) = peer(&a, "relay", Protocol::Json, "").await;
+    let (mut b1, b1_id) = peer(&b, "relay", Protocol::MessagePack, "").await;
+    let (mut b2, _) = peer(&b, "relay", Protocol::Json, "").await;
+
+    call(&mut a1, "SendToConnection", json!([b1_id, "to b1"])).await;
+    assert_eq!(received(&mut b1).await, message("Direct", json!(["to b1"])));
+    call(&mut b2, "SendToConnection", json!([a1_id, "to a1"])).await;
+    assert_eq!(received(&mut a1).await, message("Direct", json!(["to a1"])));
+    // A connection of this node is served without Redis: nothing was published for it.
+    let published = b.backplane_stats().unwrap().published;
+    call(&mut b2, "SendToConnection", json!([b1_id, "local"])).await;
+    assert_eq!(received(&mut b1).await, message("Direct", json!(["local"])));
+    assert_eq!(b.backplane_stats().unwrap().published, published);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn adding_a_connection_of_another_node_to_a_group_waits_for_that_nodes_ack() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut a1, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (mut b1, b1_id) = peer(&b, "test", Protocol::Json, "").await;
+
+    within(a.add_to_group("test", "g", &b1_id)).await.unwrap();
+    call(&mut a1, "SendToGroup", json!(["g", "added"])).await;
+    assert_eq!(
+        received(&mut b1).await,
+        message("GroupMessage", json!(["g", "added"]))
+    );
+
+    within(a.remove_from_group("test", "g", &b1_id))
+        .await
+        .unwrap();
+    call(&mut a1, "SendToGroup", json!(["g", "removed"])).await;
+    call(&mut a1, "Broadcast", json!(["end"])).await;
+    assert_eq!(
+        received(&mut b1).await,
+        message("Broadcast", json!(["end"]))
+    );
+
+    // No node holds this connection: no ack comes, and the call fails after the timeout.
+    let error = within(a.add_to_group("test", "g", "nobody"))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no node acknowledged"),
+        "{error}"
+    );
+    assert_eq!(a.backplane_stats().unwrap().ack_timeouts, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_envelope_published_by_another_server_reaches_clients_in_their_protocol() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let a = node(&redis).await;
+    let (mut json_peer, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (mut msgpack_peer, _) = peer(&a, "test", Protocol::MessagePack, "").await;
+    let (mut excluded, excluded_id) = peer(&a, "test", Protocol::Json, "").await;
+
+    // What an ASP.NET Core node writes for Clients.AllExcept([id]).SendAsync("Send", "hi", 2).
+    let payload = encode_invocation(&Invocation {
+        excluded: vec![excluded_id],
+        messages: vec![
+            (
+                "json".into(),
+                b"{\"type\":1,\"target\":\"Send\",\"arguments\":[\"hi\",2]}\x1e".to_vec(),
+            ),
+            (
+                "messagepack".into(),
+                b"\x0f\x96\x01\x80\xc0\xa4Send\x92\xa2hi\x02\x90".to_vec(),
+            ),
+        ],
+        return_to: None,
+    });
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = within(client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    let publish =
+        |channel: &str, payload: Vec<u8>| redis::cmd("PUBLISH").arg(channel).arg(payload).clone();
+    let receivers: i64 = within(publish("it-Contoso.TestHub:all", payload).query_async(&mut conn))
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1, "the node's one pattern subscription");
+    for p in [&mut json_peer, &mut msgpack_peer] {
+        assert_eq!(received(p).await, message("Send", json!(["hi", 2])));
+    }
+
+    // Garbage is counted and dropped; the node keeps serving.
+    let _: i64 =
+        within(publish("it-Contoso.TestHub:all", b"\x92\x90\xc1".to_vec()).query_async(&mut conn))
+            .await
+            .unwrap();
+    within(a.wait_for_backplane(|s| s.malformed == 1))
+        .await
+        .unwrap();
+    call(&mut excluded, "Broadcast", json!(["after"])).await;
+    assert_eq!(
+        received(&mut excluded).await,
+        message("Broadcast", json!(["after"]))
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_redis_is_unreachable_at_start_fails_with_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Config {
+        redis: Some(RedisConfig::new(format!("redis://127.0.0.1:{port}"))),
+        ..Config::default()
+    };
+    let error = within(talkback_fixture::spawn(config)).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot reach Redis at redis://127.0.0.1:{port}")),
+        "{error}"
+    );
+    let config = Config {
+        redis: Some(RedisConfig::new("http://nope")),
+        ..Config::default()
+    };
+    let error = within(talkback_fixture::spawn(config)).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{error}");
+}
+
+#[tokio::test]
+async fn losing_redis_keeps_local_sends_working_and_the_nodes_reconnect_when_it_is_back() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut a1, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (mut b1, _) = peer(&b, "test", Protocol::Json, "").await;
+    call(&mut a1, "JoinGroup", json!(["g"])).await;
+
+    let port = redis.kill().await;
+    within(a.wait_for_backplane(|s| !s.connected && s.connection_losses == 1))
+        .await
+        .unwrap();
+    // Local fan-out goes on; the cross-node part fails visibly.
+    call(&mut a1, "Broadcast", json!(["alone"])).await;
+    assert_eq!(
+        received(&mut a1).await,
+        message("Broadcast", json!(["alone"]))
+    );
+    call(&mut a1, "SendToGroup", json!(["g", "alone"])).await;
+    assert_eq!(
+        received(&mut a1).await,
+        message("GroupMessage", json!(["g", "alone"]))
+    );
+    within(a.wait_for_backplane(|s| s.publish_failures >= 1))
+        .await
+        .unwrap();
+    let metrics = within(http().get(format!("{}/metrics", a.url())).send())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\ntalkback_backplane_connected 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("\ntalkback_backplane_publish_failures_total 0\n"),
+        "{metrics}"
+    );
+
+    // Redis comes back on the same port: both nodes subscribe again, groups kept.
+    let _redis = Redis::on_port(port).await;
+    for node in [&a, &b] {
+        within(node.wait_for_backplane(|s| s.connected && s.reconnects == 1))
+            .await
+            .unwrap();
+    }
+    call(&mut b1, "SendToGroup", json!(["g", "back"])).await;
+    assert_eq!(
+        received(&mut a1).await,
+        message("GroupMessage", json!(["g", "back"]))
+    );
+    call(&mut a1, "Broadcast", json!(["both"])).await;
+    assert_eq!(
+        received(&mut b1).await,
+        message("Broadcast", json!(["both"]))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_result_crosses_nodes_with_a_value_or_an_error_across_protocols() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (mut caller, _) = peer(&a, "relay", Protocol::Json, "").await;
+    let (mut callee, callee_id) = peer(&b, "relay", Protocol::MessagePack, "").await;
+
+    for (answer, expected) in [
+        (CompletionResult::Value(callee.arg(42)), Ok(json!(42))),
+        (CompletionResult::Error("no".into()), Err("no".to_owned())),
+    ] {
+        caller
+            .invoke(
+                "ask",
+                "AskConnection",
+                vec![
+                    caller.arg(&callee_id),
+                    caller.arg("Question"),
+                    caller.arg(5),
+                ],
+            )
+            .await;
+        let HubMessage::Invocation(question) = within(callee.next()).await.unwrap() else {
+            panic!("the callee is asked");
+        };
+        assert_eq!(question.target, "Question");
+        assert_eq!(question.arguments[0].decode::<Value>().unwrap(), json!(5));
+        let id = question
+            .invocation_id
+            .expect("a client result carries an id");
+        callee
+            .send(HubMessage::Completion(Completion {
+                invocation_id: id,
+                result: answer,
+                headers: Default::default(),
+            }))
+            .await;
+        let HubMessage::Completion(done) = within(caller.next()).await.unwrap() else {
+            panic!("the caller gets its completion");
+        };
+        assert_eq!(done.invocation_id, "ask");
+        match (done.result, expected) {
+            (CompletionResult::Value(v), Ok(e)) => assert_eq!(v.decode::<Value>().unwrap(), e),
+            (CompletionResult::Error(t), Err(e)) => assert_eq!(t, e),
+            (other, e) => panic!("{other:?} where {e:?} was expected"),
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stopped_node_leaves_the_cluster_and_its_clients_carry_on_at_another() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = within(client.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    // PUBLISH answers how many subscribers got it: an ack for a server that does not exist
+    // reaches every node's pattern subscription and changes nothing.
+    let probe = redis::cmd("PUBLISH")
+        .arg("it-Contoso.TestHub:internal:ack:nobody")
+        .arg(&b"\x91\x01"[..])
+        .clone();
+    let subscribers: i64 = within(probe.query_async(&mut conn)).await.unwrap();
+    assert_eq!(subscribers, 2, "one pattern subscription per node");
+
+    let (mut a1, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (mut b1, _) = peer(&b, "test", Protocol::Json, "").await;
+    call(&mut b1, "JoinGroup", json!(["g"])).await;
+    b.shutdown().await;
+    match within(b1.next()).await {
+        Some(HubMessage::Close(close)) => assert!(close.allow_reconnect),
+        other => panic!("expected a Close allowing reconnect, got {other:?}"),
+    }
+    let subscribers: i64 = within(probe.query_async(&mut conn)).await.unwrap();
+    assert_eq!(subscribers, 1, "the stopped node unsubscribed");
+
+    // The client reconnects to the remaining node (a new connection) and joins again.
+    let (mut b1_again, _) = peer(&a, "test", Protocol::Json, "").await;
+    call(&mut b1_again, "JoinGroup", json!(["g"])).await;
+    call(&mut a1, "SendToGroup", json!(["g", "still here"])).await;
+    assert_eq!(
+        received(&mut b1_again).await,
+        message("GroupMessage", json!(["g", "still here"]))
+    );
+    a.shutdown().await;
+}
