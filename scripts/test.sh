@@ -160,7 +160,10 @@ wasm_browser_tests() {
 
 # The npm package talkback-signalr: built by scripts/build-npm.sh (wasm-release profile,
 # wasm-bindgen, wasm-opt from npm's binaryen), then loaded by a page in headless Chromium that
-# runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs).
+# runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs); then
+# its packaging (client-wasm/npm/test/packaging.mjs: the tarball installed into an app, tsc on a
+# typed app, esbuild and Vite bundles and module workers in Chromium) and the fixture's demo page
+# (demo.mjs: a message from the native `talkback` CLI rendered at /, target/artifacts/demo.png).
 npm_package_tests() {
   if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
   local tc target_dir
@@ -170,7 +173,23 @@ npm_package_tests() {
   [ -d tests/interop/node_modules/ws ] || (cd tests/interop && npm ci --no-audit --no-fund)
   cargo build -p talkback-fixture
   target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs
+  # The packaging and demo tests' tools (esbuild, Vite, TypeScript: pinned by the lockfile);
+  # npm ci only when client-wasm/npm/test/package-lock.json changed since the last install.
+  local stamp=client-wasm/npm/test/node_modules/.talkback-lock-stamp
+  if [ -f "$stamp" ] && cmp -s "$stamp" client-wasm/npm/test/package-lock.json; then
+    echo "client-wasm/npm/test/node_modules is up to date"
+  else
+    (cd client-wasm/npm/test && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+    cp client-wasm/npm/test/package-lock.json "$stamp"
+  fi
+  # The native client of the demo test, with the test step's features (so nothing rebuilds).
+  cargo build --workspace --all-features --bin talkback
+  local failed=0
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs || failed=1
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/packaging.mjs || failed=1
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" TALKBACK_CLI_BIN="$target_dir/debug/talkback" \
+    TALKBACK_ARTIFACTS="$target_dir/artifacts" node client-wasm/npm/test/demo.mjs || failed=1
+  return "$failed"
 }
 
 interop() {
@@ -178,9 +197,12 @@ interop() {
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/run.mjs
+  # Azure service mode: the official client through the two-step negotiate (docs/azure-mode.md).
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/azure.mjs
 }
 
 step "setup: Rust components (rustfmt, clippy)" setup_rust
+step "setup: redis-server (Redis backplane tests)" scripts/redis-setup.sh
 if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" "SKIP_WASM=1"
 else step "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" setup_wasm; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "setup: Node packages (npm ci)" "SKIP_INTEROP=1"; else step "setup: Node packages (npm ci)" setup_node; fi

@@ -49,6 +49,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "azure")]
+pub mod azure;
 mod http;
 pub mod reconnect;
 mod runtime;

@@ -67,6 +67,14 @@ pub struct FixtureConfig {
     /// When set, every admin request must carry `X-Talkback-Admin: <token>`; otherwise any
     /// non-empty `X-Talkback-Admin` value (default `None`). See the crate docs, "Admin".
     pub admin_token: Option<String>,
+    /// Join a Redis backplane (scale-out across nodes, ASP.NET Core's protocol; default `None`:
+    /// this node alone). See `docs/backplane.md`.
+    pub redis: Option<crate::backplane::RedisConfig>,
+    /// Azure SignalR Service mode (default `None`: off); see [`crate::AzureConfig`].
+    pub azure: Option<crate::AzureConfig>,
+    /// The folder holding the built npm package `talkback-signalr` that the browser demo at `/`
+    /// loads (default `None`: `client-wasm/npm/dist` of this source tree; see `demo.rs`).
+    pub demo_package_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for FixtureConfig {
@@ -94,6 +102,9 @@ impl Default for FixtureConfig {
             cors_origins: Vec::new(),
             admin_enabled: true,
             admin_token: None,
+            redis: None,
+            azure: None,
+            demo_package_dir: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 use talkback_core::protocol::{encode_arguments, HubMessage, Invocation, Protocol, RawValue};
 
 /// Who receives a fan-out message, within one hub.
@@ -55,6 +56,20 @@ impl Outgoing {
         }
     }
 
+    /// A message whose arguments arrived already encoded, one list per protocol or why it is
+    /// missing (a message received from the Redis backplane).
+    pub(crate) fn from_encoded(
+        target: String,
+        json: Result<Vec<RawValue>, String>,
+        msgpack: Result<Vec<RawValue>, String>,
+    ) -> Self {
+        Outgoing {
+            target,
+            json,
+            msgpack,
+        }
+    }
+
     /// The Invocation (without an invocation id) in `protocol`, or why its arguments did not
     /// encode in that protocol.
     pub(crate) fn invocation(&self, protocol: Protocol) -> Result<HubMessage, HubError> {
@@ -87,6 +102,28 @@ pub(crate) trait FanOut: Send + Sync {
 
     /// Forgets every group membership of a connection that ended.
     fn disconnected(&self, hub: &str, connection_id: &str);
+
+    // User-level group membership and group queries, for the Azure REST API (src/azure/).
+    // The defaults keep other implementations building; [`LocalFanOut`] implements them, and a
+    // backplane should delegate them to its local fan-out (and mirror the changes).
+
+    /// Adds a user of `hub` to `group` until `expires` (forever for `None`): every connection
+    /// of that user, present or future, receives the group's messages.
+    fn join_user(&self, _hub: &str, _group: &str, _user: &str, _expires: Option<Instant>) {}
+
+    /// Removes a user of `hub` (and the user's connections) from `group`, or from every group
+    /// for `None`.
+    fn leave_user(&self, _hub: &str, _group: Option<&str>, _user: &str) {}
+
+    /// Whether `user` is in `group` of `hub` (as a user, or through one of its connections).
+    fn user_in_group(&self, _hub: &str, _group: &str, _user: &str) -> bool {
+        false
+    }
+
+    /// The ids of the live connections that receive `group`'s messages.
+    fn group_connections(&self, _hub: &str, _group: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Group keys: the hub's name in lower case, then the group's name as given.
@@ -96,6 +133,9 @@ type GroupKey = (String, String);
 pub(crate) struct LocalFanOut {
     connections: Arc<Connections>,
     groups: Mutex<HashMap<GroupKey, HashSet<String>>>,
+    /// Users in groups, each until its expiry (`None`: no ttl); expired entries are dropped
+    /// when their group is next read.
+    user_groups: Mutex<HashMap<GroupKey, HashMap<String, Option<Instant>>>>,
 }
 
 impl LocalFanOut {
@@ -103,19 +143,47 @@ impl LocalFanOut {
         LocalFanOut {
             connections,
             groups: Mutex::new(HashMap::new()),
+            user_groups: Mutex::new(HashMap::new()),
         }
     }
 
     fn group_members(&self, hub: &str, group: &str) -> Vec<Arc<Conn>> {
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
         let ids: Vec<String> = self
             .groups
             .lock()
-            .get(&(hub.to_ascii_lowercase(), group.to_owned()))
+            .get(&key)
             .map(|m| m.iter().cloned().collect())
             .unwrap_or_default();
-        ids.iter()
+        let mut members: Vec<Arc<Conn>> = ids
+            .iter()
             .filter_map(|id| self.connections.get(id))
-            .collect()
+            .collect();
+        let users = self.live_users(&key);
+        if !users.is_empty() {
+            for conn in self.connections.all(Some(hub)) {
+                let user = conn.user.as_deref();
+                if user.is_some_and(|u| users.contains(u)) && !ids.contains(&conn.id) {
+                    members.push(conn);
+                }
+            }
+        }
+        members
+    }
+
+    /// The users of a group whose membership has not expired (dropping the expired ones).
+    fn live_users(&self, key: &GroupKey) -> HashSet<String> {
+        let mut user_groups = self.user_groups.lock();
+        let Some(users) = user_groups.get_mut(key) else {
+            return HashSet::new();
+        };
+        let now = Instant::now();
+        users.retain(|_, expires| expires.is_none_or(|at| at > now));
+        let live = users.keys().cloned().collect();
+        if users.is_empty() {
+            user_groups.remove(key);
+        }
+        live
     }
 }
 
@@ -180,6 +248,61 @@ impl FanOut for LocalFanOut {
             }
             !members.is_empty()
         });
+    }
+
+    fn join_user(&self, hub: &str, group: &str, user: &str, expires: Option<Instant>) {
+        self.user_groups
+            .lock()
+            .entry((hub.to_ascii_lowercase(), group.to_owned()))
+            .or_default()
+            .insert(user.to_owned(), expires);
+    }
+
+    fn leave_user(&self, hub: &str, group: Option<&str>, user: &str) {
+        let hub = hub.to_ascii_lowercase();
+        self.user_groups.lock().retain(|(h, g), users| {
+            if *h == hub && group.is_none_or(|group| group == g) {
+                users.remove(user);
+            }
+            !users.is_empty()
+        });
+        // The user's connections leave too (the REST API removes the user, not only the
+        // user-level membership).
+        let conns: Vec<String> = self
+            .connections
+            .all(Some(&hub))
+            .into_iter()
+            .filter(|c| c.user.as_deref() == Some(user))
+            .map(|c| c.id.clone())
+            .collect();
+        if conns.is_empty() {
+            return;
+        }
+        self.groups.lock().retain(|(h, g), members| {
+            if *h == hub && group.is_none_or(|group| group == g) {
+                for id in &conns {
+                    members.remove(id);
+                }
+            }
+            !members.is_empty()
+        });
+    }
+
+    fn user_in_group(&self, hub: &str, group: &str, user: &str) -> bool {
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
+        if self.live_users(&key).contains(user) {
+            return true;
+        }
+        self.group_members(hub, group)
+            .iter()
+            .any(|c| c.user.as_deref() == Some(user))
+    }
+
+    fn group_connections(&self, hub: &str, group: &str) -> Vec<String> {
+        self.group_members(hub, group)
+            .into_iter()
+            .map(|c| c.id.clone())
+            .collect()
     }
 }
 

@@ -67,6 +67,9 @@ pub(crate) type StreamFn = Arc<
         + Sync,
 >;
 pub(crate) type LifecycleFn = Arc<dyn Fn(HubContext) -> BoxFuture<()> + Send + Sync>;
+/// Makes the method for a target the hub does not define, given the target and the
+/// invocation id (the Azure serverless mode forwards every invocation upstream).
+pub(crate) type FallbackFn = Arc<dyn Fn(&str, Option<&str>) -> Option<Method> + Send + Sync>;
 
 /// A registered hub method.
 #[derive(Clone)]
@@ -86,6 +89,8 @@ pub struct Hub {
     pub(crate) methods: HashMap<String, Method>,
     pub(crate) on_connected: Option<LifecycleFn>,
     pub(crate) on_disconnected: Option<LifecycleFn>,
+    /// Answers targets the hub does not define (see [`FallbackFn`]).
+    pub(crate) fallback: Option<FallbackFn>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -106,6 +111,7 @@ impl Hub {
                 methods: HashMap::new(),
                 on_connected: None,
                 on_disconnected: None,
+                fallback: None,
             },
         }
     }
@@ -113,6 +119,14 @@ impl Hub {
     /// The hub's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The method for `target`: a defined one, else the fallback's.
+    pub(crate) fn resolve(&self, target: &str, invocation_id: Option<&str>) -> Option<Method> {
+        match self.find(target) {
+            Some(method) => Some(method.clone()),
+            None => self.fallback.as_ref()?(target, invocation_id),
+        }
     }
 
     pub(crate) fn find(&self, target: &str) -> Option<&Method> {

@@ -19,12 +19,16 @@
 //! **Slow consumers**: see [`Config`]: a connection whose bounded outbound queue is full is
 //! aborted, so a client that does not read never grows the server's memory.
 
+mod azure;
+pub mod backplane;
 mod config;
 mod context;
+mod demo;
 mod fanout;
 mod faults;
 mod hub;
 mod metrics;
+mod queue;
 mod registry;
 mod routes;
 mod serve;
@@ -32,6 +36,8 @@ mod session;
 mod test_hub;
 pub mod wire;
 
+pub use azure::{generate_access_key, AzureConfig, NoUpstream, ServiceMode, UpstreamRule};
+pub use backplane::{BackplaneError, BackplaneStats, RedisConfig};
 pub use config::FixtureConfig as Config;
 pub use context::{HubContext, StreamSender, UploadStream};
 pub use faults::{ConnectionFaults, Faults};
@@ -104,7 +110,12 @@ pub async fn spawn(config: Config) -> std::io::Result<Server> {
 pub async fn spawn_with_hubs(config: Config, hubs: Vec<Hub>) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(config, hubs));
+    // Redis unreachable at start is an error: a node that cannot join its cluster does not serve.
+    let backplane = match &config.redis {
+        Some(redis) => Some(backplane::connect(redis).await?),
+        None => None,
+    };
+    let shared = Arc::new(Shared::with_backplane(config, hubs, backplane));
     let app = routes::router(shared.clone());
     tokio::spawn(registry::reap(
         Arc::downgrade(&shared),
@@ -276,6 +287,76 @@ impl Server {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        if let Some(backplane) = &self.shared.backplane {
+            backplane.close().await;
+        }
+    }
+
+    /// The Redis backplane's counters, when this node is in a cluster.
+    pub fn backplane_stats(&self) -> Option<BackplaneStats> {
+        self.shared.backplane.as_ref().map(|b| b.stats.snapshot())
+    }
+
+    /// This node's server name on the backplane (where its acks come back), if any.
+    pub fn backplane_server_name(&self) -> Option<String> {
+        self.shared
+            .backplane
+            .as_ref()
+            .map(|b| b.server_name().to_owned())
+    }
+
+    /// Resolves once `ready` holds for the backplane's counters, woken by their changes (never
+    /// by a timer: wrap it in a timeout); at once with `None` without a backplane.
+    pub async fn wait_for_backplane(
+        &self,
+        ready: impl Fn(&BackplaneStats) -> bool,
+    ) -> Option<BackplaneStats> {
+        let backplane = self.shared.backplane.as_ref()?;
+        let mut changes = backplane.stats.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let stats = backplane.stats.snapshot();
+            if ready(&stats) {
+                return Some(stats);
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Adds a connection of `hub` to `group`, wherever it is: with a backplane, a connection on
+    /// another node is added by that node, and this returns once it acknowledged (or fails
+    /// after the ack timeout), as ASP.NET Core's `Groups.AddToGroupAsync`.
+    pub async fn add_to_group(
+        &self,
+        hub: &str,
+        group: &str,
+        connection_id: &str,
+    ) -> Result<(), HubError> {
+        match &self.shared.backplane {
+            Some(b) => b.add_to_group(hub, group, connection_id).await,
+            None => {
+                self.shared.fan_out.join(hub, group, connection_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes a connection of `hub` from `group`, wherever it is (see [`Self::add_to_group`]).
+    pub async fn remove_from_group(
+        &self,
+        hub: &str,
+        group: &str,
+        connection_id: &str,
+    ) -> Result<(), HubError> {
+        match &self.shared.backplane {
+            Some(b) => b.remove_from_group(hub, group, connection_id).await,
+            None => {
+                self.shared.fan_out.leave(hub, group, connection_id);
+                Ok(())
+            }
+        }
     }
 }
 

@@ -62,6 +62,64 @@ struct Args {
     /// Transports offered: any of ws, sse, lp (repeatable; default all).
     #[arg(long = "transport", value_parser = parse_transport)]
     transports: Vec<TransportKind>,
+    /// Also act as a local Azure SignalR Service (`/client/`, `/api/` REST API, upstream);
+    /// prints its connection string at start.
+    #[arg(long)]
+    azure: bool,
+    /// An access key (repeatable: the first signs, all are accepted, as during a rotation;
+    /// default: a random key).
+    #[arg(long = "azure-access-key", value_name = "KEY", requires = "azure")]
+    azure_access_keys: Vec<String>,
+    /// The Azure service mode: default (the fixture's hubs are the app server) or serverless.
+    #[arg(long, value_name = "MODE", default_value = "default", value_parser = parse_service_mode)]
+    service_mode: talkback_fixture::ServiceMode,
+    /// The application name: hub names become `<app>_<hub>`.
+    #[arg(long = "azure-app-name", value_name = "APP", requires = "azure")]
+    azure_app_name: Option<String>,
+    /// A serverless upstream rule, `URL[;hub=P][;category=P][;event=P]`, the URL with
+    /// `{hub}`, `{category}`, `{event}` (repeatable; the first match wins).
+    #[arg(long = "upstream", value_name = "RULE", requires = "azure",
+          value_parser = talkback_fixture::UpstreamRule::parse)]
+    upstreams: Vec<talkback_fixture::UpstreamRule>,
+    /// In serverless mode, close a client whose invocation no upstream rule matches (default:
+    /// ignore the invocation).
+    #[arg(long, requires = "azure")]
+    disconnect_without_upstream: bool,
+    /// The free tier's limits: 20 connections, 20,000 messages a day.
+    #[arg(long, requires = "azure")]
+    free_tier: bool,
+    /// Service units: 1,000 client connections each (ignored with --free-tier).
+    #[arg(long, default_value_t = 1, requires = "azure")]
+    units: usize,
+    /// Messages allowed per UTC day (2 KB pieces; default unlimited, 20,000 with --free-tier).
+    #[arg(long, value_name = "N", requires = "azure")]
+    messages_per_day: Option<u64>,
+    /// Join a Redis backplane at this URL (`redis://127.0.0.1:6379[/db]`): every fan-out crosses
+    /// nodes, in ASP.NET Core's backplane format. Redis unreachable at start is an error.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Prepended to every Redis channel name (ASP.NET Core's `ChannelPrefix`).
+    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    redis_prefix: Option<String>,
+    /// A hub's channel name on the backplane, `HUB=NAME` (`test=Contoso.TestHub`, as ASP.NET
+    /// Core names it after the hub's .NET type; repeatable; default: the hub's path name).
+    #[arg(long = "redis-hub-name", value_name = "HUB=NAME", requires = "redis",
+          value_parser = talkback_fixture::RedisConfig::parse_hub_name)]
+    redis_hub_names: Vec<(String, String)>,
+    /// The built npm package talkback-signalr that the demo page at `/` loads (default:
+    /// client-wasm/npm/dist of the source tree; scripts/build-npm.sh builds it).
+    #[arg(long, value_name = "DIR")]
+    demo_package_dir: Option<std::path::PathBuf>,
+}
+
+fn parse_service_mode(name: &str) -> Result<talkback_fixture::ServiceMode, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "default" => Ok(talkback_fixture::ServiceMode::Default),
+        "serverless" => Ok(talkback_fixture::ServiceMode::Serverless),
+        _ => Err(format!(
+            "unknown service mode '{name}' (default or serverless)"
+        )),
+    }
 }
 
 fn parse_transport(name: &str) -> Result<TransportKind, String> {
@@ -99,10 +157,45 @@ async fn main() -> std::process::ExitCode {
         cors_origins: args.cors_origins,
         admin_enabled: !args.no_admin,
         admin_token: args.admin_token,
+        demo_package_dir: args.demo_package_dir,
         ..Default::default()
     };
     if let Some(max) = args.max_connections {
         config.max_connections = max;
+    }
+    if let Some(url) = args.redis {
+        let mut redis = talkback_fixture::RedisConfig::new(url);
+        if let Some(prefix) = args.redis_prefix {
+            redis = redis.with_prefix(prefix);
+        }
+        for (hub, name) in args.redis_hub_names {
+            redis = redis.with_hub_name(hub, name);
+        }
+        config.redis = Some(redis);
+    }
+    if args.azure {
+        let mut azure = talkback_fixture::AzureConfig::default();
+        if !args.azure_access_keys.is_empty() {
+            azure.access_keys = args
+                .azure_access_keys
+                .iter()
+                .map(|k| talkback_core::azure::AccessKey::new(k.as_str()))
+                .collect();
+        }
+        azure.mode = args.service_mode;
+        azure.application_name = args.azure_app_name;
+        azure.upstreams = args.upstreams;
+        if args.disconnect_without_upstream {
+            azure.no_upstream = talkback_fixture::NoUpstream::Disconnect;
+        }
+        azure.max_client_connections = args.units.max(1).saturating_mul(1000);
+        if args.free_tier {
+            azure = azure.free_tier();
+        }
+        if args.messages_per_day.is_some() {
+            azure.messages_per_day = args.messages_per_day;
+        }
+        config.azure = Some(azure);
     }
     if !args.transports.is_empty() {
         config.transports = args
@@ -113,13 +206,21 @@ async fn main() -> std::process::ExitCode {
     let server = match talkback_fixture::spawn(config).await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("talkback-fixture: cannot listen: {e}");
+            eprintln!("talkback-fixture: cannot start: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
     println!("listening on {}", server.url());
     println!("test hub: {}", server.hub_url("test"));
     println!("chat hub: {}", server.hub_url("chat"));
+    println!("demo:     {}/ (chat and live dashboard)", server.url());
+    if let Some(connection_string) = server.azure_connection_string() {
+        println!("azure connection string: {connection_string}");
+        println!(
+            "azure app negotiate:     {}/api/negotiate?hub=<hub>[&userId=<user>]",
+            server.url()
+        );
+    }
     if !args.no_admin {
         println!(
             "admin:    {}/admin/connections (send the X-Talkback-Admin header)",

@@ -6,6 +6,7 @@ use crate::fanout::{FanOut, LocalFanOut};
 use crate::faults::{ConnectionFaults, Faults};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::queue;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use talkback_core::protocol::{CompletionResult, HubMessage, Protocol};
 use talkback_core::transport::TransportKind;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 /// What hub code asks a connection's session to do.
 #[derive(Debug)]
@@ -53,18 +54,18 @@ pub(crate) enum Outbound {
 /// The transport side of a connection's pipes.
 pub(crate) struct Pipe {
     /// Client bytes and transport events, to the session.
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: queue::Sender<Inbound>,
     /// Frames for the client, pulled by whichever transport request is active.
-    pub outbound: Arc<tokio::sync::Mutex<mpsc::Receiver<Outbound>>>,
+    pub outbound: Arc<tokio::sync::Mutex<queue::Receiver<Outbound>>>,
     /// The session's side, taken once when the session starts.
     pub session_side: Mutex<Option<SessionSide>>,
 }
 
 /// The session's ends of the pipes.
 pub(crate) struct SessionSide {
-    pub inbound: mpsc::Receiver<Inbound>,
-    pub outbound: mpsc::Sender<Outbound>,
-    pub commands: mpsc::Receiver<Command>,
+    pub inbound: queue::Receiver<Inbound>,
+    pub outbound: queue::Sender<Outbound>,
+    pub commands: queue::Receiver<Command>,
 }
 
 /// The HTTP request that opened the transport (for `GetQuery` and `GetHeader`).
@@ -88,7 +89,7 @@ pub(crate) struct Conn {
     pub transport: OnceLock<TransportKind>,
     pub protocol: OnceLock<Protocol>,
     pub request: OnceLock<RequestInfo>,
-    pub commands: mpsc::Sender<Command>,
+    pub commands: queue::Sender<Command>,
     pub pipe: Pipe,
     pub faults: ConnectionFaults,
     pub client_results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
@@ -154,13 +155,13 @@ impl Conn {
     pub(crate) fn push(&self, command: Command) -> bool {
         match self.commands.try_send(command) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(queue::TrySendError::Full(_)) => {
                 tracing::warn!(connection = %self.id, "outbound queue full: aborting a slow consumer");
                 self.metrics.queue_full_abort();
                 self.abort();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(queue::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -254,10 +255,17 @@ pub(crate) struct Shared {
     pub config: FixtureConfig,
     /// The hubs, by lower-case name.
     hubs: HashMap<String, Arc<Hub>>,
+    /// Hubs made at run time by the Azure service mode (looked up before `hubs`), by
+    /// lower-case name.
+    pub dynamic_hubs: Mutex<HashMap<String, Arc<Hub>>>,
+    /// The Azure service mode's state, when it is on ([`FixtureConfig::azure`]).
+    pub azure: Option<Arc<crate::azure::AzureState>>,
     pub faults: Faults,
     connections: Arc<Connections>,
     /// Every send to other connections and every group change (see [`crate::fanout`]).
     pub fan_out: Arc<dyn FanOut>,
+    /// The Redis backplane, when this node is in a cluster (it is also [`Self::fan_out`]).
+    pub backplane: Option<Arc<crate::backplane::RedisFanOut>>,
     /// The counters behind `GET /metrics`.
     pub metrics: Arc<Metrics>,
     tokens: Mutex<HashMap<String, String>>,
@@ -277,16 +285,35 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    #[cfg(test)]
     pub(crate) fn new(config: FixtureConfig, hubs: Vec<Hub>) -> Self {
+        Self::with_backplane(config, hubs, None)
+    }
+
+    /// A fixture whose fan-out goes through `backplane` (connected to Redis), if given.
+    pub(crate) fn with_backplane(
+        config: FixtureConfig,
+        hubs: Vec<Hub>,
+        backplane: Option<crate::backplane::Connected>,
+    ) -> Self {
         let connections = Arc::new(Connections::default());
+        let backplane = backplane.map(|b| b.start(connections.clone()));
+        let fan_out: Arc<dyn FanOut> = match &backplane {
+            Some(b) => b.clone(),
+            None => Arc::new(LocalFanOut::new(connections.clone())),
+        };
+        let azure = config.azure.as_ref().map(crate::azure::AzureState::new);
         Shared {
             config,
             hubs: hubs
                 .into_iter()
                 .map(|h| (h.name().to_ascii_lowercase(), Arc::new(h)))
                 .collect(),
+            dynamic_hubs: Mutex::new(HashMap::new()),
+            azure,
             faults: Faults::default(),
-            fan_out: Arc::new(LocalFanOut::new(connections.clone())),
+            fan_out,
+            backplane,
             connections,
             metrics: Arc::new(Metrics::default()),
             tokens: Mutex::new(HashMap::new()),
@@ -314,6 +341,15 @@ impl Shared {
 
     /// The hub served at `/hubs/{name}` (case-insensitive).
     pub(crate) fn hub(&self, name: &str) -> Option<Arc<Hub>> {
+        let name = name.to_ascii_lowercase();
+        if let Some(hub) = self.dynamic_hubs.lock().get(&name) {
+            return Some(hub.clone());
+        }
+        self.hubs.get(&name).cloned()
+    }
+
+    /// The hub registered at start under `name` (case-insensitive), not a run-time one.
+    pub(crate) fn static_hub(&self, name: &str) -> Option<Arc<Hub>> {
         self.hubs.get(&name.to_ascii_lowercase()).cloned()
     }
 
@@ -331,9 +367,9 @@ impl Shared {
         } else {
             id.clone()
         };
-        let (commands_tx, commands_rx) = mpsc::channel(self.config.outbound_queue_capacity.max(1));
-        let (inbound_tx, inbound_rx) = mpsc::channel(64);
-        let (outbound_tx, outbound_rx) = mpsc::channel(64);
+        let (commands_tx, commands_rx) = queue::channel(self.config.outbound_queue_capacity.max(1));
+        let (inbound_tx, inbound_rx) = queue::channel(64);
+        let (outbound_tx, outbound_rx) = queue::channel(64);
         let conn = Arc::new(Conn {
             id: id.clone(),
             token: token.clone(),

@@ -21,8 +21,9 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 type App = Arc<Shared>;
 
-/// The WebSocket read buffer per socket (see [`websocket`]).
-const WS_READ_BUFFER: usize = 2048;
+/// The WebSocket read buffer per socket (see [`websocket`]), allocated for every socket: also
+/// the most one read takes from the socket (a larger frame is read in several).
+const WS_READ_BUFFER: usize = 512;
 
 /// Frames one long-poll answer may batch.
 const MAX_POLL_BATCH: usize = 1024 * 1024;
@@ -69,6 +70,7 @@ pub(crate) fn router(shared: App) -> Router {
         .route("/hubs/{hub}", any(connect))
         // A base URL ending in `/` (`/hubs/chat/` gives `/hubs/chat/negotiate`), as ASP.NET routes.
         .route("/hubs/{hub}/", any(connect))
+        .merge(crate::azure::client_routes(&shared))
         .layer(cors);
     let mut app = hubs;
     if shared.config.admin_enabled {
@@ -86,7 +88,10 @@ pub(crate) fn router(shared: App) -> Router {
     let observe = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics));
-    app.merge(observe).with_state(shared)
+    app.merge(observe)
+        .merge(crate::demo::routes())
+        .merge(crate::azure::rest_routes(&shared))
+        .with_state(shared)
 }
 
 /// `GET /health`: `200 ok` while the fixture serves.
@@ -96,12 +101,16 @@ async fn health() -> Response {
 
 /// `GET /metrics`: the counters in the Prometheus text format (see `metrics.rs`).
 async fn metrics(State(shared): State<App>) -> Response {
+    let mut body = shared.metrics.render();
+    if let Some(backplane) = &shared.backplane {
+        backplane.stats.render(&mut body);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        shared.metrics.render(),
+        body,
     )
         .into_response()
 }
@@ -159,7 +168,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -176,7 +185,7 @@ fn query_value<'a>(query: &'a HashMap<String, String>, key: &str) -> Option<&'a 
 }
 
 /// The access token: the `Authorization: Bearer` header wins over the `access_token` query.
-fn access_token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn access_token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -203,19 +212,32 @@ async fn negotiate(
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let Some(hub) = shared.hub(&hub) else {
+    let Some(hub) = shared.static_hub(&hub) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
+    negotiate_for(&shared, &hub, user, &headers, &query)
+}
+
+/// Negotiate (a POST) for a connection of `hub` on behalf of `user` (also used by the Azure
+/// service mode, which resolves the hub and authenticates the user itself).
+pub(crate) fn negotiate_for(
+    shared: &App,
+    hub: &crate::hub::Hub,
+    user: Option<String>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Response {
     if shared.faults.refusing_new() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "new connections are refused (fault)",
         );
     }
-    if !shared.token_accepted(access_token(&headers, &query).as_deref()) {
+    if !shared.token_accepted(access_token(headers, query).as_deref()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let version = match query_value(&query, "negotiateVersion") {
+    let version = match query_value(query, "negotiateVersion") {
         None => 0,
         Some(v) => match v.parse::<i64>() {
             Ok(v) => v,
@@ -233,10 +255,9 @@ async fn negotiate(
     }
     let version = version.clamp(0, 1) as u32;
     let asked_stateful =
-        query_value(&query, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        query_value(query, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let stateful = asked_stateful && shared.config.allow_stateful_reconnect;
-    let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
-    let conn = shared.create(&hub, user, stateful, version);
+    let conn = shared.create(hub, user, stateful, version);
     let mut transports = Vec::new();
     for kind in [
         TransportKind::WebSockets,
@@ -277,9 +298,23 @@ async fn connect(
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(hub) = shared.hub(&hub) else {
+    let Some(hub) = shared.static_hub(&hub) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let user = access_token(request.headers(), &query).and_then(|t| crate::user_from_token(&t));
+    connect_for(shared, &hub, user, query, request).await
+}
+
+/// A transport request (GET), a send (POST) or a long-polling DELETE for a connection of
+/// `hub`; `user` owns a connection created here without negotiate (also used by the Azure
+/// service mode, which resolves the hub and authenticates the user itself).
+pub(crate) async fn connect_for(
+    shared: App,
+    hub: &crate::hub::Hub,
+    user: Option<String>,
+    query: HashMap<String, String>,
+    request: axum::extract::Request,
+) -> Response {
     let method = request.method().clone();
     let headers = request.headers().clone();
     let id = query.get("id").cloned();
@@ -329,8 +364,7 @@ async fn connect(
                     "new connections are refused (fault)",
                 );
             }
-            let user = access_token(&headers, &query).and_then(|t| crate::user_from_token(&t));
-            shared.create(&hub, user, false, 1)
+            shared.create(hub, user, false, 1)
         }
         None => return text(StatusCode::BAD_REQUEST, "Connection ID required"),
     };
