@@ -623,6 +623,40 @@ fn item_92_a_reattach_the_server_accepts_then_closes_at_once_ends_the_connection
 }
 
 #[test]
+fn item_92_a_reattach_dropped_without_a_close_frame_is_retried_longer_but_not_forever() {
+    let mut peer = stateful_peer(100_000);
+    reattach(&mut peer);
+    // Resets (no Close frame) before the server spoke are the network's doing more often than
+    // the server's answer: more than three are tried, ten in a row end the session.
+    peer.transmits();
+    for _ in 0..9 {
+        peer.ws(WebSocketEvent::Closed {
+            code: None,
+            reason: String::new(),
+        });
+        match peer.next_transmit() {
+            Transmit::OpenWebSocket { .. } => {}
+            other => panic!("another re-attach, got {other:?}"),
+        }
+        peer.ws(WebSocketEvent::Opened);
+        peer.transmits();
+    }
+    assert_ne!(peer.conn.state(), State::Disconnected);
+    peer.ws(WebSocketEvent::Closed {
+        code: None,
+        reason: String::new(),
+    });
+    let transmits = peer.transmits();
+    assert!(
+        !transmits
+            .iter()
+            .any(|t| matches!(t, Transmit::OpenWebSocket { .. })),
+        "no eleventh re-attach: {transmits:?}"
+    );
+    assert_eq!(peer.conn.state(), State::Disconnected);
+}
+
+#[test]
 fn item_92_a_failed_reattach_goes_to_the_reconnect_policy_under_a_new_connection() {
     let mut config = Peer::config(Protocol::Json);
     config.stateful_reconnect = true;

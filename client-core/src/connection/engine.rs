@@ -23,9 +23,14 @@ mod receive;
 mod send;
 mod start;
 
-/// Re-attaches in a row that may open and close before the server sends anything, before the
-/// stateful session counts as gone.
+/// Re-attaches in a row that the server may accept and then close (with a Close frame) before
+/// sending anything, before the stateful session counts as gone.
 const MAX_REATTACH_ATTEMPTS: u32 = 3;
+
+/// Re-attaches in a row that may open and then drop without a Close frame (a reset, code 1006)
+/// before the server sends anything. A reset is usually the network, not the server's answer,
+/// so it gets more tries; the bound still stops a server that resets every upgrade.
+const MAX_REATTACH_RESETS: u32 = 10;
 
 /// How long `stop` waits for the WebSocket to report that it closed.
 const STOP_WAIT: crate::Duration = crate::Duration::from_secs(5);
@@ -221,8 +226,10 @@ pub struct Connection {
     stateful_requested: bool,
     held_writes: VecDeque<u64>,
     reattach_reason: Option<Error>,
-    /// Re-attaches in a row that closed before the server sent anything.
+    /// Re-attaches in a row that the server closed (Close frame) before sending anything.
     reattach_failures: u32,
+    /// Re-attaches in a row that dropped without a Close frame before the server sent anything.
+    reattach_resets: u32,
     timers: Timers,
     reconnect: Option<Reconnect>,
 }
@@ -266,6 +273,7 @@ impl Connection {
             held_writes: VecDeque::new(),
             reattach_reason: None,
             reattach_failures: 0,
+            reattach_resets: 0,
             timers: Timers::default(),
             reconnect: None,
         }
@@ -603,6 +611,7 @@ impl Connection {
                     // The server spoke on a re-attached socket: the session is alive.
                     if std::mem::take(&mut link.reattach_unconfirmed) {
                         self.reattach_failures = 0;
+                        self.reattach_resets = 0;
                     }
                     self.on_data(now, &data);
                 }
@@ -611,7 +620,10 @@ impl Connection {
                 let was_open = link.opened;
                 let reattach_failed = link.reattach_unconfirmed;
                 if reattach_failed {
-                    self.reattach_failures += 1;
+                    match code {
+                        None | Some(1006) => self.reattach_resets += 1,
+                        Some(_) => self.reattach_failures += 1,
+                    }
                 }
                 let target = link.ws_target.clone();
                 self.link = None;
@@ -638,11 +650,15 @@ impl Connection {
                 } else if self.is_reattaching() {
                     let reason = self.reattach_reason.take();
                     self.lost(now, reason, Recovery::Policy);
-                } else if reattach_failed && self.reattach_failures >= MAX_REATTACH_ATTEMPTS {
+                } else if reattach_failed
+                    && (self.reattach_failures >= MAX_REATTACH_ATTEMPTS
+                        || self.reattach_resets >= MAX_REATTACH_RESETS)
+                {
                     // Opened, then closed before the server sent anything, again and again (a
                     // server that answers 101 and closes with 4404 "Connection not found."):
                     // the session is gone.
                     self.reattach_failures = 0;
+                    self.reattach_resets = 0;
                     self.lost(now, error, Recovery::Policy);
                 } else if !self.try_reattach(error.clone(), target) {
                     self.lost(now, error, Recovery::Policy);

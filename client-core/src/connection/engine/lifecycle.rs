@@ -52,7 +52,8 @@ impl Connection {
     /// A stateful WebSocket dropped: re-open the same URL without any state change, then send
     /// Sequence and replay. A re-attach that is refused ends the connection the normal way
     /// (close, or the reconnect policy); one that opens and closes before the server sent
-    /// anything is tried again at most `MAX_REATTACH_ATTEMPTS` times in a row, so a server that
+    /// anything is tried again at most `MAX_REATTACH_ATTEMPTS` times in a row when the server closed it
+    /// (`MAX_REATTACH_RESETS` when it dropped without a Close frame), so a server that
     /// accepts the upgrade and closes at once cannot cause an endless loop (docs/protocol/transport.md, "Stateful reconnect at the transport
     /// level"). Returns false when stateful reconnect is off.
     pub(super) fn try_reattach(
@@ -137,6 +138,7 @@ impl Connection {
         self.stateful = None;
         self.reattach_reason = None;
         self.reattach_failures = 0;
+        self.reattach_resets = 0;
         self.timers.ping = None;
         self.timers.server = None;
         self.timers.ack = None;
