@@ -212,6 +212,10 @@ impl Session {
                     }
                 },
                 command = side.commands.recv() => match command {
+                    // Before the handshake response the connection is not yet part of the hub
+                    // (ASP.NET Core adds it to the lifetime manager after the handshake): a send
+                    // to everyone must not reach the client ahead of that response.
+                    Some(Command::Message(_)) if !self.handshake_done => {}
                     Some(Command::Message(message)) => Box::pin(self.write(&message, &side.outbound)).await,
                     Some(Command::Close { error, allow_reconnect }) => {
                         self.end_reason = Some(DisconnectReason::ServerClosed);
