@@ -199,6 +199,8 @@ interop() {
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/run.mjs
   # Azure service mode: the official client through the two-step negotiate (docs/azure-mode.md).
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/azure.mjs
+  # Two fixture nodes on a Redis backplane (docs/backplane.md), one official client on each.
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node tests/interop/backplane.mjs
 }
 
 step "setup: Rust components (rustfmt, clippy)" setup_rust
