@@ -279,9 +279,13 @@ impl StreamSender {
             item,
             headers: Default::default(),
         })));
+        // A stream waits for room while half the queue is taken: the other half stays free
+        // for sends that do not wait (a group message, `Welcome`), which would otherwise find
+        // the queue full and abort a client that reads perfectly well.
+        let limit = self.conn.commands.max_capacity() / 2;
         self.conn
             .commands
-            .send(message)
+            .send_within(message, limit)
             .await
             .map_err(|_| HubError::Unexpected("the connection is gone".into()))
     }

@@ -140,12 +140,17 @@ impl<T> Drop for Receiver<T> {
 impl<T> Chan<T> {
     /// Queues `value` if there is room (the caller holds no permit).
     fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.try_push_within(value, self.capacity)
+    }
+
+    /// Queues `value` if fewer than `limit` (at most the capacity) slots are taken.
+    fn try_push_within(&self, value: T, limit: usize) -> Result<(), TrySendError<T>> {
         {
             let mut state = self.state.lock();
             if !state.receiver_alive {
                 return Err(TrySendError::Closed(value));
             }
-            if state.queue.len() + state.reserved >= self.capacity {
+            if state.queue.len() + state.reserved >= limit.min(self.capacity) {
                 return Err(TrySendError::Full(value));
             }
             state.queue.push_back(value);
@@ -159,12 +164,19 @@ impl<T> Sender<T> {
     /// Queues `value`, waiting while the queue is full; fails when the receiver is gone.
     /// Cancel-safe: dropped while waiting, nothing was queued.
     pub(crate) async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_within(value, self.chan.capacity).await
+    }
+
+    /// Like [`send`](Self::send), but waits while `limit` or more slots are taken, so a
+    /// producer that waits for room (a server stream) leaves the rest of the queue to senders
+    /// that do not wait (a full queue aborts the connection as a slow consumer).
+    pub(crate) async fn send_within(&self, value: T, limit: usize) -> Result<(), SendError<T>> {
         let mut value = value;
         loop {
             let writable = self.chan.writable.notified();
             tokio::pin!(writable);
             writable.as_mut().enable();
-            match self.chan.try_push(value) {
+            match self.chan.try_push_within(value, limit.max(1)) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(v)) => return Err(SendError(v)),
                 Err(TrySendError::Full(v)) => value = v,
@@ -305,6 +317,27 @@ mod tests {
         drop(tx);
         assert_eq!(rx.recv().await, None);
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn a_sender_within_a_limit_leaves_the_rest_of_the_queue_to_others() {
+        let (tx, mut rx) = channel(4);
+        tx.send_within(1, 2).await.unwrap();
+        tx.send_within(2, 2).await.unwrap();
+        let mut blocked = Box::pin(tx.send_within(3, 2));
+        assert!(
+            (&mut blocked).now_or_never().is_none(),
+            "waits at its limit"
+        );
+        tx.try_send(10).unwrap();
+        tx.try_send(11).unwrap();
+        assert!(matches!(tx.try_send(12), Err(TrySendError::Full(12))));
+        for expected in [1, 2, 10] {
+            assert_eq!(rx.recv().await, Some(expected));
+        }
+        blocked.await.unwrap();
+        assert_eq!(rx.recv().await, Some(11));
+        assert_eq!(rx.recv().await, Some(3));
     }
 
     #[tokio::test]
