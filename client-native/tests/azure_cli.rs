@@ -8,22 +8,9 @@ use talkback::azure::{AccessKey, TokenValidator};
 use talkback::{HubConnection, HubConnectionBuilder};
 use tokio::sync::mpsc;
 
-const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
-const HUB: &str = "Dashboard";
+mod common;
 
-async fn service() -> talkback_fixture::Server {
-    let azure = talkback_fixture::AzureConfig {
-        mode: talkback_fixture::ServiceMode::Serverless,
-        ..talkback_fixture::AzureConfig::with_key(KEY)
-    };
-    let config = talkback_fixture::Config {
-        azure: Some(azure),
-        ..Default::default()
-    };
-    talkback_fixture::spawn(config)
-        .await
-        .expect("the fixture starts")
-}
+use common::azure::{service, HUB, KEY};
 
 /// Runs `talkback azure <args>` with `env` set and both connection-string variables otherwise
 /// removed.

@@ -9,22 +9,9 @@ use talkback::azure::{AzureError, Message, RestApiVersion, RetryPolicy, ServiceC
 use talkback::{HubConnection, HubConnectionBuilder, TransportKind, TransportSet};
 use tokio::sync::mpsc;
 
-const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
-const HUB: &str = "Dashboard";
+mod common;
 
-async fn service() -> talkback_fixture::Server {
-    let azure = talkback_fixture::AzureConfig {
-        mode: talkback_fixture::ServiceMode::Serverless,
-        ..talkback_fixture::AzureConfig::with_key(KEY)
-    };
-    let config = talkback_fixture::Config {
-        azure: Some(azure),
-        ..Default::default()
-    };
-    talkback_fixture::spawn(config)
-        .await
-        .expect("the fixture starts")
-}
+use common::azure::{service, HUB, KEY};
 
 fn rest(server: &talkback_fixture::Server, api: RestApiVersion) -> ServiceClient {
     let cs = server.azure_connection_string().expect("Azure mode is on");

@@ -717,6 +717,26 @@ impl ServiceClient {
         }
     }
 
+    /// `POST {scope}/:closeConnections` (2022-06-01 only): the version is checked before the
+    /// names in `scope`.
+    async fn close_connections(
+        &self,
+        name: &'static str,
+        scope: impl FnOnce() -> Result<String, AzureError>,
+        excluded: &[&str],
+        reason: Option<&str>,
+    ) -> Result<(), AzureError> {
+        self.require_2022(name)?;
+        let call = Call {
+            name,
+            method: Method::POST,
+            path: format!("{}/:closeConnections", scope()?),
+            query: Self::close_query(excluded, reason)?,
+            body: None,
+        };
+        self.execute(call, Expect::Success).await.map(drop)
+    }
+
     fn close_query(
         excluded: &[&str],
         reason: Option<&str>,
@@ -735,15 +755,13 @@ impl ServiceClient {
         excluded: &[&str],
         reason: Option<&str>,
     ) -> Result<(), AzureError> {
-        self.require_2022("close all connections")?;
-        let call = Call {
-            name: "close all connections",
-            method: Method::POST,
-            path: format!("{}/:closeConnections", self.hub_path(hub)?),
-            query: Self::close_query(excluded, reason)?,
-            body: None,
-        };
-        self.execute(call, Expect::Success).await.map(drop)
+        self.close_connections(
+            "close all connections",
+            || self.hub_path(hub),
+            excluded,
+            reason,
+        )
+        .await
     }
 
     /// Closes every connection in the group but the `excluded` (2022-06-01 only).
@@ -754,15 +772,13 @@ impl ServiceClient {
         excluded: &[&str],
         reason: Option<&str>,
     ) -> Result<(), AzureError> {
-        self.require_2022("close group connections")?;
-        let call = Call {
-            name: "close group connections",
-            method: Method::POST,
-            path: format!("{}/:closeConnections", self.group_path(hub, group)?),
-            query: Self::close_query(excluded, reason)?,
-            body: None,
-        };
-        self.execute(call, Expect::Success).await.map(drop)
+        self.close_connections(
+            "close group connections",
+            || self.group_path(hub, group),
+            excluded,
+            reason,
+        )
+        .await
     }
 
     /// Closes every connection of the user but the `excluded` (2022-06-01 only).
@@ -773,15 +789,13 @@ impl ServiceClient {
         excluded: &[&str],
         reason: Option<&str>,
     ) -> Result<(), AzureError> {
-        self.require_2022("close user connections")?;
-        let call = Call {
-            name: "close user connections",
-            method: Method::POST,
-            path: format!("{}/:closeConnections", self.user_path(hub, user)?),
-            query: Self::close_query(excluded, reason)?,
-            body: None,
-        };
-        self.execute(call, Expect::Success).await.map(drop)
+        self.close_connections(
+            "close user connections",
+            || self.user_path(hub, user),
+            excluded,
+            reason,
+        )
+        .await
     }
 
     // ---- the request loop ----

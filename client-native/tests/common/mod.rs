@@ -2,6 +2,8 @@
 //! combinations, builders with short timeouts.
 #![allow(dead_code)]
 
+pub(crate) mod azure;
+
 use std::future::Future;
 use std::time::Duration;
 use talkback::{HubConnection, HubConnectionBuilder, Protocol, TransportKind, TransportSet};
