@@ -12,34 +12,15 @@
 
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
 import { startFixture, killAllFixtures } from "./fixture.mjs";
+import { signalR, MessagePackHubProtocol, logLevel, TRANSPORTS, COMBOS } from "./official.mjs";
 import { Suite, deferred, within, eq, ok, rejects } from "./harness.mjs";
 
-const require = createRequire(import.meta.url);
-const signalR = require("@microsoft/signalr");
-const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 
 const KEY = "interop-access-key-0123456789-interop-key-0";
 const SECONDARY = "interop-secondary-key-0123456789-secondary";
 
-const logLevel =
-  { trace: signalR.LogLevel.Trace, debug: signalR.LogLevel.Debug, info: signalR.LogLevel.Information }[
-    process.env.INTEROP_LOG ?? ""
-  ] ?? signalR.LogLevel.None;
 
-const TRANSPORTS = {
-  WebSockets: signalR.HttpTransportType.WebSockets,
-  ServerSentEvents: signalR.HttpTransportType.ServerSentEvents,
-  LongPolling: signalR.HttpTransportType.LongPolling,
-};
-const COMBOS = [
-  { transport: "WebSockets", protocol: "json" },
-  { transport: "WebSockets", protocol: "messagepack" },
-  { transport: "ServerSentEvents", protocol: "json" },
-  { transport: "LongPolling", protocol: "json" },
-  { transport: "LongPolling", protocol: "messagepack" },
-];
 
 // ---------------------------------------------------------------------------------------------
 // Tokens and REST calls, independent of the fixture's code.

@@ -11,20 +11,13 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import net from "node:net";
 import { fixtureBinary } from "./fixture.mjs";
+import { signalR, MessagePackHubProtocol, logLevel } from "./official.mjs";
 import { Suite, deferred, within, eq, ok } from "./harness.mjs";
 import { userToken } from "./fixture-api.mjs";
 
-const require = createRequire(import.meta.url);
-const signalR = require("@microsoft/signalr");
-const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 
-const logLevel =
-  { trace: signalR.LogLevel.Trace, debug: signalR.LogLevel.Debug, info: signalR.LogLevel.Information }[
-    process.env.INTEROP_LOG ?? ""
-  ] ?? signalR.LogLevel.None;
 
 // ---------------------------------------------------------------------------------------------
 // Processes: redis-server and fixture nodes, all killed on exit.

@@ -5,19 +5,12 @@
 // for client logs, INTEROP_STRICT=1 to count tests for missing fixture features as failures.
 // The last line is exactly `N passed, N failed`; the exit code is non-zero on any failure.
 
-import { createRequire } from "node:module";
 import { startFixture, killAllFixtures } from "./fixture.mjs";
+import { signalR, MessagePackHubProtocol, logLevel, TRANSPORTS, COMBOS } from "./official.mjs";
 import { Suite, Missing, deferred, sleep, within, eq, ok, rejects } from "./harness.mjs";
 import { Admin, fixtureArgs, userToken } from "./fixture-api.mjs";
 
-const require = createRequire(import.meta.url);
-const signalR = require("@microsoft/signalr");
-const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 
-const logLevel =
-  { trace: signalR.LogLevel.Trace, debug: signalR.LogLevel.Debug, info: signalR.LogLevel.Information }[
-    process.env.INTEROP_LOG ?? ""
-  ] ?? signalR.LogLevel.None;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: one per configuration, started on first use and stopped at the end.
@@ -50,20 +43,7 @@ async function fixture(name = "default") {
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-const TRANSPORTS = {
-  WebSockets: signalR.HttpTransportType.WebSockets,
-  ServerSentEvents: signalR.HttpTransportType.ServerSentEvents,
-  LongPolling: signalR.HttpTransportType.LongPolling,
-};
 
-/** Every transport × protocol pair the official client supports (no MessagePack over SSE). */
-const COMBOS = [
-  { transport: "WebSockets", protocol: "json" },
-  { transport: "WebSockets", protocol: "messagepack" },
-  { transport: "ServerSentEvents", protocol: "json" },
-  { transport: "LongPolling", protocol: "json" },
-  { transport: "LongPolling", protocol: "messagepack" },
-];
 
 /**
  * Builds (does not start) a HubConnection and registers its stop() as cleanup of test `t`.
