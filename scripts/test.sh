@@ -163,7 +163,8 @@ wasm_browser_tests() {
 # runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs); then
 # its packaging (client-wasm/npm/test/packaging.mjs: the tarball installed into an app, tsc on a
 # typed app, esbuild and Vite bundles and module workers in Chromium) and the fixture's demo page
-# (demo.mjs: a message from the native `talkback` CLI rendered at /, target/artifacts/demo.png).
+# (demo.mjs: a message from the native `talkback` CLI rendered at /, target/artifacts/demo.png;
+# serverless.mjs: the serverless dashboard example's browser page, target/artifacts/serverless.png).
 npm_package_tests() {
   if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
   local tc target_dir
@@ -183,12 +184,14 @@ npm_package_tests() {
     cp client-wasm/npm/test/package-lock.json "$stamp"
   fi
   # The native client of the demo test, with the test step's features (so nothing rebuilds).
-  cargo build --workspace --all-features --bin talkback
+  cargo build --workspace --all-features --bin talkback --example serverless_dashboard
   local failed=0
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/packaging.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" TALKBACK_CLI_BIN="$target_dir/debug/talkback" \
     TALKBACK_ARTIFACTS="$target_dir/artifacts" node client-wasm/npm/test/demo.mjs || failed=1
+  TALKBACK_ARTIFACTS="$target_dir/artifacts" SERVERLESS_DASHBOARD_BIN="$target_dir/debug/examples/serverless_dashboard" \
+    node client-wasm/npm/test/serverless.mjs || failed=1
   return "$failed"
 }
 

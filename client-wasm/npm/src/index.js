@@ -3,12 +3,45 @@
 // The wasm module (talkback_wasm_bg.wasm, built by scripts/build-npm.sh) exposes one low-level
 // `RawConnection` that takes and gives encoded values: JSON text, or MessagePack bytes. The
 // classes below give them the names, defaults, conversions and error messages of the official
-// client. The module initialises the wasm itself (top-level await): no init() call.
+// client. The package initialises the wasm itself, lazily: importing it does nothing, and the
+// first HubConnection built starts fetching and compiling the module, which `start()` (and any
+// call made before the module is ready) awaits. No init() call, and no top-level await, so the
+// package also goes into classic scripts and workers (Vite's default worker format, esbuild's
+// iife).
 
 import init, { RawConnection } from "./talkback_wasm.js";
 import { encode as mpEncode, decode as mpDecode } from "./msgpack.js";
 
-await init({ module_or_path: new URL("./talkback_wasm_bg.wasm", import.meta.url) });
+// Where this module was loaded from when `import.meta.url` is not there (an iife bundle): the
+// classic script being run, or the worker's own script. Read while the script runs.
+const scriptUrl = globalThis.document?.currentScript?.src;
+
+function wasmUrl() {
+  // The literal `new URL("...", import.meta.url)` is what bundlers (Vite, webpack, Parcel) look
+  // for to emit the module as an asset and rewrite its address.
+  if (import.meta.url) return new URL("./talkback_wasm_bg.wasm", import.meta.url);
+  const base = scriptUrl || globalThis.location?.href;
+  if (!base) throw new Error("talkback-signalr cannot tell where talkback_wasm_bg.wasm is.");
+  return new URL("talkback_wasm_bg.wasm", base);
+}
+
+let wasmReady;
+// Fetches and instantiates the wasm module once; a failure is forgotten so a later start()
+// tries again (e.g. after the network comes back).
+function loadWasm() {
+  if (!wasmReady) {
+    let url;
+    wasmReady = Promise.resolve()
+      .then(() => { url = wasmUrl(); return init({ module_or_path: url }); })
+      .then(() => undefined, (e) => {
+        wasmReady = undefined;
+        throw new Error(`talkback-signalr could not load its WebAssembly module${url ? ` from ${url}` : ""}: ${e && e.message || e}`);
+      });
+  }
+  return wasmReady;
+}
+
+const NOT_CONNECTED = "Cannot send data if the connection is not in the 'Connected' State.";
 
 export const VERSION = "0.1.0";
 
@@ -206,7 +239,25 @@ export class HubConnection {
       events: (kind, value) => this._event(kind, value),
       dispatch: (name, args) => this._dispatch(name, args),
     };
-    this._raw = this._build();
+    // The engine's connection exists once the wasm module is ready (see loadWasm).
+    this._raw = undefined;
+    this._starting = false;
+    this._ensure().catch(() => {}); // start() reports a failure (and tries again)
+  }
+
+  // Makes the engine's connection once the wasm module is ready.
+  async _ensure() {
+    if (this._raw) return;
+    await loadWasm();
+    if (!this._raw) this._raw = this._build();
+  }
+
+  // Runs `f` (a call on the engine's connection); resolves or rejects with what it returns or
+  // throws. Before the engine's connection exists, the connection cannot be connected (start()
+  // waits for it), so the call fails as the official client's does on a connection not started.
+  _call(f) {
+    if (!this._raw) return Promise.reject(new Error(NOT_CONNECTED));
+    try { return Promise.resolve(f()); } catch (e) { return Promise.reject(e); }
   }
 
   _build() {
@@ -215,9 +266,12 @@ export class HubConnection {
     return raw;
   }
 
-  get state() { return this._raw.state; }
+  get state() {
+    if (this._raw) return this._raw.state;
+    return this._starting ? HubConnectionState.Connecting : HubConnectionState.Disconnected;
+  }
 
-  get connectionId() { return this._raw.connectionId ?? null; }
+  get connectionId() { return this._raw?.connectionId ?? null; }
 
   get baseUrl() { return this._url || ""; }
 
@@ -227,7 +281,7 @@ export class HubConnection {
     }
     if (!url) throw new Error("The HubConnection url must be a valid url.");
     this._url = url;
-    if (this.state === HubConnectionState.Disconnected) {
+    if (this._raw && this.state === HubConnectionState.Disconnected) {
       const old = this._raw;
       this._raw = this._build();
       old.free();
@@ -235,10 +289,23 @@ export class HubConnection {
   }
 
   async start() {
+    if (!this._raw) {
+      // Connecting while the module loads, as the official client is while it negotiates.
+      if (this._starting) throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
+      this._starting = true;
+      try { await this._ensure(); } finally { this._starting = false; }
+    }
     await this._raw.start().catch((e) => { throw toError(e); });
   }
 
   async stop() {
+    // Before the engine's connection exists nothing can have started. A stop() made while
+    // start() waits for the module runs right after that start() begins, so it aborts it as a
+    // stop() during negotiation does.
+    if (!this._raw) {
+      if (!this._starting) return;
+      try { await this._ensure(); } catch { return; }
+    }
     await this._raw.stop().catch((e) => { throw toError(e); });
   }
 
@@ -270,34 +337,39 @@ export class HubConnection {
   }
 
   invoke(methodName, ...args) {
-    let values, upload, source;
-    try { [values, upload, source] = this._args(args); } catch (e) { return Promise.reject(e); }
-    const p = this._raw.invoke(methodName, values, upload?.id);
-    this._pump(upload, source);
-    return p.then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => { throw toError(e); });
+    return this._call(() => {
+      const [values, upload, source] = this._args(args);
+      const p = this._raw.invoke(methodName, values, upload?.id);
+      this._pump(upload, source);
+      return p;
+    }).then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => { throw toError(e); });
   }
 
   send(methodName, ...args) {
-    let values, upload, source;
-    try { [values, upload, source] = this._args(args); } catch (e) { return Promise.reject(e); }
-    const p = this._raw.send(methodName, values, upload?.id);
-    this._pump(upload, source);
-    return p.then(() => undefined, (e) => { throw toError(e); });
+    return this._call(() => {
+      const [values, upload, source] = this._args(args);
+      const p = this._raw.send(methodName, values, upload?.id);
+      this._pump(upload, source);
+      return p;
+    }).then(() => undefined, (e) => { throw toError(e); });
   }
 
   stream(methodName, ...args) {
     const subject = new Subject();
-    let handle;
-    try {
+    let handle, disposed = false;
+    this._call(() => {
+      if (disposed) return;
       const [values, upload, source] = this._args(args);
       handle = this._raw.stream(methodName, values, upload?.id,
         (item) => subject.next(this._codec.dec(item)),
         (error) => (error === undefined ? subject.complete() : subject.error(toError(error))));
       this._pump(upload, source);
-    } catch (e) {
-      Promise.resolve().then(() => subject.error(e));
-    }
-    subject.cancelCallback = () => { if (handle) { handle.cancel(); handle.free(); handle = undefined; } return Promise.resolve(); };
+    }).catch((e) => subject.error(e));
+    subject.cancelCallback = () => {
+      disposed = true;
+      if (handle) { handle.cancel(); handle.free(); handle = undefined; }
+      return Promise.resolve();
+    };
     return subject;
   }
 
@@ -307,7 +379,7 @@ export class HubConnection {
     const list = this._methods[methodName];
     if (!list) {
       this._methods[methodName] = [newMethod];
-      this._raw.register(methodName);
+      this._raw?.register(methodName);
     } else if (!list.includes(newMethod)) list.push(newMethod);
   }
 
@@ -320,11 +392,11 @@ export class HubConnection {
       const i = list.indexOf(method);
       if (i !== -1) {
         list.splice(i, 1);
-        if (list.length === 0) { delete this._methods[methodName]; this._raw.unregister(methodName); }
+        if (list.length === 0) { delete this._methods[methodName]; this._raw?.unregister(methodName); }
       }
     } else {
       delete this._methods[methodName];
-      this._raw.unregister(methodName);
+      this._raw?.unregister(methodName);
     }
   }
 

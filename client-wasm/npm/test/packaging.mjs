@@ -8,13 +8,19 @@
 //    code;
 // 2. `tsc --noEmit` on the typed app (apps/typed-app) against the installed package, and the
 //    same app against @microsoft/signalr;
-// 3. bundles apps/esbuild with esbuild and apps/vite with Vite (page + module worker);
+// 3. bundles apps/esbuild with esbuild and apps/vite with Vite (page + worker, in Vite's default
+//    worker format, a classic `iife` script: the package has no top-level await), and a classic
+//    worker with esbuild's `--format=iife` (CLASSIC_PAGE), the wasm module copied next to it;
 // 4. loads both bundles and an unbundled module worker (apps/worker) in headless Chromium, each
-//    running apps/shared/scenario.js (invoke, stream, on()) against the fixture.
+//    running apps/shared/scenario.js (invoke, stream, on()) against the fixture;
+// 5. the lazy wasm initialisation, in a page written here (LAZY_PAGE): importing the package
+//    fetches nothing, a connection just built is Disconnected, calls made before start() get the
+//    official error, a module that cannot be loaded is start()'s error and a later start()
+//    loads it.
 // Prints `N passed, N failed`; exits non-zero on any failure. Everything it starts is stopped,
 // also after TEST_TIMEOUT_MS (default 240 s). Set KEEP_APP=1 to keep the temporary app.
 
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +33,74 @@ const results = new Results();
 const tsc = join(here, "node_modules/typescript/bin/tsc");
 
 function assert(cond, what) { if (!cond) throw new Error(what); }
+
+// A classic (non-module) worker bundled by esbuild as an iife, where `import.meta.url` is empty:
+// the package finds its wasm module next to the worker script (step 3).
+const CLASSIC_WORKER = `import * as signalR from "talkback-signalr";
+import { serveInWorker } from "../shared/scenario.js";
+serveInWorker(signalR);
+`;
+const CLASSIC_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>talkback-signalr in a classic worker bundled by esbuild (iife)</title>
+<script type="module">
+import { publish, runInWorker } from "/shared/scenario.js";
+const hub = new URLSearchParams(location.search).get("hub");
+publish(runInWorker(() => new Worker("./worker.js"), hub, "classic worker (esbuild iife)"), "classic worker (esbuild iife)");
+</script>
+`;
+
+// The lazy-initialisation page (step 5): the installed package, unbundled. Its `fetch` wrapper
+// answers 404 for the wasm module until `failing` is cleared (the package looks `fetch` up when
+// it loads the module, so a page can wrap it): start() must report it, a later start() work.
+const LAZY_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>talkback-signalr: lazy wasm initialisation</title>
+<script type="module">
+const results = [];
+const check = (name, ok, error) => results.push({ name: \`lazy init: \${name}\`, ok: !!ok, error: ok ? undefined : error });
+const wasmRequests = [];
+const realFetch = globalThis.fetch;
+let failing = true;
+globalThis.fetch = (input, init) => {
+  const url = String(input && input.url ? input.url : input);
+  if (url.endsWith(".wasm")) {
+    wasmRequests.push(url);
+    if (failing) return Promise.resolve(new Response("gone", { status: 404 }));
+  }
+  return realFetch(input, init);
+};
+try {
+  const signalR = await import("../node_modules/talkback-signalr/index.js");
+  await new Promise((r) => setTimeout(r, 100));
+  check("importing the package fetches no wasm module", wasmRequests.length === 0, \`fetched \${wasmRequests}\`);
+  const hub = new URLSearchParams(location.search).get("hub");
+  const connection = new signalR.HubConnectionBuilder().withUrl(hub).configureLogging(signalR.LogLevel.None).build();
+  check("a connection just built is Disconnected, with no id",
+    connection.state === signalR.HubConnectionState.Disconnected && connection.connectionId === null,
+    \`\${connection.state} \${connection.connectionId}\`);
+  const early = await connection.invoke("Add", 1, 2).then((v) => \`resolved \${v}\`, (e) => String(e.message));
+  check("invoke before start() gets the official error", early === "Cannot send data if the connection is not in the 'Connected' State.", early);
+  const failed = await connection.start().then(() => "started", (e) => String(e && e.message || e));
+  check("a wasm module that cannot be loaded is start()'s error, naming it",
+    failed.startsWith("talkback-signalr could not load its WebAssembly module from ") && failed.includes("talkback_wasm_bg.wasm")
+      && connection.state === signalR.HubConnectionState.Disconnected, \`\${failed}; \${connection.state}\`);
+  failing = false;
+  const before = wasmRequests.length;
+  const starting = connection.start();
+  check("the connection is Connecting while start() waits for the module", connection.state === signalR.HubConnectionState.Connecting,
+    connection.state);
+  await starting;
+  const sum = await connection.invoke("Add", 40, 2);
+  await connection.stop();
+  check("a later start() loads the module and connects", sum === 42 && wasmRequests.length === before + 1,
+    \`Add gave \${sum}; requests \${before} then \${wasmRequests.length}\`);
+} catch (e) {
+  results.push({ name: "lazy init: the page ran", ok: false, error: String(e && e.stack || e) });
+}
+globalThis.results = results;
+</script>
+`;
 
 async function main() {
   if (!existsSync(join(dist, "index.js"))) throw new Error("the package is not built: run scripts/build-npm.sh");
@@ -82,6 +156,10 @@ async function main() {
   });
 
   cpSync(join(here, "apps"), app, { recursive: true });
+  mkdirSync(join(app, "lazy"), { recursive: true });
+  writeFileSync(join(app, "lazy/index.html"), LAZY_PAGE);
+  mkdirSync(join(app, "classic"), { recursive: true });
+  writeFileSync(join(app, "classic/worker.js"), CLASSIC_WORKER);
 
   // ---- 2. TypeScript
   await results.check("tsc --noEmit passes on the typed app against the installed package", async () => {
@@ -107,14 +185,32 @@ async function main() {
     const bundle = readFileSync(join(out, "esbuild/main.js"), "utf8");
     assert(bundle.includes("RawConnection"), "the bundle holds the package");
   });
-  const viteOk = await results.check("Vite builds an app (page and module worker) that imports the package", async () => {
+  const classicOk = await results.check("esbuild bundles a classic worker that imports the package (format iife)", async () => {
+    const esbuild = await import("esbuild");
+    await esbuild.build({
+      entryPoints: [join(app, "classic/worker.js")], bundle: true, format: "iife", platform: "browser", target: "es2022",
+      outdir: join(out, "classic"), logLevel: "error", absWorkingDir: app,
+    });
+    writeFileSync(join(out, "classic/index.html"), CLASSIC_PAGE);
+    const require = createRequire(join(app, "package.json"));
+    cpSync(require.resolve(`${source.name}/talkback_wasm_bg.wasm`), join(out, "classic/talkback_wasm_bg.wasm"));
+    const bundle = readFileSync(join(out, "classic/worker.js"), "utf8");
+    assert(!/^\s*(import|export)\s/m.test(bundle) && !/\bawait\s+init\b/.test(bundle), "a classic script with no top-level await");
+  });
+  const viteOk = await results.check("Vite builds an app (page and worker) that imports the package, with its default worker format", async () => {
     const { build } = await import("vite");
+    // No `worker` options: Vite's default worker format is `iife`, which cannot hold a top-level
+    // await; the package initialises its wasm lazily, so it needs none.
     await build({
       root: join(app, "vite"), base: "./", configFile: false, logLevel: "error", publicDir: false,
       build: { outDir: join(out, "vite"), emptyOutDir: true },
-      worker: { format: "es" },
     });
     const assets = readdirSync(join(out, "vite/assets"));
+    const workers = assets.filter((f) => /^worker.*\.js$/.test(f));
+    assert(workers.length === 1, `one worker bundle (${assets.join(", ")})`);
+    const worker = readFileSync(join(out, "vite/assets", workers[0]), "utf8");
+    assert(!/^\s*(import|export)\s/m.test(worker) && /^\s*\(function\b|^\s*\(\(\)\s*=>/.test(worker),
+      `the worker bundle is a classic script (iife): ${JSON.stringify(worker.slice(0, 80))}`);
     assert(assets.some((f) => f.endsWith(".wasm")), `Vite emitted the wasm module (${assets.join(", ")})`);
     const wasmSize = statSync(join(installed, "talkback_wasm_bg.wasm")).size;
     const emitted = assets.filter((f) => f.endsWith(".wasm")).map((f) => statSync(join(out, "vite/assets", f)).size);
@@ -130,6 +226,8 @@ async function main() {
     ["esbuild bundle", esbuildOk, "/out/esbuild/index.html"],
     ["Vite bundle", viteOk, "/out/vite/index.html"],
     ["module worker (unbundled)", true, "/worker/index.html"],
+    ["classic worker (esbuild iife)", classicOk, "/out/classic/index.html"],
+    ["lazy init page (unbundled)", true, "/lazy/index.html"],
   ];
   for (const [label, built, path] of pages) {
     if (!built) { results.add(`${label}: runs in headless Chromium`, false, "not built (see above)"); continue; }
