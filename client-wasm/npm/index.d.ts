@@ -96,6 +96,8 @@ export declare class JsonHubProtocol implements IHubProtocol {
     readonly name: string;
     readonly version: number;
     readonly transferFormat: TransferFormat;
+    parseMessages(input: string, logger: ILogger): HubMessage[];
+    writeMessage(message: HubMessage): string;
 }
 export declare class MessagePackHubProtocol implements IHubProtocol {
     readonly name: string;
@@ -186,8 +188,53 @@ export interface AbortSignal {
     onabort: (() => void) | null;
 }
 
+/** An HTTP request, as the official HttpClient takes it. */
+export interface HttpRequest {
+    method?: string;
+    url?: string;
+    content?: string | ArrayBuffer;
+    headers?: MessageHeaders;
+    responseType?: XMLHttpRequestResponseType;
+    abortSignal?: AbortSignal;
+    timeout?: number;
+    withCredentials?: boolean;
+}
+
+/** An HTTP response. */
+export declare class HttpResponse {
+    readonly statusCode: number;
+    readonly statusText?: string | undefined;
+    readonly content?: string | ArrayBuffer | undefined;
+    constructor(statusCode: number);
+    constructor(statusCode: number, statusText: string);
+    constructor(statusCode: number, statusText: string, content: string);
+    constructor(statusCode: number, statusText: string, content: ArrayBuffer);
+    constructor(statusCode: number, statusText: string, content: string | ArrayBuffer);
+}
+
+/** The official HTTP client abstraction (`get`, `post` and `delete` call `send`). */
+export declare abstract class HttpClient {
+    get(url: string): Promise<HttpResponse>;
+    get(url: string, options: HttpRequest): Promise<HttpResponse>;
+    post(url: string): Promise<HttpResponse>;
+    post(url: string, options: HttpRequest): Promise<HttpResponse>;
+    delete(url: string): Promise<HttpResponse>;
+    delete(url: string, options: HttpRequest): Promise<HttpResponse>;
+    abstract send(request: HttpRequest): Promise<HttpResponse>;
+    getCookieString(url: string): string;
+}
+
+/** A fetch-based HttpClient with the official one's behaviour. */
+export declare class DefaultHttpClient extends HttpClient {
+    constructor(logger: ILogger);
+    send(request: HttpRequest): Promise<HttpResponse>;
+    getCookieString(url: string): string;
+}
+
 export interface IHttpConnectionOptions {
     headers?: MessageHeaders;
+    /** Accepted for compatibility; talkback-signalr's engine makes its requests with fetch and does not use it. */
+    httpClient?: HttpClient;
     transport?: HttpTransportType;
     logger?: ILogger | LogLevel;
     accessTokenFactory?(): string | Promise<string>;

@@ -42,6 +42,7 @@ function loadWasm() {
 }
 
 const NOT_CONNECTED = "Cannot send data if the connection is not in the 'Connected' State.";
+const CANCELED_BY_CLOSE = "Invocation canceled due to the underlying connection being closed.";
 
 export const VERSION = "0.1.0";
 
@@ -97,22 +98,151 @@ export class FailedToNegotiateWithServerError extends Error {
 export class AggregateErrors extends Error {
   constructor(message, innerErrors) { super(message); this.innerErrors = innerErrors; }
 }
-for (const E of [HttpError, TimeoutError, AbortError, UnsupportedTransportError, DisabledTransportError,
-  FailedToStartTransportError, FailedToNegotiateWithServerError, AggregateErrors]) {
-  Object.defineProperty(E.prototype, "name", { value: E.name });
+// Like the official classes, these keep Error's `name` ("Error"), so `String(e)` reads
+// "Error: <message>" for every one of them, as apps and their logs see it from @microsoft/signalr.
+
+// The reason phrases browsers give as `statusText` (HTTP/1.1), for the official negotiate text.
+const REASONS = {
+  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+  408: "Request Timeout", 409: "Conflict", 410: "Gone", 413: "Payload Too Large", 429: "Too Many Requests",
+  500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+};
+const UNEXPECTED_NEGOTIATE = /^Failed to complete negotiation with the server: Unexpected status code returned from negotiate '(\d+)'(?:: (.*?))?( Either this is not a SignalR endpoint or there is a proxy blocking the connection\.)?$/s;
+
+const UNABLE_TO_CONNECT = "Unable to connect to the server with any of the available transports.";
+
+// The engine's "every transport failed" text (`<prefix> <T> failed: <reason> ...`) as the
+// official AggregateErrors: its message, and its innerErrors as the official client fills them
+// ("<T> failed: " then the error for a transport it skipped; a FailedToStartTransportError for
+// one that failed to start).
+function aggregate(text) {
+  const parts = text.slice(UNABLE_TO_CONNECT.length).split(/ ?\b(WebSockets|ServerSentEvents|LongPolling) failed: /);
+  if (parts.length < 3 || parts[0].trim() !== "") return new AggregateErrors(text, []);
+  const inner = [];
+  const pieces = [];
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const name = parts[i];
+    const reason = parts[i + 1].replace(/^Error: /, "");
+    const transport = HttpTransportType[name];
+    if (/^'\w+' is disabled by the client\.$/.test(reason)) {
+      inner.push(`${name} failed: `, new DisabledTransportError(reason, transport));
+      pieces.push(`${name} failed: Error: ${reason}`);
+    } else if (/^'\w+' does not support (Text|Binary)\.$/.test(reason)) {
+      inner.push(`${name} failed: `, new Error(reason));
+      pieces.push(`${name} failed: Error: ${reason}`);
+    } else {
+      const e = new FailedToStartTransportError(`${name} failed: Error: ${reason}`, transport);
+      inner.push(e);
+      pieces.push(String(e));
+    }
+  }
+  return new AggregateErrors(`${UNABLE_TO_CONNECT} ${pieces.join(" ")}`, inner);
 }
 
 // The engine's error text as the official client's error object.
 function toError(e) {
   if (e instanceof Error) return e;
-  const text = String(e);
+  let text = String(e);
+  // A configuration the engine refuses (skipNegotiation without WebSockets, say): the official
+  // client's start() fails with the bare text.
+  if (text.startsWith("invalid configuration: ")) text = text.slice("invalid configuration: ".length);
+  // A negotiate answered with a status outside 200-299: the official client's HTTP client fails
+  // first, with an HttpError whose text is the body, or else the status text.
+  const negotiate = UNEXPECTED_NEGOTIATE.exec(text);
+  if (negotiate && !/^2/.test(negotiate[1])) {
+    const status = negotiate[1];
+    text = `Failed to complete negotiation with the server: Error: ${negotiate[2] || REASONS[status] || ""}: Status code '${status}'${negotiate[3] || ""}`;
+  }
   if (text.startsWith("Failed to complete negotiation with the server")) return new FailedToNegotiateWithServerError(text);
-  if (text.startsWith("Unable to connect to the server with any of the available transports.")) return new AggregateErrors(text, []);
+  if (text.startsWith(UNABLE_TO_CONNECT)) return aggregate(text);
   const status = /^(.*): Status code '(\d+)'$/s.exec(text);
   if (status) return new HttpError(status[1], Number(status[2]));
   if (text === "A timeout occurred." || /timed out/i.test(text)) return new TimeoutError(text);
   if (text === "An abort occurred." || text.startsWith("The connection was stopped")) return new AbortError(text);
   return new Error(text);
+}
+
+// ---- HTTP (the official HttpClient classes) ----
+//
+// The engine makes its own requests (negotiate, long polling, SSE) with `fetch`; these classes
+// are the public HTTP client of @microsoft/signalr for apps that use it directly or subclass it.
+// A custom `httpClient` connection option is not used by the engine (see README).
+
+export class HttpResponse {
+  constructor(statusCode, statusText, content) {
+    this.statusCode = statusCode;
+    this.statusText = statusText;
+    this.content = content;
+  }
+}
+
+export class HttpClient {
+  get(url, options) { return this.send({ ...options, method: "GET", url }); }
+  post(url, options) { return this.send({ ...options, method: "POST", url }); }
+  delete(url, options) { return this.send({ ...options, method: "DELETE", url }); }
+  // Browsers keep cookies themselves: there is nothing to add to a request.
+  getCookieString(_url) { return ""; }
+}
+
+const isArrayBuffer = (v) => v instanceof ArrayBuffer || (v && v.constructor && v.constructor.name === "ArrayBuffer");
+
+function readBody(response, responseType) {
+  if (responseType === "arraybuffer") return response.arrayBuffer();
+  if (responseType === "blob" || responseType === "document" || responseType === "json") {
+    throw new Error(`${responseType} is not supported.`);
+  }
+  return response.text();
+}
+
+// A fetch-based client with the official one's behaviour: `X-Requested-With`, credentials only
+// when `withCredentials` is true, `timeout` (TimeoutError), `abortSignal` (AbortError), and an
+// HttpError carrying the status code for any status outside 200-299.
+export class DefaultHttpClient extends HttpClient {
+  constructor(logger) {
+    super();
+    this._logger = createLogger(logger ?? null);
+  }
+
+  async send(request) {
+    if (request.abortSignal && request.abortSignal.aborted) throw new AbortError();
+    if (!request.method) throw new Error("No method defined.");
+    if (!request.url) throw new Error("No url defined.");
+    const controller = new AbortController();
+    let error;
+    if (request.abortSignal) {
+      request.abortSignal.onabort = () => { controller.abort(); error = new AbortError(); };
+    }
+    let timer;
+    if (request.timeout) {
+      timer = setTimeout(() => {
+        controller.abort();
+        this._logger.log(LogLevel.Warning, "Timeout from HTTP request.");
+        error = new TimeoutError();
+      }, request.timeout);
+    }
+    const body = request.content === "" ? undefined : request.content;
+    const headers = { "X-Requested-With": "XMLHttpRequest", ...request.headers };
+    if (body) headers["Content-Type"] = isArrayBuffer(body) ? "application/octet-stream" : "text/plain;charset=UTF-8";
+    let response;
+    try {
+      response = await globalThis.fetch(request.url, {
+        body, cache: "no-cache", credentials: request.withCredentials === true ? "include" : "same-origin",
+        headers, method: request.method, mode: "cors", redirect: "follow", signal: controller.signal,
+      });
+    } catch (e) {
+      if (error) throw error;
+      this._logger.log(LogLevel.Warning, `Error from HTTP request. ${e}.`);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      if (request.abortSignal) request.abortSignal.onabort = null;
+    }
+    if (!response.ok) {
+      const text = await readBody(response, "text");
+      throw new HttpError(text || response.statusText, response.status);
+    }
+    return new HttpResponse(response.status, response.statusText, await readBody(response, request.responseType));
+  }
 }
 
 // ---- logging ----
@@ -134,6 +264,15 @@ class ConsoleLogger {
   }
 }
 
+// The logger of a connection option (`logger`): an ILogger, a LogLevel, null (no logging) or
+// undefined (the console, from Information).
+function createLogger(logger) {
+  if (logger === undefined) return new ConsoleLogger(LogLevel.Information);
+  if (logger === null) return NullLogger.instance;
+  if (logger.log !== undefined) return logger;
+  return new ConsoleLogger(logger);
+}
+
 const LEVELS = {
   trace: LogLevel.Trace, debug: LogLevel.Debug, info: LogLevel.Information, information: LogLevel.Information,
   warn: LogLevel.Warning, warning: LogLevel.Warning, error: LogLevel.Error, critical: LogLevel.Critical, none: LogLevel.None,
@@ -141,8 +280,55 @@ const LEVELS = {
 
 // ---- protocols ----
 
+const RS = "\x1e";
+
+// What each message type of the JSON protocol must carry (the official checks and texts).
+function checkJsonMessage(m) {
+  const text = (v) => typeof v === "string" && v !== "";
+  const fail = (what) => { throw new Error(`Invalid payload for ${what} message.`); };
+  switch (m.type) {
+    case MessageType.Invocation:
+      if (!text(m.target) || (m.invocationId !== undefined && !text(m.invocationId))) fail("Invocation");
+      return true;
+    case MessageType.StreamItem:
+      if (!text(m.invocationId) || m.item === undefined) fail("StreamItem");
+      return true;
+    case MessageType.Completion:
+      if ((m.result && m.error) || (!m.result && m.error && !text(m.error)) || !text(m.invocationId)) fail("Completion");
+      return true;
+    case MessageType.Ping:
+    case MessageType.Close:
+      return true;
+    case MessageType.Ack:
+    case MessageType.Sequence:
+      if (typeof m.sequenceId !== "number") throw new Error(`Invalid SequenceId for ${MessageType[m.type]} message.`);
+      return true;
+    default:
+      return false;
+  }
+}
+
 export class JsonHubProtocol {
   constructor() { this.name = "json"; this.version = 2; this.transferFormat = TransferFormat.Text; }
+
+  // The official protocol object's methods, for apps that frame messages themselves (the
+  // connection's own messages are framed by the engine).
+  parseMessages(input, logger) {
+    if (typeof input !== "string") throw new Error("Invalid input for JSON hub protocol. Expected a string.");
+    if (!input) return [];
+    if (!logger) logger = NullLogger.instance;
+    if (input[input.length - 1] !== RS) throw new Error("Message is incomplete.");
+    const out = [];
+    for (const record of input.split(RS).slice(0, -1)) {
+      const m = JSON.parse(record);
+      if (typeof m.type !== "number") throw new Error("Invalid payload.");
+      if (checkJsonMessage(m)) out.push(m);
+      else logger.log(LogLevel.Information, `Unknown message type '${m.type}' ignored.`);
+    }
+    return out;
+  }
+
+  writeMessage(message) { return `${JSON.stringify(message)}${RS}`; }
 }
 
 export class MessagePackHubProtocol {
@@ -206,19 +392,34 @@ function resolveUrl(url) {
 export class HubConnection {
   /** @internal Use HubConnectionBuilder. */
   constructor(url, options, protocol, logger, reconnectPolicy, serverTimeout, keepAlive, stateful) {
-    this._logger = logger;
+    // As in the official client: the hub's messages go to the builder's logger (none without
+    // configureLogging), the connection's (HTTP, transport) to the `logger` option, which
+    // defaults to the builder's logger and then to the console from Information.
+    this._logger = logger || NullLogger.instance;
+    this._httpLogger = createLogger(options.logger);
+    if (options.httpClient) {
+      this._httpLogger.log(LogLevel.Warning, "talkback-signalr makes its HTTP requests with fetch: the 'httpClient' option is not used.");
+    }
     this._protocol = protocol;
     this._codec = CODECS[protocol.name];
     this._methods = {};
     this._closedCallbacks = [];
     this._reconnectingCallbacks = [];
     this._reconnectedCallbacks = [];
+    // As the official client in a page: a URL that is not http(s) is resolved against the
+    // document when the connection is built, and `baseUrl` reads back the result. (Elsewhere,
+    // a worker say, it is resolved against the script's location at start().)
     this._url = url;
+    if (!/^https?:\/\//.test(url) && globalThis.document?.baseURI) {
+      this._url = new URL(url, globalThis.document.baseURI).href;
+      this._httpLogger.log(LogLevel.Information, `Normalizing '${url}' to '${this._url}'.`);
+    }
     this.serverTimeoutInMilliseconds = serverTimeout ?? 30000;
     this.keepAliveIntervalInMilliseconds = keepAlive ?? 15000;
     this._options = {
       protocol: protocol.name,
-      transport: options.transport,
+      // HttpTransportType.None (0) means "any", as in the official client.
+      transport: options.transport || undefined,
       skipNegotiation: options.skipNegotiation,
       withCredentials: options.withCredentials ?? true,
       timeout: options.timeout,
@@ -228,13 +429,19 @@ export class HubConnection {
       keepAliveInterval: this.keepAliveIntervalInMilliseconds,
       statefulReconnect: stateful,
       reconnect: reconnectPolicy && ((previousRetryCount, elapsedMilliseconds, reason) => {
+        let d;
         try {
-          const d = reconnectPolicy.nextRetryDelayInMilliseconds({ previousRetryCount, elapsedMilliseconds, retryReason: toError(reason) });
-          return d === null || d === undefined ? null : d;
+          d = reconnectPolicy.nextRetryDelayInMilliseconds({ previousRetryCount, elapsedMilliseconds, retryReason: toError(reason) });
         } catch (e) {
-          this._logger.log(LogLevel.Error, `IRetryPolicy.nextRetryDelayInMilliseconds threw error '${e}'.`);
+          this._logger.log(LogLevel.Error, `IRetryPolicy.nextRetryDelayInMilliseconds(${previousRetryCount}, ${elapsedMilliseconds}) threw error '${e}'.`);
           return null;
         }
+        if (d === null || d === undefined) {
+          this._logger.log(LogLevel.Information, `Reconnect retries have been exhausted after ${elapsedMilliseconds} ms and ${previousRetryCount} failed attempts. Connection disconnecting.`);
+          return null;
+        }
+        this._logger.log(LogLevel.Information, `Reconnect attempt number ${previousRetryCount + 1} will start in ${d} ms.`);
+        return d;
       }),
       events: (kind, value) => this._event(kind, value),
       dispatch: (name, args) => this._dispatch(name, args),
@@ -261,7 +468,16 @@ export class HubConnection {
   }
 
   _build() {
-    const raw = new RawConnection(resolveUrl(this._url), this._options);
+    // The timeouts are read when the engine's connection is made: setting them on a
+    // disconnected connection makes a new one at the next start() (see start()).
+    this._options.serverTimeout = this.serverTimeoutInMilliseconds;
+    this._options.keepAliveInterval = this.keepAliveIntervalInMilliseconds;
+    let raw;
+    try {
+      raw = new RawConnection(resolveUrl(this._url), this._options);
+    } catch (e) {
+      throw toError(e);
+    }
     for (const name of Object.keys(this._methods)) raw.register(name);
     return raw;
   }
@@ -281,24 +497,53 @@ export class HubConnection {
     }
     if (!url) throw new Error("The HubConnection url must be a valid url.");
     this._url = url;
-    if (this._raw && this.state === HubConnectionState.Disconnected) {
-      const old = this._raw;
-      this._raw = this._build();
-      old.free();
-    }
+    if (this._raw && this.state === HubConnectionState.Disconnected) this._rebuild();
+  }
+
+  _rebuild() {
+    const old = this._raw;
+    this._raw = this._build();
+    old.free();
   }
 
   async start() {
+    if (this.state !== HubConnectionState.Disconnected) {
+      throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
+    }
+    this._logger.log(LogLevel.Debug, "Starting HubConnection.");
+    const started = this._start();
+    this._startPromise = started;
+    try {
+      await started;
+    } catch (e) {
+      this._httpLogger.log(LogLevel.Error, `Failed to start the connection: ${e}`);
+      this._logger.log(LogLevel.Debug, `HubConnection failed to start successfully because of error '${e}'.`);
+      throw e;
+    }
+    this._logger.log(LogLevel.Information, `Using HubProtocol '${this._protocol.name}'.`);
+    this._logger.log(LogLevel.Debug, "HubConnection connected successfully.");
+  }
+
+  async _start() {
     if (!this._raw) {
       // Connecting while the module loads, as the official client is while it negotiates.
       if (this._starting) throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
       this._starting = true;
       try { await this._ensure(); } finally { this._starting = false; }
+    } else if (this._raw.state === HubConnectionState.Disconnected &&
+      (this._options.serverTimeout !== this.serverTimeoutInMilliseconds ||
+        this._options.keepAliveInterval !== this.keepAliveIntervalInMilliseconds)) {
+      this._rebuild();
     }
     await this._raw.start().catch((e) => { throw toError(e); });
   }
 
   async stop() {
+    if (this.state === HubConnectionState.Disconnected) {
+      this._logger.log(LogLevel.Debug, "Call to HubConnection.stop(undefined) ignored because it is already in the disconnected state.");
+    } else {
+      this._logger.log(LogLevel.Debug, "Stopping HubConnection.");
+    }
     // Before the engine's connection exists nothing can have started. A stop() made while
     // start() waits for the module runs right after that start() begins, so it aborts it as a
     // stop() during negotiation does.
@@ -306,7 +551,18 @@ export class HubConnection {
       if (!this._starting) return;
       try { await this._ensure(); } catch { return; }
     }
-    await this._raw.stop().catch((e) => { throw toError(e); });
+    const stopped = this._raw.stop().catch((e) => { throw toError(e); });
+    stopped.catch(() => {}); // awaited below, or left behind once the interrupted start failed
+    // As the official stop(): done once the connection is stopped and a start() it interrupted
+    // has failed. The engine's stop() made during a start does not settle by itself (reported),
+    // so the failure of that start ends it too.
+    const startPromise = this._startPromise;
+    if (startPromise && this.state !== HubConnectionState.Connected) {
+      const startFailed = startPromise.then(() => stopped, () => undefined);
+      await Promise.race([stopped, startFailed]);
+    } else {
+      await stopped;
+    }
   }
 
   // Splits the arguments into encoded values and at most one upload stream.
@@ -329,20 +585,32 @@ export class HubConnection {
     source.subscribe({
       next: (item) => { try { upload.next(this._codec.enc(item)); } catch (e) { this._logger.log(LogLevel.Error, `${e}`); } },
       error: (err) => {
-        this._logger.log(LogLevel.Warning, `Upload stream error (sent as completion): ${err}`);
-        upload.complete();
+        // The official client ends the upload with this text as the completion's error.
+        const text = err instanceof Error ? err.message : err && err.toString ? err.toString() : "Unknown error";
+        if (typeof upload.error === "function") upload.error(text);
+        else {
+          // The engine cannot end an upload with an error yet (README): it completes it.
+          this._logger.log(LogLevel.Warning, `Upload stream error (sent as completion): ${text}`);
+          upload.complete();
+        }
       },
       complete: () => upload.complete(),
     });
   }
 
   invoke(methodName, ...args) {
+    const connected = this.state === HubConnectionState.Connected;
     return this._call(() => {
       const [values, upload, source] = this._args(args);
       const p = this._raw.invoke(methodName, values, upload?.id);
       this._pump(upload, source);
       return p;
-    }).then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => { throw toError(e); });
+    }).then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => {
+      // Made while connected, refused because a stop() came first: the official client had
+      // already written it, and the close cancels it.
+      if (connected && String(e) === NOT_CONNECTED) throw new Error(CANCELED_BY_CLOSE);
+      throw toError(e);
+    });
   }
 
   send(methodName, ...args) {
@@ -405,12 +673,27 @@ export class HubConnection {
   onreconnected(callback) { if (callback) this._reconnectedCallbacks.push(callback); }
 
   _event(kind, value) {
-    const [callbacks, arg] = kind === "close"
-      ? [this._closedCallbacks, value === undefined ? undefined : toError(value)]
-      : kind === "reconnecting" ? [this._reconnectingCallbacks, toError(value)] : [this._reconnectedCallbacks, value];
+    let callbacks, arg, what;
+    if (kind === "close") {
+      callbacks = this._closedCallbacks;
+      arg = value === undefined ? undefined : toError(value);
+      if (arg) this._httpLogger.log(LogLevel.Error, `Connection disconnected with error '${arg}'.`);
+      else this._httpLogger.log(LogLevel.Information, "Connection disconnected.");
+      what = `An onclose callback called with error '${arg}'`;
+    } else if (kind === "reconnecting") {
+      callbacks = this._reconnectingCallbacks;
+      arg = toError(value);
+      this._logger.log(LogLevel.Information, `Connection reconnecting because of error '${arg}'.`);
+      what = `An onreconnecting callback called with error '${arg}'`;
+    } else {
+      callbacks = this._reconnectedCallbacks;
+      arg = value;
+      this._logger.log(LogLevel.Information, "HubConnection reconnected successfully.");
+      what = `An onreconnected callback called with connectionId '${arg};`;
+    }
     for (const c of callbacks.slice()) {
       try { c.call(this, arg); } catch (e) {
-        this._logger.log(LogLevel.Error, `An ${kind === "close" ? "onclose" : "on" + kind} callback called with error '${arg}' threw error '${e}'.`);
+        this._logger.log(LogLevel.Error, `${what} threw error '${e}'.`);
       }
     }
   }
@@ -432,7 +715,10 @@ export class HubConnection {
         this._logger.log(LogLevel.Error, `A callback for the method '${name}' threw error '${e}'.`);
       }
     }
-    if (multiple) throw "Client provided multiple results.";
+    if (multiple) {
+      this._logger.log(LogLevel.Error, `Multiple results provided for '${name}'. Sending error to server.`);
+      throw "Client provided multiple results.";
+    }
     if (exception) throw `${exception}`;
     if (res === undefined) throw "Client didn't provide a result.";
     return this._codec.enc(res);
@@ -507,9 +793,8 @@ export class HubConnectionBuilder {
     if (typeof options.transport === "object" && options.transport !== null) {
       throw new Error("talkback-signalr does not take custom ITransport objects.");
     }
-    const logger = options.logger || new ConsoleLogger(LogLevel.Information);
     const stateful = options._useStatefulReconnect ? { bufferSize: this._statefulReconnectBufferSize } : undefined;
-    return new HubConnection(this.url, options, protocol, logger, this.reconnectPolicy,
+    return new HubConnection(this.url, options, protocol, this.logger, this.reconnectPolicy,
       this._serverTimeoutInMilliseconds, this._keepAliveIntervalInMilliseconds, stateful);
   }
 }

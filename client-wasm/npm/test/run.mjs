@@ -102,6 +102,8 @@ async function main() {
       const { resolve: ok, reject } = pending.get(msg.id);
       pending.delete(msg.id);
       if (msg.error) reject(new Error(JSON.stringify(msg.error))); else ok(msg.result);
+    } else if (msg.method === "Runtime.bindingCalled" && msg.params.name === "talkbackAdmin") {
+      admin(msg.params.payload);
     } else if (msg.method === "Runtime.consoleAPICalled" && process.env.VERBOSE) {
       console.log(`  [page ${msg.params.type}]`, msg.params.args.map((a) => a.value ?? a.description).join(" "));
     } else if (msg.method === "Runtime.exceptionThrown") {
@@ -113,6 +115,19 @@ async function main() {
     pending.set(id, { resolve: ok, reject });
     ws.send(JSON.stringify({ id, method, params }));
   });
+  // The fixture's admin routes (faults) answer no CORS, so the page asks this process to call
+  // them: `talkbackAdmin(JSON.stringify({ id, path }))`, answered by `talkbackAdminDone(id, status)`.
+  async function admin(payload) {
+    let id = 0, status = 0;
+    try {
+      const request = JSON.parse(payload);
+      id = Number(request.id);
+      if (typeof request.path !== "string" || !request.path.startsWith("/admin/")) throw new Error("not an admin path");
+      status = (await fetch(`${base}${request.path}`, { method: "POST", headers: { "X-Talkback-Admin": "1" } })).status;
+    } catch { status = 0; }
+    send("Runtime.evaluate", { expression: `talkbackAdminDone(${id}, ${status})` }).catch(() => {});
+  }
+  await send("Runtime.addBinding", { name: "talkbackAdmin" });
   await send("Runtime.enable");
   await send("Page.enable");
   await send("Page.navigate", { url: page });
