@@ -23,6 +23,12 @@ pub struct FixtureConfig {
     /// A connection that sends nothing for this long is closed (default 30 s; not for long
     /// polling, whose polls are an inherent keep-alive).
     pub client_timeout: Duration,
+    /// Close a connection whose client sent no message for this long (default `None`: never).
+    /// Pings do not count, nor the stateful-reconnect Acks and Sequences: a client that only
+    /// keeps its connection alive is idle. The Close message names the reason. An option that
+    /// mimics the idle close often attributed to Azure SignalR (30 minutes), which no primary
+    /// source documents (see docs/protocol/azure.md, "Limits and quotas").
+    pub idle_timeout: Option<Duration>,
     /// The largest hub message accepted from a client, in bytes (default 32 KB).
     pub max_receive_message_size: usize,
     /// The largest HTTP POST body accepted for SSE and long polling sends (default 1 MiB; never
@@ -85,6 +91,7 @@ impl Default for FixtureConfig {
             handshake_timeout: Duration::from_secs(15),
             keep_alive_interval: Duration::from_secs(15),
             client_timeout: Duration::from_secs(30),
+            idle_timeout: None,
             max_receive_message_size: 32 * 1024,
             max_post_body: 1024 * 1024,
             long_poll_timeout: Duration::from_secs(90),

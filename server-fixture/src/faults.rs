@@ -1,5 +1,6 @@
-//! Fault injection: server-wide faults ([`Faults`]) and per-connection faults
-//! ([`ConnectionFaults`]), set from tests through [`crate::FixtureHandle`] or the admin endpoint.
+//! Fault injection: server-wide faults ([`Faults`], reached through [`crate::Server::faults`])
+//! and per-connection faults ([`ConnectionFaults`], reached through
+//! [`crate::Server::connection_faults`]), or over HTTP through the admin endpoints.
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
@@ -75,9 +76,9 @@ fn set_bit(bits: &AtomicU8, kind: TransportKind, on: bool) {
     }
 }
 
-/// Faults of one connection.
+/// Faults of one connection (set through [`crate::ConnectionFaultsHandle`]).
 #[derive(Debug)]
-pub struct ConnectionFaults {
+pub(crate) struct ConnectionFaults {
     /// Messages still allowed before the transport drops; negative = no limit.
     pub(crate) drop_after: AtomicI64,
     /// Whether keep-alive Pings are suppressed.
@@ -113,18 +114,18 @@ impl ConnectionFaults {
     }
 
     /// Drops the transport once `n` more outgoing messages have gone out (0 disarms).
-    pub fn drop_after(&self, n: u64) {
+    pub(crate) fn drop_after(&self, n: u64) {
         self.drop_after
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 
     /// Stops (or resumes) keep-alive Pings.
-    pub fn stop_pings(&self, stop: bool) {
+    pub(crate) fn stop_pings(&self, stop: bool) {
         self.pings_stopped.store(stop, Ordering::SeqCst);
     }
 
     /// Delays every outgoing message by `delay` (zero: no delay).
-    pub fn delay_messages(&self, delay: Duration) {
+    pub(crate) fn delay_messages(&self, delay: Duration) {
         self.delay_ms.store(
             u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             Ordering::SeqCst,

@@ -18,6 +18,15 @@
 //!
 //! **Slow consumers**: see [`Config`]: a connection whose bounded outbound queue is full is
 //! aborted, so a client that does not read never grows the server's memory.
+//!
+//! **Faults**: server-wide through [`Server::faults`] (refuse transports or new connections,
+//! stop pings), per connection through [`Server::connection_faults`] (drop or abort the
+//! transport, drop after `n` messages, stop pings, delay messages).
+//!
+//! **Admin**: the same faults over HTTP under `/admin` (see the README). Every admin request
+//! needs the `X-Talkback-Admin` header (with [`Config::admin_token`], that token) and a local
+//! `Host`; admin routes answer no CORS, so a web page cannot use them; [`Config::admin_enabled`]
+//! turns them off.
 
 mod azure;
 pub mod backplane;
@@ -26,6 +35,9 @@ mod context;
 mod demo;
 mod fanout;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod metrics;
 mod queue;
@@ -40,7 +52,7 @@ pub use azure::{generate_access_key, AzureConfig, NoUpstream, ServiceMode, Upstr
 pub use backplane::{BackplaneError, BackplaneStats, RedisConfig};
 pub use config::FixtureConfig as Config;
 pub use context::{HubContext, StreamSender, UploadStream};
-pub use faults::{ConnectionFaults, Faults};
+pub use faults::Faults;
 pub use hub::{Hub, HubBuilder, HubError};
 pub use registry::{user_from_token, RequestInfo};
 pub use test_hub::{chat_hub, test_hub};
@@ -264,6 +276,9 @@ impl Server {
     }
 
     /// Drops a connection's transport without a Close message; false if it is not live.
+    /// A shortcut kept for existing callers: faults are reached through
+    /// [`Self::connection_faults`].
+    #[doc(hidden)]
     pub fn drop_transport(&self, connection_id: &str) -> bool {
         self.connection_faults(connection_id)
             .map(|c| c.drop_transport())
@@ -276,7 +291,9 @@ impl Server {
         *self.shared.valid_tokens.lock() = tokens.map(|t| t.into_iter().collect());
     }
 
-    /// Refuses `kind` when a client connects (the transport request gets 404).
+    /// Refuses `kind` when a client connects (the transport request gets 404). A shortcut kept
+    /// for existing callers: faults are reached through [`Self::faults`].
+    #[doc(hidden)]
     pub fn refuse_transport_at_connect(&self, kind: TransportKind) {
         self.shared.faults.refuse_at_connect(kind, true);
     }

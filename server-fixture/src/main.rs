@@ -21,6 +21,10 @@ struct Args {
     /// Close a client silent for this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     client_timeout_ms: u64,
+    /// Close a connection whose client sent no message (pings do not count) for this many
+    /// seconds (default: never).
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
     /// Close a connection without a handshake after this many milliseconds.
     #[arg(long, default_value_t = 15_000)]
     handshake_timeout_ms: u64,
@@ -146,6 +150,7 @@ async fn main() -> std::process::ExitCode {
         port: args.port,
         keep_alive_interval: Duration::from_millis(args.keep_alive_ms),
         client_timeout: Duration::from_millis(args.client_timeout_ms),
+        idle_timeout: args.idle_timeout.map(Duration::from_secs),
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         long_poll_timeout: Duration::from_millis(args.long_poll_timeout_ms),
         allow_stateful_reconnect: args.stateful_reconnect,

@@ -40,6 +40,9 @@ pub(crate) enum Inbound {
     Closed,
     /// A new WebSocket took over a stateful connection.
     Reattached,
+    /// The WebSocket layer refused a client message over the size limit from its frame header,
+    /// before reading its payload; the socket reads nothing more.
+    TooLarge,
 }
 
 /// What the session hands to the transport.

@@ -332,3 +332,76 @@ async fn announced_stream_ids_are_bounded_per_invocation() {
     );
     server.shutdown().await;
 }
+
+/// Reads the peer's messages until the Completion of `id`.
+async fn until_completion(peer: &mut Peer, id: &str) -> HubMessage {
+    loop {
+        let message = peer.next().await.expect("the socket stays open");
+        if matches!(&message, HubMessage::Completion(c) if c.invocation_id == id) {
+            return message;
+        }
+    }
+}
+
+/// Opens a WebSocket for `user` without sending the handshake; the connection is registered
+/// (its transport attached) but not yet part of the hub.
+async fn unhandshaken(server: &Server, user: &str) -> Ws {
+    let ws = open(&ws_url(server, &format!("access_token={user}"))).await;
+    let info = server
+        .connections(Some("test"))
+        .into_iter()
+        .find(|c| c.user.as_deref() == Some(user))
+        .expect("the connection is registered");
+    assert_eq!(info.handshake_version, None);
+    ws
+}
+
+/// A broadcast and a send to `user`, both completed (queued for every recipient) on return.
+async fn send_to_everyone_and_to(sender: &mut Peer, user: &str) {
+    let text = sender.arg("to everyone");
+    sender.invoke("b", "Broadcast", vec![text]).await;
+    until_completion(sender, "b").await;
+    let (user, text) = (sender.arg(user), sender.arg("to the user"));
+    sender.invoke("u", "SendToUser", vec![user, text]).await;
+    until_completion(sender, "u").await;
+}
+
+#[tokio::test]
+async fn messages_sent_to_a_connection_before_its_handshake_never_precede_the_handshake_response() {
+    let server = fixture(Config::default()).await;
+    let (mut sender, _) = Peer::connect(&server, Protocol::Json).await;
+    let mut pending = unhandshaken(&server, "pending-user").await;
+    send_to_everyone_and_to(&mut sender, "pending-user").await;
+    within(pending.send(Message::text("{\"protocol\":\"json\",\"version\":1}\x1e")))
+        .await
+        .unwrap();
+    let first = read(&mut pending).await.unwrap();
+    assert!(
+        first.starts_with(b"{}\x1e"),
+        "the handshake response comes first: {:?}",
+        String::from_utf8_lossy(&first)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_handshakes_receives_nothing_but_its_handshake_failure() {
+    let server = fixture(Config {
+        handshake_timeout: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let (mut sender, _) = Peer::connect(&server, Protocol::Json).await;
+    let mut pending = unhandshaken(&server, "pending-user").await;
+    // Both sends reach the pending connection's queue well before its handshake timeout.
+    send_to_everyone_and_to(&mut sender, "pending-user").await;
+    let mut received = Vec::new();
+    while let Some(bytes) = read(&mut pending).await {
+        received.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    assert_eq!(
+        received,
+        vec!["{\"error\":\"Handshake was canceled.\"}\x1e".to_owned()]
+    );
+    server.shutdown().await;
+}

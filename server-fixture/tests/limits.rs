@@ -448,3 +448,60 @@ async fn with_detailed_errors_the_client_timeout_close_says_why_as_asp_net_core_
     assert!(close.allow_reconnect);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_an_idle_timeout_a_client_that_only_pings_is_closed_with_the_reason() {
+    let server = fixture(Config {
+        idle_timeout: Some(Duration::from_millis(600)),
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, id) = Peer::connect(&server, Protocol::Json).await;
+    let mut pings = tokio::time::interval(Duration::from_millis(100));
+    let close = within(async {
+        loop {
+            tokio::select! {
+                _ = pings.tick() => peer.send(HubMessage::Ping).await,
+                message = peer.next() => match message {
+                    Some(HubMessage::Close(close)) => return close,
+                    Some(_) => {}
+                    None => panic!("closed without a Close message"),
+                },
+            }
+        }
+    })
+    .await;
+    let error = close.error.unwrap_or_default();
+    assert!(error.contains("idle timeout"), "{error}");
+    assert!(!close.allow_reconnect);
+    within(server.wait_for_connection_gone(&id)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_an_idle_timeout_a_client_that_keeps_invoking_stays_connected() {
+    let server = fixture(Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    // Six calls a quarter of a second apart: 1.5 s in all, never 1 s without a message.
+    for n in 0..6 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let id = n.to_string();
+        let arg = peer.arg(n);
+        peer.invoke(&id, "Echo", vec![arg]).await;
+        let reply = peer.next().await.expect("still connected");
+        assert!(
+            matches!(&reply, HubMessage::Completion(c) if c.invocation_id == id),
+            "{reply:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn the_idle_timeout_is_off_by_default() {
+    assert_eq!(Config::default().idle_timeout, None);
+}

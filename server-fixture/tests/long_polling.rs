@@ -233,7 +233,10 @@ async fn a_dropped_long_poll_fails_even_when_the_browser_resends_it() {
         within(server.wait_for_connection(&id, |c| c.long_poll_waiting))
             .await
             .expect("the poll waits");
-        assert!(server.drop_transport(&id));
+        server
+            .connection_faults(&id)
+            .expect("live")
+            .drop_transport();
     })
     .await;
     let outcome = if first == Outcome::ClosedBeforeAnyByte {

@@ -70,22 +70,164 @@ async fn item_55_the_server_pings_after_its_interval_and_closes_silent_clients()
     server.shutdown().await;
 }
 
+/// ASP.NET Core's Close text for a message over the limit with detailed errors (the
+/// `InvalidDataException` its hub parser throws, after "Connection closed with an error.").
+fn too_large_detailed(max: usize) -> String {
+    format!("Connection closed with an error. InvalidDataException: The maximum message size of {max}B was exceeded. The message size can be configured in AddHubOptions.")
+}
+
+/// Reads until the socket ends: the hub messages received, then the close frame's code.
+async fn messages_then_close_code(peer: &mut Peer) -> (Vec<HubMessage>, Option<u16>) {
+    let mut messages = Vec::new();
+    loop {
+        match within(peer.ws.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                peer.framer.push(text.as_bytes());
+                while let Some(record) = peer.framer.next_record().unwrap() {
+                    if let talkback_core::protocol::Decoded::Message(m) =
+                        peer.protocol.decode(&record).unwrap()
+                    {
+                        messages.push(m);
+                    }
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (messages, frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (messages, None),
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_message_over_the_size_limit_closes_the_connection() {
+async fn a_message_over_the_size_limit_closes_the_connection_with_the_reference_text() {
     let server = fixture(Config {
         max_receive_message_size: 1024,
+        detailed_errors: true,
         ..Default::default()
     })
     .await;
     let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
     let big = peer.arg("x".repeat(4096));
     peer.invoke("1", "Echo", vec![big]).await;
-    let closing = peer.next().await;
-    assert!(
-        matches!(closing, Some(HubMessage::Close(ref c)) if c.error.as_deref() == Some("The maximum message size of 1024B was exceeded.")),
-        "{closing:?}"
+    let (messages, code) = messages_then_close_code(&mut peer).await;
+    let closes: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m {
+            HubMessage::Close(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes.len(), 1, "{messages:?}");
+    assert_eq!(
+        closes[0].error.as_deref(),
+        Some(too_large_detailed(1024).as_str())
     );
-    assert_eq!(peer.next().await, None);
+    assert!(!closes[0].allow_reconnect);
+    assert_eq!(code, Some(1009), "Message Too Big");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_a_little_over_the_limit_is_refused_by_the_hub_parser_with_the_same_text() {
+    let server = fixture(Config {
+        max_receive_message_size: 1024,
+        detailed_errors: true,
+        ..Default::default()
+    })
+    .await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    // One hub message of 1,030 bytes with its separator: over the hub limit, within the
+    // WebSocket layer's room for framing.
+    let invocation = |text: String| {
+        HubMessage::Invocation(Invocation {
+            invocation_id: Some("1".into()),
+            target: "Echo".into(),
+            arguments: vec![RawValue::encode(Protocol::Json, &text).unwrap()],
+            stream_ids: None,
+            headers: Default::default(),
+        })
+    };
+    let mut empty = Vec::new();
+    Protocol::Json.encode(&invocation(String::new()), &mut empty);
+    peer.send(invocation("x".repeat(1030 - empty.len()))).await;
+    let (messages, code) = messages_then_close_code(&mut peer).await;
+    assert!(
+        matches!(messages.last(), Some(HubMessage::Close(c)) if c.error.as_deref() == Some(too_large_detailed(1024).as_str())),
+        "{messages:?}"
+    );
+    assert_eq!(code, Some(1000));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_frame_header_over_the_limit_is_refused_at_once_with_close_1009_and_others_carry_on() {
+    let server = fixture(Config {
+        max_receive_message_size: 1024,
+        ..Default::default()
+    })
+    .await;
+    let (mut other, _) = Peer::connect(&server, Protocol::Json).await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    // A masked text frame announcing 2,048 bytes, twice the limit; its payload never follows.
+    // The client timeout (30 s) is far beyond `within`'s limit: the refusal comes from the
+    // header alone.
+    let mut header = vec![0x81, 0x80 | 126];
+    header.extend_from_slice(&2048u16.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    {
+        use tokio::io::AsyncWriteExt;
+        let stream = peer.ws.get_mut();
+        within(stream.write_all(&header)).await.unwrap();
+        within(stream.flush()).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (messages, code) = messages_then_close_code(&mut peer).await;
+    assert!(
+        matches!(messages.last(), Some(HubMessage::Close(c)) if c.error.as_deref() == Some("Connection closed with an error.") && !c.allow_reconnect),
+        "{messages:?}"
+    );
+    assert_eq!(code, Some(1009), "Message Too Big");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The other client is served as before.
+    let arg = other.arg("still here");
+    other.invoke("2", "Echo", vec![arg]).await;
+    let reply = other.next().await.unwrap();
+    assert_eq!(completion_value(&reply), Some(json!("still here")));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_close_frame_from_the_client_is_answered_with_a_close_frame_echoing_its_code() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let server = fixture(Config::default()).await;
+    let (mut peer, id) = Peer::connect(&server, Protocol::Json).await;
+    let close = CloseFrame {
+        code: CloseCode::from(4000),
+        reason: "bye".into(),
+    };
+    within(peer.ws.close(Some(close))).await.unwrap();
+    let mut answer = None;
+    loop {
+        match within(peer.ws.next()).await {
+            Some(Ok(Message::Close(frame))) => {
+                answer = frame;
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("no close frame before the end: {e}"),
+            None => break,
+        }
+    }
+    let answer = answer.expect("the fixture answers with a close frame");
+    assert_eq!(u16::from(answer.code), 4000);
+    within(server.wait_for_connection_gone(&id)).await;
     server.shutdown().await;
 }
 
