@@ -117,7 +117,7 @@ async fn item_33_when_every_transport_fails_the_error_names_each_one() {
         TransportKind::ServerSentEvents,
         TransportKind::LongPolling,
     ] {
-        hub.server.refuse_transport_at_connect(kind);
+        hub.server.faults().refuse_at_connect(kind, true);
     }
     let conn = HubConnectionBuilder::new(hub.url())
         .with_protocol(Protocol::Json)

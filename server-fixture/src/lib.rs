@@ -275,27 +275,10 @@ impl Server {
             .map(|conn| ConnectionFaultsHandle { conn })
     }
 
-    /// Drops a connection's transport without a Close message; false if it is not live.
-    /// A shortcut kept for existing callers: faults are reached through
-    /// [`Self::connection_faults`].
-    #[doc(hidden)]
-    pub fn drop_transport(&self, connection_id: &str) -> bool {
-        self.connection_faults(connection_id)
-            .map(|c| c.drop_transport())
-            .is_some()
-    }
-
     /// Accepts only these access tokens from now on (`None`: any request); every other request
     /// to a hub gets 401, as when a token expires.
     pub fn set_valid_tokens(&self, tokens: Option<Vec<String>>) {
         *self.shared.valid_tokens.lock() = tokens.map(|t| t.into_iter().collect());
-    }
-
-    /// Refuses `kind` when a client connects (the transport request gets 404). A shortcut kept
-    /// for existing callers: faults are reached through [`Self::faults`].
-    #[doc(hidden)]
-    pub fn refuse_transport_at_connect(&self, kind: TransportKind) {
-        self.shared.faults.refuse_at_connect(kind, true);
     }
 
     /// Stops gracefully: live connections get a Close message (with `allowReconnect`).

@@ -47,7 +47,9 @@ impl Hub {
 
     /// Drops a connection's transport without a Close message.
     pub(crate) fn drop_transport(&self, connection_id: &str) {
-        self.server.drop_transport(connection_id);
+        if let Some(faults) = self.server.connection_faults(connection_id) {
+            faults.drop_transport();
+        }
     }
 
     /// Stops sending pings to every connection.
@@ -58,7 +60,8 @@ impl Hub {
     /// Refuses WebSocket upgrades.
     pub(crate) fn refuse_websockets(&self) {
         self.server
-            .refuse_transport_at_connect(TransportKind::WebSockets);
+            .faults()
+            .refuse_at_connect(TransportKind::WebSockets, true);
     }
 }
 
