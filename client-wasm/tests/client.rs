@@ -580,3 +580,56 @@ async fn a_non_ascii_hub_url_query_reaches_the_hub() {
     assert_eq!(query["q"], "ü", "{query}");
     within(conn.stop()).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn stop_during_start_settles_and_the_start_fails_as_stopped_during_negotiation() {
+    for (transport, protocol) in COMBOS {
+        let l = label(transport, protocol);
+        let conn = builder(transport, protocol).build().unwrap();
+        // `join` polls the start first: its command is queued before the stop's.
+        let (started, stopped) =
+            within(futures_util::future::join(conn.start(), conn.stop())).await;
+        stopped.unwrap_or_else(|e| panic!("{l}: stop failed: {e}"));
+        let error = started.expect_err("the start was stopped");
+        assert_eq!(
+            error.to_string(),
+            "The connection was stopped during negotiation.",
+            "{l}"
+        );
+        assert_eq!(conn.state(), State::Disconnected, "{l}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_invoke_made_just_before_stop_is_cancelled_by_the_close() {
+    for (transport, protocol) in COMBOS {
+        let l = label(transport, protocol);
+        let conn = connect(transport, protocol).await;
+        let (invoked, stopped) = within(futures_util::future::join(
+            conn.invoke::<u64>("Delay", (5000,)),
+            conn.stop(),
+        ))
+        .await;
+        stopped.unwrap();
+        assert_eq!(
+            invoked.unwrap_err().to_string(),
+            "Invocation canceled due to the underlying connection being closed.",
+            "{l}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_upload_ended_with_an_error_fails_the_call_with_that_text() {
+    for (transport, protocol) in COMBOS {
+        let l = label(transport, protocol);
+        let conn = connect(transport, protocol).await;
+        let one = talkback_wasm::RawValue::encode(protocol, &1).unwrap();
+        let items = futures_util::stream::iter(vec![Ok(one), Err("the upload failed".to_string())]);
+        let error = within(conn.invoke_raw_with_uploads("UploadSum", Vec::new(), vec![items]))
+            .await
+            .unwrap_err();
+        assert_eq!(error.server_message(), Some("the upload failed"), "{l}");
+        within(conn.stop()).await.unwrap();
+    }
+}

@@ -51,6 +51,8 @@ pub(crate) enum Command {
         items: ItemSender,
         reply: Reply<String>,
     },
+    /// Answered when reached: `stop` waits for the calls queued before it.
+    Barrier(oneshot::Sender<()>),
     CancelStream(String),
     NewUploadStream(oneshot::Sender<String>),
     UploadItem {

@@ -10,14 +10,18 @@ use super::runtime::{MaybeSend, MaybeSync, Runtime};
 use super::stream::{decode_item, keep_raw, HubStream};
 use super::transmit::TokenFactory;
 use crate::protocol::{encode_arguments, RawValue};
-use crate::{Config, Connection, Protocol, State};
+use crate::{Config, Connection, Duration, Protocol, State};
 use futures_channel::oneshot;
 use futures_core::Stream;
+use futures_util::future::select;
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+
+/// The longest [`HubConnection::stop`] waits for the calls queued before it to be taken.
+pub const STOP_ORDER_WAIT: Duration = Duration::from_secs(1);
 
 /// A connection to a SignalR hub. Cheap to clone; every clone drives the same connection.
 ///
@@ -156,7 +160,25 @@ impl HubConnection {
 
     /// Stops the connection (sending Close when connected) and waits until it is Disconnected.
     /// Stopping a Disconnected connection does nothing.
+    ///
+    /// Calls made before `stop` (from this task) go out before the Close message, as the
+    /// reference client writes them before its Close, and so fail like the reference client's
+    /// ("Invocation canceled due to the underlying connection being closed.") unless the server
+    /// answers first, rather than being refused as made when not connected. `stop` waits for
+    /// the driver to take them for at most [`STOP_ORDER_WAIT`] (a full send buffer can hold them
+    /// back longer).
     pub async fn stop(&self) -> Result<()> {
+        if self.state() == State::Connected {
+            let commands = self.commands()?;
+            let taken = async {
+                let (tx, rx) = oneshot::channel();
+                if commands.send(Command::Barrier(tx)).await.is_ok() {
+                    let _ = rx.await;
+                }
+            };
+            let deadline = self.inner.runtime.now() + STOP_ORDER_WAIT;
+            let _ = select(Box::pin(taken), self.inner.runtime.sleep_until(deadline)).await;
+        }
         self.control(Command::Stop).await
     }
 
@@ -186,6 +208,18 @@ impl HubConnection {
         F: Fn(&str, &[RawValue]) + MaybeSend + MaybeSync + 'static,
     {
         self.inner.registry.on_any(handler)
+    }
+
+    /// Registers a callback for each server invocation that no handler takes (no `on` or
+    /// `on_result` handler of its name, no `on_any` handler): the method name as sent, and the
+    /// invocation id when the server awaits a result (it gets "Client didn't provide a
+    /// result."). For logging it as the reference client does ("No client method with the
+    /// name 'x' found.").
+    pub fn on_unhandled<F>(&self, callback: F)
+    where
+        F: Fn(&str, Option<&str>) + MaybeSend + MaybeSync + 'static,
+    {
+        self.inner.registry.on_unhandled(callback)
     }
 
     /// Registers a client-result handler: when the server invokes `name` and awaits a result,
@@ -376,7 +410,7 @@ impl HubConnection {
     {
         let arguments = self.encode(&arguments)?;
         let items = encode_items(self.inner.protocol, upload);
-        let result = self.invoke_upload(method, arguments, items).await?;
+        let result = self.invoke_upload(method, arguments, vec![items]).await?;
         self.decode_result(result)
     }
 
@@ -391,29 +425,66 @@ impl HubConnection {
     where
         S: Stream<Item = RawValue> + MaybeSend + 'static,
     {
-        self.invoke_upload(method, arguments, upload.map(Ok)).await
+        self.invoke_upload(method, arguments, vec![upload.map(Ok)])
+            .await
+    }
+
+    /// Invokes `method` with encoded arguments and any number of upload streams, which the
+    /// server's streaming parameters take in this order, and waits for the encoded result.
+    /// Each upload yields `Ok(item)`s; an `Err(text)` ends that upload with the error `text`
+    /// (its completion carries it, as the reference client's `Subject.error` does), and the
+    /// end of the stream completes it.
+    pub async fn invoke_raw_with_uploads<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        uploads: Vec<S>,
+    ) -> Result<Option<RawValue>>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
+        self.invoke_upload(method, arguments, uploads).await
+    }
+
+    /// Makes one upload stream id per upload.
+    async fn upload_ids(&self, count: usize) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            ids.push(self.request(Command::NewUploadStream).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Pumps each upload under its id.
+    fn spawn_uploads<S>(&self, ids: Vec<String>, uploads: Vec<S>)
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
+        for (id, items) in ids.into_iter().zip(uploads) {
+            self.spawn_upload(id, items);
+        }
     }
 
     async fn invoke_upload<S>(
         &self,
         method: &str,
         arguments: Vec<RawValue>,
-        items: S,
+        uploads: Vec<S>,
     ) -> Result<Option<RawValue>>
     where
         S: Stream<Item = UploadItem> + MaybeSend + 'static,
     {
-        let stream_id = self.request(Command::NewUploadStream).await?;
+        let stream_ids = self.upload_ids(uploads.len()).await?;
         let (reply, result) = oneshot::channel();
         self.commands()?
             .send(Command::Invoke {
                 target: method.to_string(),
                 arguments,
-                stream_ids: vec![stream_id.clone()],
+                stream_ids: stream_ids.clone(),
                 reply,
             })
             .await?;
-        self.spawn_upload(stream_id, items);
+        self.spawn_uploads(stream_ids, uploads);
         result.await.map_err(|_| gone())?
     }
 
@@ -431,7 +502,7 @@ impl HubConnection {
     {
         let arguments = self.encode(&arguments)?;
         let items = encode_items(self.inner.protocol, upload);
-        self.send_upload(method, arguments, items).await
+        self.send_upload(method, arguments, vec![items]).await
     }
 
     /// [`HubConnection::send_with_upload`] with encoded arguments and upload items.
@@ -444,24 +515,44 @@ impl HubConnection {
     where
         S: Stream<Item = RawValue> + MaybeSend + 'static,
     {
-        self.send_upload(method, arguments, upload.map(Ok)).await
+        self.send_upload(method, arguments, vec![upload.map(Ok)])
+            .await
     }
 
-    async fn send_upload<S>(&self, method: &str, arguments: Vec<RawValue>, items: S) -> Result<()>
+    /// [`HubConnection::send_raw_with_upload`] with any number of uploads, whose items may end
+    /// them with an error (see [`HubConnection::invoke_raw_with_uploads`]).
+    pub async fn send_raw_with_uploads<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        uploads: Vec<S>,
+    ) -> Result<()>
     where
         S: Stream<Item = UploadItem> + MaybeSend + 'static,
     {
-        let stream_id = self.request(Command::NewUploadStream).await?;
+        self.send_upload(method, arguments, uploads).await
+    }
+
+    async fn send_upload<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        uploads: Vec<S>,
+    ) -> Result<()>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
+        let stream_ids = self.upload_ids(uploads.len()).await?;
         let (reply, written) = oneshot::channel();
         self.commands()?
             .send(Command::Send {
                 target: method.to_string(),
                 arguments,
-                stream_ids: vec![stream_id.clone()],
+                stream_ids: stream_ids.clone(),
                 reply,
             })
             .await?;
-        self.spawn_upload(stream_id, items);
+        self.spawn_uploads(stream_ids, uploads);
         written.await.map_err(|_| gone())?
     }
 
@@ -479,7 +570,7 @@ impl HubConnection {
     {
         let arguments = self.encode(&arguments)?;
         let items = encode_items(self.inner.protocol, upload);
-        self.stream_upload(method, arguments, items, decode_item::<T>)
+        self.stream_upload(method, arguments, vec![items], decode_item::<T>)
             .await
     }
 
@@ -494,7 +585,22 @@ impl HubConnection {
     where
         S: Stream<Item = RawValue> + MaybeSend + 'static,
     {
-        self.stream_upload(method, arguments, upload.map(Ok), keep_raw)
+        self.stream_upload(method, arguments, vec![upload.map(Ok)], keep_raw)
+            .await
+    }
+
+    /// [`HubConnection::stream_raw_with_upload`] with any number of uploads, whose items may
+    /// end them with an error (see [`HubConnection::invoke_raw_with_uploads`]).
+    pub async fn stream_raw_with_uploads<S>(
+        &self,
+        method: &str,
+        arguments: Vec<RawValue>,
+        uploads: Vec<S>,
+    ) -> Result<HubStream<RawValue>>
+    where
+        S: Stream<Item = UploadItem> + MaybeSend + 'static,
+    {
+        self.stream_upload(method, arguments, uploads, keep_raw)
             .await
     }
 
@@ -502,17 +608,17 @@ impl HubConnection {
         &self,
         method: &str,
         arguments: Vec<RawValue>,
-        items: S,
+        uploads: Vec<S>,
         decode: fn(RawValue) -> Result<T>,
     ) -> Result<HubStream<T>>
     where
         S: Stream<Item = UploadItem> + MaybeSend + 'static,
     {
-        let stream_id = self.request(Command::NewUploadStream).await?;
+        let stream_ids = self.upload_ids(uploads.len()).await?;
         let stream = self
-            .start_stream(method, arguments, vec![stream_id.clone()], decode)
+            .start_stream(method, arguments, stream_ids.clone(), decode)
             .await?;
-        self.spawn_upload(stream_id, items);
+        self.spawn_uploads(stream_ids, uploads);
         Ok(stream)
     }
 
@@ -561,8 +667,8 @@ impl HubConnection {
     }
 }
 
-/// One upload item, encoded, or why it could not be.
-type UploadItem = std::result::Result<RawValue, String>;
+/// One upload item, encoded, or the error text that ends the upload.
+pub type UploadItem = std::result::Result<RawValue, String>;
 
 /// The items of a typed upload, encoded for `protocol`.
 fn encode_items<S>(protocol: Protocol, upload: S) -> impl Stream<Item = UploadItem> + MaybeSend

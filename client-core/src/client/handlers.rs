@@ -39,6 +39,7 @@ pub struct HandlerId(pub(crate) u64);
 type PlainFn = shared_fn!(Fn(&[RawValue]) -> Result<(), String>);
 type ResultFn = shared_fn!(Fn(&[RawValue]) -> BoxFuture<Result<RawValue, String>>);
 type AnyFn = shared_fn!(Fn(&str, &[RawValue]));
+type UnhandledFn = shared_fn!(Fn(&str, Option<&str>));
 pub(crate) type CloseFn = shared_fn!(Fn(Option<Error>));
 pub(crate) type ReconnectingFn = shared_fn!(Fn(Error));
 pub(crate) type ReconnectedFn = shared_fn!(Fn(Option<String>));
@@ -60,6 +61,7 @@ struct RegistryInner {
     next_id: u64,
     methods: HashMap<String, Vec<(HandlerId, Handler)>>,
     any: Vec<Arc<AnyFn>>,
+    unhandled: Vec<Arc<UnhandledFn>>,
     on_close: Vec<Arc<CloseFn>>,
     on_reconnecting: Vec<Arc<ReconnectingFn>>,
     on_reconnected: Vec<Arc<ReconnectedFn>>,
@@ -177,6 +179,14 @@ impl Registry {
         inner.any.push(Arc::new(f));
     }
 
+    pub(crate) fn on_unhandled<F>(&self, f: F)
+    where
+        F: Fn(&str, Option<&str>) + MaybeSend + MaybeSync + 'static,
+    {
+        let mut inner = self.inner.write().unwrap_or_else(lock_poisoned);
+        inner.unhandled.push(Arc::new(f));
+    }
+
     pub(crate) fn off(&self, name: &str) {
         let mut inner = self.inner.write().unwrap_or_else(lock_poisoned);
         inner.methods.remove(&name.to_lowercase());
@@ -217,11 +227,12 @@ impl Registry {
             .push(f);
     }
 
-    /// Whether a server invocation of `target` would reach no handler at all (no `on` handler
-    /// of that name, no `on_any` handler).
+    /// Whether a server invocation of `target` would reach no code at all (no `on` handler
+    /// of that name, no `on_any` handler, no `on_unhandled` callback).
     pub(crate) fn is_unhandled(&self, target: &str) -> bool {
         let inner = self.inner.read().unwrap_or_else(lock_poisoned);
         inner.any.is_empty()
+            && inner.unhandled.is_empty()
             && inner
                 .methods
                 .get(&target.to_lowercase())
@@ -335,6 +346,17 @@ pub(crate) async fn run_dispatcher(
                 let (handlers, any) = registry.handlers_for(&target);
                 for f in &any {
                     f(&target, &arguments);
+                }
+                if handlers.is_empty() && any.is_empty() {
+                    let unhandled = registry
+                        .inner
+                        .read()
+                        .unwrap_or_else(lock_poisoned)
+                        .unhandled
+                        .clone();
+                    for f in &unhandled {
+                        f(&target, invocation_id.as_deref());
+                    }
                 }
                 match invocation_id {
                     Some(id) => {

@@ -54,8 +54,9 @@ pub mod runtime;
 mod stream;
 mod transmit;
 
+pub use crate::error::{ConnectFailure, TransportFailure, TransportFailureKind};
 pub use builder::HubConnectionBuilder;
-pub use connection::HubConnection;
+pub use connection::{HubConnection, UploadItem, STOP_ORDER_WAIT};
 pub use error::{BoxError, ConnectionError, Error, Result};
 pub use handlers::{HandlerId, DISPATCH_QUEUE, MAX_CONCURRENT_CLIENT_RESULTS};
 pub use runtime::{

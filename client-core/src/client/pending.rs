@@ -337,6 +337,9 @@ impl Pending {
                     let _ = reply.send(Err(e.into()));
                 }
             },
+            Command::Barrier(reply) => {
+                let _ = reply.send(());
+            }
             Command::CancelStream(id) => {
                 if let Some(key) = self.streams.remove(&id) {
                     deliveries.cancel(key);
@@ -403,6 +406,13 @@ impl Pending {
                 tracing::debug!(%error, "start failed");
                 for start in self.starts.drain(..) {
                     let _ = start.send(Err(error.clone().into()));
+                }
+                // A stop() made during the start ended it ("The connection was stopped during
+                // negotiation."): the connection is Disconnected, and no Closed follows.
+                if conn.state() == State::Disconnected {
+                    for stop in self.stops.drain(..) {
+                        let _ = stop.send(());
+                    }
                 }
             }
             Event::Reconnecting(error) => {

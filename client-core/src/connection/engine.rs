@@ -112,7 +112,7 @@ struct Attempt {
     /// The transport picked before a fresh negotiate.
     pending_kind: Option<TransportKind>,
     negotiated: Option<NegotiateConnection>,
-    failures: Vec<String>,
+    failures: Vec<crate::error::TransportFailure>,
     step: Step,
 }
 

@@ -42,7 +42,6 @@ function loadWasm() {
 }
 
 const NOT_CONNECTED = "Cannot send data if the connection is not in the 'Connected' State.";
-const CANCELED_BY_CLOSE = "Invocation canceled due to the underlying connection being closed.";
 
 export const VERSION = "0.1.0";
 
@@ -107,59 +106,64 @@ const REASONS = {
   408: "Request Timeout", 409: "Conflict", 410: "Gone", 413: "Payload Too Large", 429: "Too Many Requests",
   500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
 };
-const UNEXPECTED_NEGOTIATE = /^Failed to complete negotiation with the server: Unexpected status code returned from negotiate '(\d+)'(?:: (.*?))?( Either this is not a SignalR endpoint or there is a proxy blocking the connection\.)?$/s;
-
+const NEGOTIATION_FAILED = "Failed to complete negotiation with the server: ";
+const NOT_FOUND_HINT = " Either this is not a SignalR endpoint or there is a proxy blocking the connection.";
 const UNABLE_TO_CONNECT = "Unable to connect to the server with any of the available transports.";
 
-// The engine's "every transport failed" text (`<prefix> <T> failed: <reason> ...`) as the
-// official AggregateErrors: its message, and its innerErrors as the official client fills them
-// ("<T> failed: " then the error for a transport it skipped; a FailedToStartTransportError for
-// one that failed to start).
-function aggregate(text) {
-  const parts = text.slice(UNABLE_TO_CONNECT.length).split(/ ?\b(WebSockets|ServerSentEvents|LongPolling) failed: /);
-  if (parts.length < 3 || parts[0].trim() !== "") return new AggregateErrors(text, []);
+// The engine's per-transport outcomes (`[{transport, kind, reason}]`) as the official
+// AggregateErrors: innerErrors as the official client fills them ("<T> failed:" then the
+// error, for a transport it skipped; a FailedToStartTransportError for one that failed to
+// start), and the message that joins them.
+function aggregate(transports) {
   const inner = [];
-  const pieces = [];
-  for (let i = 1; i + 1 < parts.length; i += 2) {
-    const name = parts[i];
-    const reason = parts[i + 1].replace(/^Error: /, "");
+  for (const { transport: name, kind, reason } of transports) {
     const transport = HttpTransportType[name];
-    if (/^'\w+' is disabled by the client\.$/.test(reason)) {
-      inner.push(`${name} failed: `, new DisabledTransportError(reason, transport));
-      pieces.push(`${name} failed: Error: ${reason}`);
-    } else if (/^'\w+' does not support (Text|Binary)\.$/.test(reason)) {
-      inner.push(`${name} failed: `, new Error(reason));
-      pieces.push(`${name} failed: Error: ${reason}`);
+    if (kind === "failed") {
+      inner.push(new FailedToStartTransportError(`${name} failed: ${new Error(reason)}`, transport));
     } else {
-      const e = new FailedToStartTransportError(`${name} failed: Error: ${reason}`, transport);
-      inner.push(e);
-      pieces.push(String(e));
+      inner.push(`${name} failed:`, kind === "disabled" ? new DisabledTransportError(reason, transport) : new Error(reason));
     }
   }
-  return new AggregateErrors(`${UNABLE_TO_CONNECT} ${pieces.join(" ")}`, inner);
+  return new AggregateErrors(`${UNABLE_TO_CONNECT} ${inner.join(" ")}`, inner);
 }
 
-// The engine's error text as the official client's error object.
-function toError(e) {
+// An error from the engine (`{message, kind, ...}`, see client-wasm/src/bindings) as the
+// official client's error object. `during` is "start" for the errors of start().
+function toError(e, during) {
   if (e instanceof Error) return e;
-  let text = String(e);
-  // A configuration the engine refuses (skipNegotiation without WebSockets, say): the official
-  // client's start() fails with the bare text.
-  if (text.startsWith("invalid configuration: ")) text = text.slice("invalid configuration: ".length);
-  // A negotiate answered with a status outside 200-299: the official client's HTTP client fails
-  // first, with an HttpError whose text is the body, or else the status text.
-  const negotiate = UNEXPECTED_NEGOTIATE.exec(text);
-  if (negotiate && !/^2/.test(negotiate[1])) {
-    const status = negotiate[1];
-    text = `Failed to complete negotiation with the server: Error: ${negotiate[2] || REASONS[status] || ""}: Status code '${status}'${negotiate[3] || ""}`;
+  if (e === null || typeof e !== "object") return new Error(String(e));
+  const text = e.message;
+  switch (e.kind) {
+    case "connect":
+      if (e.status !== undefined) {
+        // A 2xx other than 200: the official client rejects with this bare Error.
+        if (e.status >= 200 && e.status < 300) return new Error(`Unexpected status code returned from negotiate '${e.status}'`);
+        // Otherwise its HTTP client fails first, with an HttpError whose text is the body, or
+        // else the status text.
+        const http = new HttpError(e.statusText || REASONS[e.status] || "", e.status);
+        return new FailedToNegotiateWithServerError(`${NEGOTIATION_FAILED}${http}${e.status === 404 ? NOT_FOUND_HINT : ""}`);
+      }
+      if (e.transports && e.transports.length > 0) return aggregate(e.transports);
+      if (e.negotiate) return new FailedToNegotiateWithServerError(text);
+      return new Error(text);
+    case "transport":
+      // A request of the transport answered with an error status: an HttpError, as the
+      // official transports' (with the engine's text).
+      if (e.status !== undefined) {
+        const http = new HttpError(e.statusText, e.status);
+        http.message = text;
+        return http;
+      }
+      return new Error(text);
+    case "access-token":
+      // During start() the token is asked for by the negotiate request.
+      return during === "start" ? new FailedToNegotiateWithServerError(text) : new Error(text);
+    case "closed":
+      // A stop() during start().
+      return during === "start" ? new AbortError(text) : new Error(text);
+    default:
+      return new Error(text);
   }
-  if (text.startsWith("Failed to complete negotiation with the server")) return new FailedToNegotiateWithServerError(text);
-  if (text.startsWith(UNABLE_TO_CONNECT)) return aggregate(text);
-  const status = /^(.*): Status code '(\d+)'$/s.exec(text);
-  if (status) return new HttpError(status[1], Number(status[2]));
-  if (text === "A timeout occurred." || /timed out/i.test(text)) return new TimeoutError(text);
-  if (text === "An abort occurred." || text.startsWith("The connection was stopped")) return new AbortError(text);
-  return new Error(text);
 }
 
 // ---- HTTP (the official HttpClient classes) ----
@@ -511,10 +515,8 @@ export class HubConnection {
       throw new Error("Cannot start a HubConnection that is not in the 'Disconnected' state.");
     }
     this._logger.log(LogLevel.Debug, "Starting HubConnection.");
-    const started = this._start();
-    this._startPromise = started;
     try {
-      await started;
+      await this._start();
     } catch (e) {
       this._httpLogger.log(LogLevel.Error, `Failed to start the connection: ${e}`);
       this._logger.log(LogLevel.Debug, `HubConnection failed to start successfully because of error '${e}'.`);
@@ -535,7 +537,7 @@ export class HubConnection {
         this._options.keepAliveInterval !== this.keepAliveIntervalInMilliseconds)) {
       this._rebuild();
     }
-    await this._raw.start().catch((e) => { throw toError(e); });
+    await this._raw.start().catch((e) => { throw toError(e, "start"); });
   }
 
   async stop() {
@@ -551,73 +553,55 @@ export class HubConnection {
       if (!this._starting) return;
       try { await this._ensure(); } catch { return; }
     }
-    const stopped = this._raw.stop().catch((e) => { throw toError(e); });
-    stopped.catch(() => {}); // awaited below, or left behind once the interrupted start failed
-    // As the official stop(): done once the connection is stopped and a start() it interrupted
-    // has failed. The engine's stop() made during a start does not settle by itself (reported),
-    // so the failure of that start ends it too.
-    const startPromise = this._startPromise;
-    if (startPromise && this.state !== HubConnectionState.Connected) {
-      const startFailed = startPromise.then(() => stopped, () => undefined);
-      await Promise.race([stopped, startFailed]);
-    } else {
-      await stopped;
-    }
+    await this._raw.stop().catch((e) => { throw toError(e); });
   }
 
-  // Splits the arguments into encoded values and at most one upload stream.
+  // Splits the arguments into encoded values and upload streams (each Subject or other
+  // observable, in order), as the official client does.
   _args(args) {
     const values = [];
-    let upload;
-    let source;
+    const sources = [];
     for (const a of args) {
-      if (isObservable(a)) {
-        if (source) throw new Error("talkback-signalr supports one streaming argument per call.");
-        source = a;
-      } else values.push(this._codec.enc(a));
+      if (isObservable(a)) sources.push(a);
+      else values.push(this._codec.enc(a));
     }
-    if (source) upload = this._raw.newUpload();
-    return [values, upload, source];
+    const uploads = sources.map(() => this._raw.newUpload());
+    return [values, uploads, sources];
   }
 
-  _pump(upload, source) {
-    if (!source) return;
-    source.subscribe({
-      next: (item) => { try { upload.next(this._codec.enc(item)); } catch (e) { this._logger.log(LogLevel.Error, `${e}`); } },
-      error: (err) => {
+  _ids(uploads) {
+    return uploads.length > 0 ? uploads.map((u) => u.id) : undefined;
+  }
+
+  _pump(uploads, sources) {
+    sources.forEach((source, i) => {
+      const upload = uploads[i];
+      source.subscribe({
+        next: (item) => { try { upload.next(this._codec.enc(item)); } catch (e) { this._logger.log(LogLevel.Error, `${e}`); } },
         // The official client ends the upload with this text as the completion's error.
-        const text = err instanceof Error ? err.message : err && err.toString ? err.toString() : "Unknown error";
-        if (typeof upload.error === "function") upload.error(text);
-        else {
-          // The engine cannot end an upload with an error yet (README): it completes it.
-          this._logger.log(LogLevel.Warning, `Upload stream error (sent as completion): ${text}`);
-          upload.complete();
-        }
-      },
-      complete: () => upload.complete(),
+        error: (err) => {
+          const text = err instanceof Error ? err.message : err && err.toString ? err.toString() : "Unknown error";
+          upload.error(text);
+        },
+        complete: () => upload.complete(),
+      });
     });
   }
 
   invoke(methodName, ...args) {
-    const connected = this.state === HubConnectionState.Connected;
     return this._call(() => {
-      const [values, upload, source] = this._args(args);
-      const p = this._raw.invoke(methodName, values, upload?.id);
-      this._pump(upload, source);
+      const [values, uploads, sources] = this._args(args);
+      const p = this._raw.invoke(methodName, values, this._ids(uploads));
+      this._pump(uploads, sources);
       return p;
-    }).then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => {
-      // Made while connected, refused because a stop() came first: the official client had
-      // already written it, and the close cancels it.
-      if (connected && String(e) === NOT_CONNECTED) throw new Error(CANCELED_BY_CLOSE);
-      throw toError(e);
-    });
+    }).then((r) => (r === undefined ? undefined : this._codec.dec(r)), (e) => { throw toError(e); });
   }
 
   send(methodName, ...args) {
     return this._call(() => {
-      const [values, upload, source] = this._args(args);
-      const p = this._raw.send(methodName, values, upload?.id);
-      this._pump(upload, source);
+      const [values, uploads, sources] = this._args(args);
+      const p = this._raw.send(methodName, values, this._ids(uploads));
+      this._pump(uploads, sources);
       return p;
     }).then(() => undefined, (e) => { throw toError(e); });
   }
@@ -627,12 +611,12 @@ export class HubConnection {
     let handle, disposed = false;
     this._call(() => {
       if (disposed) return;
-      const [values, upload, source] = this._args(args);
-      handle = this._raw.stream(methodName, values, upload?.id,
+      const [values, uploads, sources] = this._args(args);
+      handle = this._raw.stream(methodName, values, this._ids(uploads),
         (item) => subject.next(this._codec.dec(item)),
         (error) => (error === undefined ? subject.complete() : subject.error(toError(error))));
-      this._pump(upload, source);
-    }).catch((e) => subject.error(e));
+      this._pump(uploads, sources);
+    }).catch((e) => subject.error(toError(e)));
     subject.cancelCallback = () => {
       disposed = true;
       if (handle) { handle.cancel(); handle.free(); handle = undefined; }
@@ -674,6 +658,15 @@ export class HubConnection {
 
   _event(kind, value) {
     let callbacks, arg, what;
+    if (kind === "unhandled") {
+      // A server invocation with no handler (the engine answers one that awaits a result with
+      // "Client didn't provide a result.").
+      const [target, invocationId] = value;
+      const name = target.toLowerCase();
+      this._logger.log(LogLevel.Warning, `No client method with the name '${name}' found.`);
+      if (invocationId) this._logger.log(LogLevel.Warning, `No result given for '${name}' method and invocation ID '${invocationId}'.`);
+      return;
+    }
     if (kind === "close") {
       callbacks = this._closedCallbacks;
       arg = value === undefined ? undefined : toError(value);

@@ -303,15 +303,15 @@ export async function runAll(base) {
     const skip = await errorOf(new HubConnectionBuilder().withUrl(hub, { transport: HttpTransportType.LongPolling, skipNegotiation: true }).build().start());
     assertEq(describe(skip), describe(new Error("Negotiation can only be skipped when using the WebSocket transport directly.")), "skipNegotiation without WebSockets");
     // No transport left: AggregateErrors (not exported by the official index either), with the
-    // official text and its innerErrors: for each transport, "<name> failed: " and then the error.
+    // official text and its innerErrors: for each transport, "<name> failed:" and then the error.
     const none = await errorOf(new HubConnectionBuilder().withUrl(hub, HttpTransportType.ServerSentEvents)
       .withHubProtocol(new signalR.MessagePackHubProtocol()).build().start());
     assertEq(describe(none), describe(new Error("Unable to connect to the server with any of the available transports. WebSockets failed: Error: 'WebSockets' is disabled by the client. ServerSentEvents failed: Error: 'ServerSentEvents' does not support Binary. LongPolling failed: Error: 'LongPolling' is disabled by the client.")), "no transport left");
     assert(none instanceof signalR.AggregateErrors, `AggregateErrors: ${none && none.constructor.name}`);
     assertEq(none.innerErrors.map((x) => (typeof x === "string" ? x : [x.constructor.name, x.message, x.transport])), [
-      "WebSockets failed: ", ["DisabledTransportError", "'WebSockets' is disabled by the client.", 1],
-      "ServerSentEvents failed: ", ["Error", "'ServerSentEvents' does not support Binary.", undefined],
-      "LongPolling failed: ", ["DisabledTransportError", "'LongPolling' is disabled by the client.", 4],
+      "WebSockets failed:", ["DisabledTransportError", "'WebSockets' is disabled by the client.", 1],
+      "ServerSentEvents failed:", ["Error", "'ServerSentEvents' does not support Binary.", undefined],
+      "LongPolling failed:", ["DisabledTransportError", "'LongPolling' is disabled by the client.", 4],
     ], "innerErrors");
   });
   await scenario("call errors: not connected, cancelled by stop(), closed by the server", async () => {
@@ -325,12 +325,58 @@ export async function runAll(base) {
     assertEq(describe(await pending), describe(new Error("Invocation canceled due to the underlying connection being closed.")), "pending invoke on stop");
     assertEq(describe(await errorOf(c.invoke("Add", 1, 2))), notConnected, "invoke after stop");
     assertEq(c.connectionId, null, "connectionId after stop");
+    // An invoke made just before stop(), in the same turn: written before the Close, then
+    // cancelled by it (not refused as made while not connected).
+    await c.start();
+    const justBefore = errorOf(c.invoke("Delay", 5000));
+    await c.stop();
+    assertEq(describe(await justBefore), describe(new Error("Invocation canceled due to the underlying connection being closed.")), "invoke just before stop()");
     await c.start();
     const closed = new Promise((resolve) => c.onclose(resolve));
     const pending2 = errorOf(c.invoke("Delay", 5000));
     await c.send("CloseWithMessage", "bye", false);
     assertEq(describe(await pending2), describe(new Error("Server returned an error on close: bye")), "pending invoke on a server Close");
     assertEq(describe(await closed), describe(new Error("Server returned an error on close: bye")), "onclose error");
+  });
+  await scenario("uploads: Subject.error() reaches the server; several Subjects in one call", async () => {
+    for (const p of ["json", "messagepack"]) {
+      const c = build(hub, HttpTransportType.WebSockets, p);
+      await c.start();
+      const failing = new Subject();
+      const sum = errorOf(c.invoke("UploadSum", failing));
+      failing.next(1);
+      failing.error(new Error("the subject failed"));
+      const e = await sum;
+      assert(e instanceof Error, `${p}: UploadSum with an erroring Subject rejects: ${e}`);
+      assertEq(e.message, "the subject failed", `${p}: the server got the Subject's error`);
+      const first = new Subject(), second = new Subject();
+      const collected = c.invoke("UploadCollect", first, second);
+      first.next("a"); second.next("z"); first.next("b");
+      first.complete(); second.complete();
+      // The test hub reads the invocation's first upload; the second went with it.
+      assertEq(await collected, ["a", "b"], `${p}: two Subjects in one invoke`);
+      const echo = new Subject(), other = new Subject();
+      const streamed = collect(c.stream("UploadEcho", echo, other));
+      echo.next(1); other.complete(); echo.complete();
+      assertEq(await streamed, [1], `${p}: two Subjects in one stream`);
+      assertEq(await c.invoke("Add", 1, 2), 3, `${p}: the connection is fine`);
+      await c.stop();
+    }
+  });
+  await scenario("a server invocation with no handler logs the official Warning through the configured logger", async () => {
+    const lines = [];
+    const logger = { log: (level, message) => lines.push([level, message]) };
+    const c = new HubConnectionBuilder().withUrl(hub, HttpTransportType.WebSockets).configureLogging(logger).build();
+    await c.start();
+    await c.send("EchoToCaller", "nobody listens");
+    await c.invoke("Add", 1, 1);
+    const noResult = await errorOf(c.invoke("AskClient", "Missing", 1));
+    assertEq(noResult && noResult.message, "Client didn't provide a result.", "no client result");
+    await c.stop();
+    const warnings = lines.filter(([l]) => l === signalR.LogLevel.Warning).map(([, m]) => m);
+    assert(warnings.includes("No client method with the name 'echoed' found."), `Warning lines: ${JSON.stringify(warnings)}`);
+    assert(warnings.includes("No client method with the name 'missing' found."), `Warning lines: ${JSON.stringify(warnings)}`);
+    assert(warnings.some((w) => /^No result given for 'missing' method and invocation ID '[^']+'\.$/.test(w)), `Warning lines: ${JSON.stringify(warnings)}`);
   });
   await scenario("serverTimeoutInMilliseconds and keepAliveIntervalInMilliseconds are settable after build()", async () => {
     const c = new HubConnectionBuilder().withUrl(hub, HttpTransportType.WebSockets).build();

@@ -8,8 +8,8 @@
 //! and decodes them with the official client's type mapping). Keeping value conversion in
 //! JavaScript keeps the module small and the mapping identical to `@microsoft/signalr`.
 //!
-//! Errors cross as strings (the message); `index.js` turns them into the official error
-//! classes.
+//! Errors cross as plain objects `{message, kind}` (see [`error_value`]); `index.js` builds
+//! the official error classes from their data.
 
 // The exported types are handles for JavaScript, where `Debug` means nothing.
 #![allow(missing_debug_implementations)]
@@ -40,8 +40,82 @@ fn millis(value: &JsValue) -> Option<Duration> {
         .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
 }
 
-fn message(error: &client::Error) -> JsValue {
-    JsValue::from_str(&error.to_string())
+fn set(object: &js_sys::Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(object, &JsValue::from_str(key), value);
+}
+
+/// An error for JavaScript: `{message, kind}`, `kind` one of `protocol`, `server`, `connect`,
+/// `transport`, `closed`, `usage`, `access-token`, `config`, `encode`, `decode`, `runtime`.
+/// A `connect` error also has `negotiate: true` when the negotiate request failed, `status`
+/// and `statusText` for a negotiate answered with another status than 200, and `transports`:
+/// `[{transport, kind, reason}]` with `kind` one of `disabled`, `format`, `unsupported`,
+/// `failed`. A `transport` error that an HTTP status caused has `status` and `statusText`.
+fn error_value(error: &client::Error) -> JsValue {
+    use client::ConnectionError as C;
+    let object = js_sys::Object::new();
+    let text = match error {
+        // The builder's text alone, as the official client's.
+        client::Error::Config(text) => text.clone(),
+        _ => error.to_string(),
+    };
+    set(&object, "message", &JsValue::from_str(&text));
+    let kind = match error {
+        client::Error::Connection(e) => match e {
+            C::Protocol(_) => "protocol",
+            C::Server(_) => "server",
+            C::Connect(failure) => {
+                if failure.negotiate {
+                    set(&object, "negotiate", &JsValue::TRUE);
+                }
+                if let Some(status) = failure.status {
+                    set(&object, "status", &JsValue::from(status));
+                    if let Some(text) = &failure.status_text {
+                        set(&object, "statusText", &JsValue::from_str(text));
+                    }
+                }
+                let transports = Array::new();
+                for t in &failure.transports {
+                    let entry = js_sys::Object::new();
+                    set(&entry, "transport", &JsValue::from_str(&t.transport));
+                    set(&entry, "kind", &JsValue::from_str(t.kind.as_str()));
+                    set(&entry, "reason", &JsValue::from_str(&t.reason));
+                    transports.push(&entry);
+                }
+                set(&object, "transports", &transports);
+                "connect"
+            }
+            C::Transport(text) => {
+                if let Some((what, status)) = http_status_of(text) {
+                    set(&object, "status", &JsValue::from(status));
+                    set(&object, "statusText", &JsValue::from_str(what));
+                }
+                "transport"
+            }
+            C::Closed(_) => "closed",
+            C::Usage(_) => "usage",
+            C::AccessToken(_) => "access-token",
+            _ => "other",
+        },
+        client::Error::Encode(_) => "encode",
+        client::Error::Decode(_) => "decode",
+        client::Error::Config(_) => "config",
+        client::Error::Runtime(_) => "runtime",
+        _ => "other",
+    };
+    set(&object, "kind", &JsValue::from_str(kind));
+    object.into()
+}
+
+/// The HTTP status of a transport error the engine wrote with
+/// `talkback_core::http_status::status_error` (`<what>: Status code '<n>'[: <body>]`), and the
+/// `<what>`. (The engine's `Transport` errors carry text only.)
+fn http_status_of(text: &str) -> Option<(&str, u16)> {
+    const MARK: &str = ": Status code '";
+    let at = text.find(MARK)?;
+    let rest = &text[at + MARK.len()..];
+    let end = rest.find('\'')?;
+    let status = rest[..end].parse().ok()?;
+    Some((&text[..at], status))
 }
 
 fn describe(value: &JsValue) -> String {
@@ -54,16 +128,20 @@ thread_local! {
     static POLICIES: RefCell<(u32, HashMap<u32, Function>)> = RefCell::new((0, HashMap::new()));
 }
 
-type UploadRx = mpsc::UnboundedReceiver<RawValue>;
+type UploadRx = mpsc::UnboundedReceiver<client::UploadItem>;
 
 thread_local! {
     /// The receiving ends of uploads made by `newUpload` and not yet used by a call.
     static UPLOADS: RefCell<(u32, HashMap<u32, UploadRx>)> = RefCell::new((0, HashMap::new()));
 }
 
-fn take_upload(id: Option<u32>) -> Option<UploadRx> {
-    let id = id?;
-    UPLOADS.with(|u| u.borrow_mut().1.remove(&id))
+/// The uploads of a call, in order (ids not made by `newUpload`, or used already, are left out).
+fn take_uploads(ids: Option<Vec<u32>>) -> Vec<UploadRx> {
+    let ids = ids.unwrap_or_default();
+    UPLOADS.with(|u| {
+        let mut u = u.borrow_mut();
+        ids.iter().filter_map(|id| u.1.remove(id)).collect()
+    })
 }
 
 /// A reconnect policy that asks a JavaScript function
@@ -153,7 +231,7 @@ fn args_out(protocol: Protocol, args: &[RawValue]) -> JsValue {
 #[wasm_bindgen]
 pub struct Upload {
     protocol: Protocol,
-    tx: Option<mpsc::UnboundedSender<RawValue>>,
+    tx: Option<mpsc::UnboundedSender<client::UploadItem>>,
     id: u32,
 }
 
@@ -163,9 +241,16 @@ impl Upload {
     pub fn next(&mut self, item: JsValue) -> Result<(), JsValue> {
         let item = raw_in(self.protocol, &item)?;
         if let Some(tx) = &self.tx {
-            let _ = tx.unbounded_send(item);
+            let _ = tx.unbounded_send(Ok(item));
         }
         Ok(())
+    }
+
+    /// Ends the upload with an error: the server's stream fails with `text`.
+    pub fn error(&mut self, text: String) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.unbounded_send(Err(text));
+        }
     }
 
     /// The key that `invoke`, `send` and `stream` take to use this upload.
@@ -268,12 +353,12 @@ impl RawConnection {
                 _ => b.with_stateful_reconnect(),
             };
         }
-        let conn = b.build().map_err(|e| message(&e))?;
+        let conn = b.build().map_err(|e| error_value(&e))?;
         // Lifecycle events go to one JavaScript function: `(kind, text)`.
         if let Ok(events) = get(&o, "events").dyn_into::<Function>() {
             let e = events.clone();
             conn.on_close(move |error| {
-                let text = error.map(|e| message(&e)).unwrap_or(JsValue::UNDEFINED);
+                let text = error.map(|e| error_value(&e)).unwrap_or(JsValue::UNDEFINED);
                 let _ = e.call2(&JsValue::NULL, &JsValue::from_str("close"), &text);
             });
             let e = events.clone();
@@ -281,14 +366,24 @@ impl RawConnection {
                 let _ = e.call2(
                     &JsValue::NULL,
                     &JsValue::from_str("reconnecting"),
-                    &message(&error),
+                    &error_value(&error),
                 );
             });
+            let e = events.clone();
             conn.on_reconnected(move |id| {
                 let id = id
                     .map(|i| JsValue::from_str(&i))
                     .unwrap_or(JsValue::UNDEFINED);
-                let _ = events.call2(&JsValue::NULL, &JsValue::from_str("reconnected"), &id);
+                let _ = e.call2(&JsValue::NULL, &JsValue::from_str("reconnected"), &id);
+            });
+            // Server invocations no handler takes, so the JavaScript side logs them through
+            // its logger as the official client does: `("unhandled", [name, invocationId])`.
+            conn.on_unhandled(move |target, id| {
+                let detail = Array::of2(
+                    &JsValue::from_str(target),
+                    &id.map(JsValue::from_str).unwrap_or(JsValue::UNDEFINED),
+                );
+                let _ = events.call2(&JsValue::NULL, &JsValue::from_str("unhandled"), &detail);
             });
         }
         let dispatch = get(&o, "dispatch")
@@ -324,7 +419,7 @@ impl RawConnection {
     pub fn start(&self) -> Promise {
         let conn = self.conn.clone();
         future_to_promise(async move {
-            conn.start().await.map_err(|e| message(&e))?;
+            conn.start().await.map_err(|e| error_value(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -333,7 +428,7 @@ impl RawConnection {
     pub fn stop(&self) -> Promise {
         let conn = self.conn.clone();
         future_to_promise(async move {
-            conn.stop().await.map_err(|e| message(&e))?;
+            conn.stop().await.map_err(|e| error_value(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -383,18 +478,19 @@ impl RawConnection {
 
     /// Invokes `method` with encoded `args` (and the upload, if any); resolves with the encoded
     /// result, or `undefined` for a void completion.
-    pub fn invoke(&self, method: String, args: Array, upload: Option<u32>) -> Promise {
+    pub fn invoke(&self, method: String, args: Array, uploads: Option<Vec<u32>>) -> Promise {
         let conn = self.conn.clone();
         let protocol = self.protocol;
         let args = raws_in(protocol, &args);
-        let upload = take_upload(upload);
+        let uploads = take_uploads(uploads);
         future_to_promise(async move {
             let args = args?;
-            let result = match upload {
-                None => conn.invoke_raw(&method, args).await,
-                Some(rx) => conn.invoke_raw_with_upload(&method, args, rx).await,
+            let result = if uploads.is_empty() {
+                conn.invoke_raw(&method, args).await
+            } else {
+                conn.invoke_raw_with_uploads(&method, args, uploads).await
             };
-            match result.map_err(|e| message(&e))? {
+            match result.map_err(|e| error_value(&e))? {
                 Some(r) => Ok(raw_out(&r)),
                 None => Ok(JsValue::UNDEFINED),
             }
@@ -402,29 +498,30 @@ impl RawConnection {
     }
 
     /// Sends `method` without waiting for a result; resolves once written.
-    pub fn send(&self, method: String, args: Array, upload: Option<u32>) -> Promise {
+    pub fn send(&self, method: String, args: Array, uploads: Option<Vec<u32>>) -> Promise {
         let conn = self.conn.clone();
         let protocol = self.protocol;
         let args = raws_in(protocol, &args);
-        let upload = take_upload(upload);
+        let uploads = take_uploads(uploads);
         future_to_promise(async move {
             let args = args?;
-            let sent = match upload {
-                None => conn.send_raw(&method, args).await,
-                Some(rx) => conn.send_raw_with_upload(&method, args, rx).await,
+            let sent = if uploads.is_empty() {
+                conn.send_raw(&method, args).await
+            } else {
+                conn.send_raw_with_uploads(&method, args, uploads).await
             };
-            sent.map_err(|e| message(&e))?;
+            sent.map_err(|e| error_value(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
 
     /// Starts a server-to-client stream: `item(encoded)` for each item, then `done()` at the
-    /// end or `done(errorText)` on failure.
+    /// end or `done(error)` on failure (an error object, see `error_value`).
     pub fn stream(
         &self,
         method: String,
         args: Array,
-        upload: Option<u32>,
+        uploads: Option<Vec<u32>>,
         item: Function,
         done: Function,
     ) -> StreamHandle {
@@ -432,15 +529,15 @@ impl RawConnection {
         let conn = self.conn.clone();
         let protocol = self.protocol;
         let args = raws_in(protocol, &args);
-        let upload = take_upload(upload);
+        let uploads = take_uploads(uploads);
         let run = async move {
-            let args = args.map_err(|e| describe(&e))?;
-            let mut items = open_stream(&conn, &method, args, upload).await?;
+            let args = args?;
+            let mut items = open_stream(&conn, &method, args, uploads).await?;
             while let Some(next) = items.next().await {
-                let raw = next.map_err(|e| e.to_string())?;
+                let raw = next.map_err(|e| error_value(&e))?;
                 let _ = item.call1(&JsValue::NULL, &raw_out(&raw));
             }
-            Ok::<(), String>(())
+            Ok::<(), JsValue>(())
         };
         wasm_bindgen_futures::spawn_local(async move {
             let outcome = match select(Box::pin(run), cancel_rx).await {
@@ -450,7 +547,7 @@ impl RawConnection {
             };
             let _ = match outcome {
                 Ok(()) => done.call0(&JsValue::NULL),
-                Err(e) => done.call1(&JsValue::NULL, &JsValue::from_str(&e)),
+                Err(e) => done.call1(&JsValue::NULL, &e),
             };
         });
         StreamHandle {
@@ -464,11 +561,12 @@ async fn open_stream(
     conn: &HubConnection,
     method: &str,
     args: Vec<RawValue>,
-    upload: Option<UploadRx>,
-) -> Result<client::HubStream<RawValue>, String> {
-    let opened = match upload {
-        None => conn.stream_raw(method, args).await,
-        Some(rx) => conn.stream_raw_with_upload(method, args, rx).await,
+    uploads: Vec<UploadRx>,
+) -> Result<client::HubStream<RawValue>, JsValue> {
+    let opened = if uploads.is_empty() {
+        conn.stream_raw(method, args).await
+    } else {
+        conn.stream_raw_with_uploads(method, args, uploads).await
     };
-    opened.map_err(|e| e.to_string())
+    opened.map_err(|e| error_value(&e))
 }

@@ -4,12 +4,29 @@
 use super::*;
 use crate::connection::link::Link;
 use crate::connection::{Event, HttpEvent, HttpMethod, HttpRequest, RequestId, State, Transmit};
+use crate::error::{ConnectFailure, TransportFailure, TransportFailureKind};
 use crate::negotiate::{self, NegotiateResponse, MAX_REDIRECTS};
 use crate::protocol::{HandshakeRequest, HandshakeResponse, HubMessage, TransferFormat};
 use crate::stateful::MessageBuffer;
 use crate::transport::TransportKind;
 use crate::{Error, Instant};
 use bytes::Bytes;
+
+/// A transport the walk skipped, with the kind its reason names.
+fn skipped(s: &negotiate::SkippedTransport) -> TransportFailure {
+    let kind = if s.reason.ends_with(" is disabled by the client.") {
+        TransportFailureKind::Disabled
+    } else if s.reason.starts_with("Skipping transport ") {
+        TransportFailureKind::Unsupported
+    } else {
+        TransportFailureKind::Format
+    };
+    TransportFailure {
+        transport: s.transport.clone(),
+        kind,
+        reason: s.reason.clone(),
+    }
+}
 
 impl Connection {
     pub(super) fn begin_attempt(&mut self, now: Instant) {
@@ -95,12 +112,20 @@ impl Connection {
         if self.attempt.as_ref().map(|a| &a.step) != Some(&Step::Negotiate(id)) {
             return;
         }
-        let failed = |text: String| Error::Connect(negotiate::negotiation_failed_message(&text));
+        let failed = |text: String| {
+            let mut failure = ConnectFailure::new(negotiate::negotiation_failed_message(&text));
+            failure.negotiate = true;
+            Error::Connect(failure)
+        };
         let body = match event {
             HttpEvent::Response { status: 200, body } => body,
             HttpEvent::Response { status, body } => {
                 let text = negotiate::unexpected_status_message(status, &body);
-                return self.fail_attempt(now, failed(text));
+                let mut failure = ConnectFailure::new(negotiate::negotiation_failed_message(&text));
+                failure.negotiate = true;
+                failure.status = Some(status);
+                failure.status_text = crate::http_status::body_excerpt(&body);
+                return self.fail_attempt(now, Error::Connect(failure));
             }
             HttpEvent::Failed { message, .. } => return self.fail_attempt(now, failed(message)),
             _ => return,
@@ -117,8 +142,8 @@ impl Connection {
                 };
                 attempt.redirects += 1;
                 if attempt.redirects >= MAX_REDIRECTS {
-                    let text = negotiate::REDIRECT_LIMIT_EXCEEDED.into();
-                    return self.fail_attempt(now, Error::Connect(text));
+                    let text = negotiate::REDIRECT_LIMIT_EXCEEDED;
+                    return self.fail_attempt(now, Error::Connect(ConnectFailure::new(text)));
                 }
                 attempt.url = url;
                 if access_token.is_some() {
@@ -128,8 +153,10 @@ impl Connection {
             }
             NegotiateResponse::Connection(connection) => {
                 if connection.use_stateful_reconnect && !self.stateful_requested {
-                    let text = negotiate::UNREQUESTED_STATEFUL_RECONNECT.into();
-                    return self.fail_attempt(now, Error::Connect(text));
+                    let mut failure =
+                        ConnectFailure::new(negotiate::UNREQUESTED_STATEFUL_RECONNECT);
+                    failure.negotiate = true;
+                    return self.fail_attempt(now, Error::Connect(failure));
                 }
                 let Some(attempt) = self.attempt.as_mut() else {
                     return;
@@ -155,8 +182,14 @@ impl Connection {
             };
             let transports = attempt.transports.as_deref().unwrap_or_default();
             let Some(entry) = transports.get(attempt.next_transport) else {
-                let text = negotiate::unable_to_connect_message(&attempt.failures);
-                return self.fail_attempt(now, Error::Connect(text));
+                let texts: Vec<String> = attempt
+                    .failures
+                    .iter()
+                    .map(|f| negotiate::transport_failed_message(&f.transport, &f.reason))
+                    .collect();
+                let mut failure = ConnectFailure::new(negotiate::unable_to_connect_message(&texts));
+                failure.transports = std::mem::take(&mut attempt.failures);
+                return self.fail_attempt(now, Error::Connect(failure));
             };
             attempt.next_transport += 1;
             let choice = negotiate::choose_transports(
@@ -165,9 +198,7 @@ impl Connection {
                 format,
             );
             let Some(&kind) = choice.candidates.first() else {
-                attempt
-                    .failures
-                    .extend(choice.skipped.iter().map(|s| s.failure_text()));
+                attempt.failures.extend(choice.skipped.iter().map(skipped));
                 continue;
             };
             if attempt.negotiated.is_some() {
@@ -280,7 +311,7 @@ impl Connection {
             return;
         };
         if self.config.skip_negotiation {
-            return self.fail_attempt(now, Error::Connect(message));
+            return self.fail_attempt(now, Error::Connect(ConnectFailure::new(message)));
         }
         let kind = attempt.step == Step::Transport;
         let name = attempt
@@ -296,9 +327,11 @@ impl Connection {
             "{}",
             negotiate::failed_to_start_transport_message(&name, &message)
         );
-        attempt
-            .failures
-            .push(negotiate::transport_failed_message(&name, &message));
+        attempt.failures.push(TransportFailure {
+            transport: name,
+            kind: TransportFailureKind::Failed,
+            reason: message,
+        });
         attempt.negotiated = None;
         self.try_next_transport(now);
     }

@@ -342,3 +342,94 @@ fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
     assert_eq!(e.last(), Some(&Event::Closed(None)));
     assert_eq!(conn.state(), State::Disconnected);
 }
+
+/// The failed start's error, after feeding `negotiate` the answer `status`/`body`.
+fn start_failure(config: Config, status: u16, body: &'static [u8]) -> Error {
+    let t0 = Instant::now();
+    let mut conn = Connection::new(config);
+    conn.start(t0).unwrap();
+    let (t, _) = drain(&mut conn);
+    let Transmit::Http(req) = &t[0] else {
+        panic!("{t:?}")
+    };
+    conn.handle_http(
+        t0,
+        req.id,
+        HttpEvent::Response {
+            status,
+            body: Bytes::from_static(body),
+        },
+    );
+    let (t, e) = drain(&mut conn);
+    if let Some(Transmit::OpenWebSocket { .. }) = t.first() {
+        conn.handle_websocket(
+            t0,
+            WebSocketEvent::Failed {
+                status: Some(404),
+                message: "refused".into(),
+            },
+        );
+        let (_, e) = drain(&mut conn);
+        return start_failed(e);
+    }
+    start_failed(e)
+}
+
+fn start_failed(events: Vec<Event>) -> Error {
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            Event::StartFailed(error) => Some(error),
+            _ => None,
+        })
+        .expect("the start failed")
+}
+
+#[test]
+fn a_negotiate_refused_with_a_status_carries_the_status_and_the_body() {
+    let error = start_failure(Config::new("http://h/hubs/test"), 503, b"busy");
+    let Error::Connect(failure) = error else {
+        panic!("{error:?}")
+    };
+    assert!(failure.negotiate);
+    assert_eq!(failure.status, Some(503));
+    assert_eq!(failure.status_text.as_deref(), Some("busy"));
+    assert!(failure.transports.is_empty());
+}
+
+#[test]
+fn every_transport_failing_lists_each_with_its_kind() {
+    const OFFER: &[u8] = br#"{"connectionId":"c1","connectionToken":"t1","negotiateVersion":1,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]},{"transport":"Carrier","transferFormats":["Text"]}]}"#;
+    let mut config = Config::new("http://h/hubs/test");
+    config.protocol = Protocol::MessagePack;
+    // WebSockets and ServerSentEvents.
+    config.transports = crate::TransportSet(1 | 2);
+    let error = start_failure(config, 200, OFFER);
+    let Error::Connect(failure) = error else {
+        panic!("{error:?}")
+    };
+    use crate::error::TransportFailureKind::{self, *};
+    let kinds: Vec<(&str, TransportFailureKind)> = failure
+        .transports
+        .iter()
+        .map(|t| (t.transport.as_str(), t.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("WebSockets", Failed),
+            ("ServerSentEvents", Format),
+            ("LongPolling", Disabled),
+            ("Carrier", Unsupported),
+        ]
+    );
+    assert_eq!(failure.transports[0].reason, "refused (HTTP status 404)");
+    assert!(!failure.negotiate);
+    assert!(
+        failure
+            .message
+            .starts_with("Unable to connect to the server with any of the available transports. WebSockets failed: refused (HTTP status 404)"),
+        "{}",
+        failure.message
+    );
+}
