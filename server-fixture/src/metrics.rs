@@ -298,6 +298,12 @@ impl Metrics {
         self.fan_out_seconds.observe(took.as_secs_f64());
     }
 
+    /// Hub messages received from clients and sent to them so far (for the figures a node
+    /// publishes to the Redis backplane).
+    pub(crate) fn message_totals(&self) -> (u64, u64) {
+        (self.messages_received.get(), self.messages_sent.get())
+    }
+
     /// The metrics as text (see the module docs): the OpenMetrics exposition without its
     /// closing `# EOF` line.
     pub(crate) fn render(&self) -> String {

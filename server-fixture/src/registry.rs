@@ -300,7 +300,11 @@ impl Shared {
         backplane: Option<crate::backplane::Connected>,
     ) -> Self {
         let connections = Arc::new(Connections::default());
+        let metrics = Arc::new(Metrics::default());
         let backplane = backplane.map(|b| b.start(connections.clone()));
+        if let Some(b) = &backplane {
+            b.attach_metrics(&metrics);
+        }
         let fan_out: Arc<dyn FanOut> = match &backplane {
             Some(b) => b.clone(),
             None => Arc::new(LocalFanOut::new(connections.clone())),
@@ -318,7 +322,7 @@ impl Shared {
             fan_out,
             backplane,
             connections,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             tokens: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
             expiries: Mutex::new(Expiries::default()),

@@ -1,17 +1,25 @@
 //! The Redis backplane: two fixture nodes in one process, on their own ports, sharing a real
 //! `redis-server` that each test starts on a free loopback port; raw WebSocket peers on both
-//! nodes, in both hub protocols. Skipped (with a message) only when `redis-server` is not
-//! installed; `scripts/test.sh` installs it (scripts/redis-setup.sh).
+//! nodes, in both hub protocols, and the native `talkback` client over Server-Sent Events and
+//! long polling. Skipped (with a message) only when `redis-server` is not installed;
+//! `scripts/test.sh` installs it (scripts/redis-setup.sh).
 
+#[path = "kit/azure.rs"]
+mod azure_kit;
 mod kit;
 
 use kit::*;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::process::Stdio;
+use std::time::Duration;
+use talkback::{HubConnection, HubConnectionBuilder, TransportKind, TransportSet};
 use talkback_core::protocol::{Completion, CompletionResult, HubMessage};
 use talkback_fixture::backplane::protocol::{encode_invocation, Invocation};
+use talkback_fixture::ServiceMode;
 use talkback_fixture::{Config, HubContext, RedisConfig, Server};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 /// A `redis-server` child on a loopback port; killed when dropped.
 struct Redis {
@@ -85,6 +93,25 @@ fn relay_hub() -> talkback_fixture::Hub {
                 ctx.send_to_connection(&id, "Direct", &(text,))
             },
         )
+        .method("Broadcast", |ctx: HubContext, (text,): (Value,)| async move {
+            ctx.send_to_all("Broadcast", &(text,))
+        })
+        .method("JoinGroup", |ctx: HubContext, (group,): (String,)| async move {
+            ctx.join_group(&group);
+            Ok(())
+        })
+        .method(
+            "SendToGroup",
+            |ctx: HubContext, (group, text): (String, Value)| async move {
+                ctx.send_to_group(&group, "GroupMessage", &(text,))
+            },
+        )
+        .method(
+            "SendToUser",
+            |ctx: HubContext, (user, text): (String, Value)| async move {
+                ctx.send_to_user(&user, "UserMessage", &(text,))
+            },
+        )
         .method(
             "AskConnection",
             |ctx: HubContext, (id, method, arg): (String, String, Value)| async move {
@@ -101,7 +128,8 @@ fn redis_config(redis: &Redis) -> RedisConfig {
     RedisConfig::new(redis.url())
         .with_prefix("it-")
         .with_hub_name("test", "Contoso.TestHub")
-        .with_ack_timeout(std::time::Duration::from_secs(2))
+        .with_ack_timeout(Duration::from_secs(2))
+        .with_report_interval(Duration::from_millis(100))
 }
 
 async fn node(redis: &Redis) -> Server {
@@ -545,5 +573,236 @@ async fn a_stopped_node_leaves_the_cluster_and_its_clients_carry_on_at_another()
         received(&mut b1_again).await,
         message("GroupMessage", json!(["g", "still here"]))
     );
+    a.shutdown().await;
+}
+
+/// The targets a native client records in the cross-node tests (each with one argument).
+const TARGETS: [&str; 4] = ["Broadcast", "GroupMessage", "UserMessage", "Direct"];
+
+/// A started native client of the `relay` hub on `server`, over one transport and protocol, as
+/// `user` (a plain access token) if given; each call of [`TARGETS`] it receives is sent to the
+/// returned channel as `(target, argument)`.
+async fn native(
+    server: &Server,
+    transport: TransportKind,
+    protocol: Protocol,
+    user: Option<&str>,
+) -> (HubConnection, mpsc::UnboundedReceiver<(String, Value)>) {
+    let mut builder = HubConnectionBuilder::new(server.hub_url("relay"))
+        .with_transports(TransportSet::only(transport))
+        .with_protocol(protocol)
+        .with_http_timeout(Duration::from_secs(5));
+    if let Some(user) = user {
+        let user = user.to_owned();
+        builder = builder.with_access_token_factory(move || {
+            let user = user.clone();
+            async move { Ok(user) }
+        });
+    }
+    let conn = builder.build().expect("the client builds");
+    let (tx, rx) = mpsc::unbounded_channel();
+    for target in TARGETS {
+        let tx = tx.clone();
+        conn.on(target, move |(value,): (Value,)| {
+            let _ = tx.send((target.to_owned(), value));
+        });
+    }
+    within(conn.start()).await.expect("the client starts");
+    (conn, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_clients_on_sse_and_long_polling_receive_every_kind_of_send_from_another_node() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (sender, _) = native(&a, TransportKind::WebSockets, Protocol::Json, None).await;
+    for (transport, protocol) in [
+        (TransportKind::ServerSentEvents, Protocol::Json),
+        (TransportKind::LongPolling, Protocol::Json),
+        (TransportKind::LongPolling, Protocol::MessagePack),
+    ] {
+        let tag = format!("{}-{}", transport.name(), protocol.name());
+        let user = format!("user-{tag}");
+        let (receiver, mut got) = native(&b, transport, protocol, Some(&user)).await;
+        let id = receiver.connection_id().unwrap();
+        assert!(
+            b.connection_info(&id).is_some(),
+            "{tag}: the receiver is on node B"
+        );
+        within(receiver.invoke::<()>("JoinGroup", (format!("g-{tag}"),)))
+            .await
+            .unwrap();
+        let sends = [
+            ("Broadcast", json!([format!("all {tag}")])),
+            (
+                "SendToGroup",
+                json!([format!("g-{tag}"), format!("group {tag}")]),
+            ),
+            ("SendToUser", json!([user, format!("user {tag}")])),
+            ("SendToConnection", json!([id, format!("one {tag}")])),
+        ];
+        for ((method, args), target) in sends.into_iter().zip(TARGETS) {
+            let args: Vec<Value> = args.as_array().unwrap().clone();
+            within(sender.invoke::<()>(method, &args)).await.unwrap();
+            let text = args.last().unwrap().clone();
+            assert_eq!(
+                within(got.recv()).await,
+                Some((target.to_owned(), text)),
+                "{tag}: {method} from node A"
+            );
+        }
+        within(receiver.stop()).await.unwrap();
+    }
+    within(sender.stop()).await.unwrap();
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Two Azure-mode (serverless) nodes on one Redis.
+async fn azure_node(redis: &Redis) -> Server {
+    let config = Config {
+        redis: Some(redis_config(redis)),
+        ..Config::default()
+    };
+    azure_kit::azure_fixture_with(config, azure_kit::settings(ServiceMode::Serverless)).await
+}
+
+/// The next invocation of a service-mode peer: its target.
+async fn next_target(peer: &mut Peer) -> String {
+    loop {
+        if let HubMessage::Invocation(i) = within(peer.next()).await.expect("a message") {
+            return i.target;
+        }
+    }
+}
+
+/// `POST {path}` on `server`'s REST API with `target()` as the payload: 202.
+async fn rest_send(server: &Server, path: &str, target: &str) {
+    let (status, _, body) = azure_kit::rest(
+        server,
+        Method::POST,
+        path,
+        azure_kit::payload(target, json!([])),
+    )
+    .await;
+    assert_eq!(status, 202, "POST {path}: {body}");
+}
+
+#[tokio::test]
+async fn a_user_added_to_a_group_with_a_ttl_on_one_node_is_in_it_on_every_node_until_it_expires() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (azure_node(&redis).await, azure_node(&redis).await);
+    let (mut ann, ann_id) = azure_kit::service_peer(&b, "feed", Some("ann"), Protocol::Json).await;
+    let received_before = b.backplane_stats().unwrap().received;
+
+    // Through node A's REST API; ann is connected to node B only.
+    let started = std::time::Instant::now();
+    let short = "/api/v1/hubs/feed/groups/short/users/ann?ttl=1";
+    let long = "/api/v1/hubs/feed/groups/long/users/ann";
+    assert_eq!(azure_kit::rest(&a, Method::PUT, short, None).await.0, 202);
+    assert_eq!(azure_kit::rest(&a, Method::PUT, long, None).await.0, 202);
+    within(b.wait_for_backplane(|s| s.received >= received_before + 2))
+        .await
+        .unwrap();
+    let check_on_b = "/api/v1/hubs/feed/groups/short/users/ann";
+    assert_eq!(
+        azure_kit::rest(&b, Method::HEAD, check_on_b, None).await.0,
+        200
+    );
+    rest_send(&a, "/api/v1/hubs/feed/groups/short", "Early").await;
+    assert_eq!(next_target(&mut ann).await, "Early");
+
+    // The ttl is the behaviour under test, so time must pass: node B's membership is checked
+    // until it is gone (at most 5 s).
+    loop {
+        if azure_kit::rest(&b, Method::HEAD, check_on_b, None).await.0 == 404 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still a member on node B"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not before the ttl"
+    );
+    rest_send(&a, "/api/v1/hubs/feed/groups/short", "Late").await;
+    rest_send(&a, "/api/v1/hubs/feed/groups/long", "Long").await;
+    assert_eq!(
+        next_target(&mut ann).await,
+        "Long",
+        "expired on node B, kept without ttl"
+    );
+
+    // Removing the user on node A removes it on node B too.
+    let received_before = b.backplane_stats().unwrap().received;
+    assert_eq!(azure_kit::rest(&a, Method::DELETE, long, None).await.0, 202);
+    within(b.wait_for_backplane(|s| s.received > received_before))
+        .await
+        .unwrap();
+    rest_send(&a, "/api/v1/hubs/feed/groups/long", "Gone").await;
+    rest_send(
+        &b,
+        &format!("/api/v1/hubs/feed/connections/{ann_id}"),
+        "Marker",
+    )
+    .await;
+    assert_eq!(next_target(&mut ann).await, "Marker");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_nodes_connections_and_messages_show_up_in_the_first_nodes_metrics() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (_a1, _) = peer(&a, "test", Protocol::Json, "").await;
+    let (_b1, _) = peer(&b, "test", Protocol::Json, "").await;
+    let (_b2, _) = peer(&b, "test", Protocol::MessagePack, "").await;
+    within(a.wait_for_backplane(|s| s.cluster_nodes == 2 && s.cluster_connections == 3))
+        .await
+        .unwrap();
+    let metrics = within(http().get(format!("{}/metrics", a.url())).send())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let b_name = b.backplane_server_name().unwrap();
+    let a_name = a.backplane_server_name().unwrap();
+    for line in [
+        "talkback_cluster_nodes 2".to_owned(),
+        "talkback_cluster_connections 3".to_owned(),
+        format!("talkback_cluster_node_connections{{node=\"{b_name}\"}} 2"),
+        format!("talkback_cluster_node_connections{{node=\"{a_name}\"}} 1"),
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{line}\n")),
+            "{line} in:\n{metrics}"
+        );
+    }
+    // Each connection of the test hub was sent a Welcome: node B reports its messages.
+    let b_sent = format!("talkback_cluster_node_messages_sent{{node=\"{b_name}\"}} ");
+    let sent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(b_sent.as_str()))
+        .expect("node B's messages")
+        .parse()
+        .unwrap();
+    assert!(sent >= 2, "{sent}");
+
+    // A node that stops deletes its figures: it leaves the count at once.
+    b.shutdown().await;
+    within(a.wait_for_backplane(|s| s.cluster_nodes == 1 && s.cluster_connections == 1))
+        .await
+        .unwrap();
     a.shutdown().await;
 }

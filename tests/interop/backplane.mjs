@@ -1,7 +1,10 @@
 // The official @microsoft/signalr client across two fixture nodes joined by the Redis backplane
 // (docs/backplane.md): a real `redis-server` on a free loopback port, two fixture processes
-// (`--port 0 --redis redis://127.0.0.1:P`), one client on each node, in WebSockets JSON and
-// MessagePack. Then node A is killed (SIGKILL) under a client that reaches it through a small TCP
+// (`--port 0 --redis redis://127.0.0.1:P`), one client on each node, on every transport and
+// protocol the client supports (WebSockets, Server-Sent Events, long polling; JSON and
+// MessagePack): broadcast, send to others, group, user, and one connection by id (published to
+// Redis by this script in the backplane's wire format, as another server of the cluster would).
+// Every check needs the backplane: without --redis no message crosses. Then node A is killed (SIGKILL) under a client that reaches it through a small TCP
 // proxy; the proxy turns to node B and the client's automatic reconnect lands there.
 //
 // Usage: node backplane.mjs [name-filter-regex]
@@ -13,7 +16,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import { fixtureBinary } from "./fixture.mjs";
-import { signalR, MessagePackHubProtocol, logLevel } from "./official.mjs";
+import { signalR, MessagePackHubProtocol, logLevel, TRANSPORTS, COMBOS } from "./official.mjs";
 import { Suite, deferred, within, eq, ok } from "./harness.mjs";
 import { userToken } from "./fixture-api.mjs";
 
@@ -173,8 +176,8 @@ function startProxy(initialPort) {
 // Connections
 
 /** Builds and starts a connection to `baseUrl`'s test hub; stopped when test `t` ends. */
-async function connect(t, baseUrl, { protocol = "json", user, reconnect } = {}) {
-  const options = { transport: signalR.HttpTransportType.WebSockets };
+async function connect(t, baseUrl, { protocol = "json", transport = "WebSockets", user, reconnect } = {}) {
+  const options = { transport: TRANSPORTS[transport] };
   if (user) options.accessTokenFactory = () => userToken(null, user);
   let builder = new signalR.HubConnectionBuilder().withUrl(`${baseUrl}/hubs/test`, options).configureLogging(logLevel);
   if (protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
@@ -200,6 +203,55 @@ function nextCall(connection, name, filter = () => true) {
 
 const unique = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
 
+/** A RESP bulk string. */
+const bulk = (data) => {
+  const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data, "utf8");
+  return Buffer.concat([Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from("\r\n")]);
+};
+
+/** MessagePack str or bin header + bytes (lengths below 2^16 are enough here). */
+function msgpackBytes(bytes, kind) {
+  const n = bytes.length;
+  let head;
+  if (kind === "str" && n < 32) head = Buffer.from([0xa0 | n]);
+  else if (n < 256) head = Buffer.from([kind === "str" ? 0xd9 : 0xc4, n]);
+  else head = Buffer.from([kind === "str" ? 0xda : 0xc5, n >> 8, n & 0xff]);
+  return Buffer.concat([head, bytes]);
+}
+
+/**
+ * PUBLISHes, over a raw RESP socket, the backplane envelope of `target(...args)` for one
+ * connection (`{Hub}:connection:{id}`): `[[], {"json": <the JSON Invocation, framed>}]`, the
+ * layout of ASP.NET Core's RedisProtocol; nodes transcode it for MessagePack clients. Resolves
+ * with the number of subscribers that got it.
+ */
+function publishToConnection(redisUrl, hub, connectionId, target, args) {
+  const message = Buffer.from(`${JSON.stringify({ type: 1, target, arguments: args })}\x1e`, "utf8");
+  const envelope = Buffer.concat([
+    Buffer.from([0x92, 0x90, 0x81]),
+    msgpackBytes(Buffer.from("json"), "str"),
+    msgpackBytes(message, "bin"),
+  ]);
+  const { port } = new URL(redisUrl);
+  const command = Buffer.concat([Buffer.from("*3\r\n"), bulk("PUBLISH"), bulk(`${hub}:connection:${connectionId}`), bulk(envelope)]);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), "127.0.0.1", () => socket.write(command));
+    let reply = "";
+    socket.on("data", (chunk) => {
+      reply += chunk.toString("latin1");
+      const match = /^:(\d+)\r\n/.exec(reply);
+      if (match) {
+        socket.end();
+        resolve(Number(match[1]));
+      } else if (reply.startsWith("-")) {
+        socket.end();
+        reject(new Error(`PUBLISH failed: ${reply.trim()}`));
+      }
+    });
+    socket.on("error", reject);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -221,13 +273,14 @@ suite.test("setup: redis-server and two fixture nodes on the backplane start", a
 
 const needNodes = () => ok(nodeA && nodeB, "the nodes did not start (see the setup failure)");
 
-for (const protocol of ["json", "messagepack"]) {
-  const L = `WebSockets/${protocol}`;
+for (const { transport, protocol } of COMBOS) {
+  const L = `${transport}/${protocol}`;
+  const opts = (extra = {}) => ({ protocol, transport, ...extra });
 
   suite.test(`${L}: a broadcast from a client on node A reaches the client on node B`, async (t) => {
     needNodes();
-    const a = await connect(t, nodeA.url, { protocol });
-    const b = await connect(t, nodeB.url, { protocol });
+    const a = await connect(t, nodeA.url, opts());
+    const b = await connect(t, nodeB.url, opts());
     const text = unique("broadcast");
     const onB = nextCall(b, "Broadcast", (x) => x === text);
     const onA = nextCall(a, "Broadcast", (x) => x === text);
@@ -238,8 +291,8 @@ for (const protocol of ["json", "messagepack"]) {
 
   suite.test(`${L}: SendToOthers from node B reaches the client on node A`, async (t) => {
     needNodes();
-    const a = await connect(t, nodeA.url, { protocol });
-    const b = await connect(t, nodeB.url, { protocol });
+    const a = await connect(t, nodeA.url, opts());
+    const b = await connect(t, nodeB.url, opts());
     const text = unique("others");
     const onA = nextCall(a, "Broadcast", (x) => x === text);
     await b.send("SendToOthers", text);
@@ -248,8 +301,8 @@ for (const protocol of ["json", "messagepack"]) {
 
   suite.test(`${L}: a group joined on node B receives a group send from node A`, async (t) => {
     needNodes();
-    const a = await connect(t, nodeA.url, { protocol });
-    const b = await connect(t, nodeB.url, { protocol });
+    const a = await connect(t, nodeA.url, opts());
+    const b = await connect(t, nodeB.url, opts());
     const group = unique("group");
     const text = unique("text");
     await b.invoke("JoinGroup", group);
@@ -261,13 +314,23 @@ for (const protocol of ["json", "messagepack"]) {
   suite.test(`${L}: a send from node A to a user reaches that user's connection on node B`, async (t) => {
     needNodes();
     const user = unique("user");
-    const a = await connect(t, nodeA.url, { protocol });
-    const b = await connect(t, nodeB.url, { protocol, user });
+    const a = await connect(t, nodeA.url, opts());
+    const b = await connect(t, nodeB.url, opts({ user }));
     eq(await b.invoke("GetUserId"), user, "GetUserId on node B");
     const text = unique("text");
     const onB = nextCall(b, "UserMessage", (x) => x === text);
     await a.send("SendToUser", user, text);
     eq(await within(5_000, onB, "UserMessage on node B"), [text], "UserMessage on B");
+  });
+
+  suite.test(`${L}: a send to one connection on node B, published to Redis by another server, reaches it`, async (t) => {
+    needNodes();
+    const b = await connect(t, nodeB.url, opts());
+    const text = unique("direct");
+    const onB = nextCall(b, "Direct", (x) => x === text);
+    const subscribers = await within(5_000, publishToConnection(redis.url, "test", b.connectionId, "Direct", [text, 7]), "PUBLISH");
+    eq(subscribers, 2, "both nodes' pattern subscriptions got the envelope");
+    eq(await within(5_000, onB, "Direct on node B"), [text, 7], "Direct on B, in its protocol");
   });
 }
 

@@ -15,6 +15,10 @@
 //! | `{base}:internal:groups` | group commands for the node that holds the connection |
 //! | `{base}:internal:ack:{server}` | acks of that server's group commands |
 //! | `{base}:internal:return:{server}` | completions of that server's client results |
+//! | `{base}:talkback:user-groups` | **ours**: user-level group changes (Azure REST API), for every node |
+//!
+//! Not a channel, also ours: each node keeps its figures for `/metrics` in the key
+//! `{prefix}talkback:node:{server}` ([`node_key`]), with an expiry.
 
 /// What a channel of a hub is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,8 @@ pub enum Route<'a> {
     Ack(&'a str),
     /// `:internal:return:{server}`.
     Return(&'a str),
+    /// `:talkback:user-groups` (our extension, not the reference's).
+    UserGroups,
 }
 
 /// The channel names of one hub.
@@ -85,6 +91,12 @@ impl Channels {
         format!("{}:internal:return:{server}", self.base)
     }
 
+    /// `{prefix}{Hub}:talkback:user-groups`: our extension for user-level group changes
+    /// (ASP.NET Core's backplane has no message for them).
+    pub fn user_groups(&self) -> String {
+        format!("{}:talkback:user-groups", self.base)
+    }
+
     /// What `channel` is for, if it is one of this hub's channels.
     pub fn route<'a>(&self, channel: &'a str) -> Option<Route<'a>> {
         route_suffix(
@@ -110,6 +122,20 @@ pub fn pattern(prefix: &str) -> String {
     pattern
 }
 
+/// The key where node `server` keeps its figures for the cluster's `/metrics` (ours):
+/// `{prefix}talkback:node:{server}`.
+pub fn node_key(prefix: &str, server: &str) -> String {
+    format!("{prefix}talkback:node:{server}")
+}
+
+/// A `SCAN MATCH` pattern for every [`node_key`] under `prefix`.
+pub fn node_key_pattern(prefix: &str) -> String {
+    let mut pattern = pattern(prefix);
+    pattern.pop();
+    pattern.push_str("talkback:node:*");
+    pattern
+}
+
 /// Splits a channel under `prefix` into the hub's channel name (up to the first `:`; .NET type
 /// names have none) and what the channel is for; `None` for anything else.
 pub fn parse<'a>(prefix: &str, channel: &'a str) -> Option<(&'a str, Route<'a>)> {
@@ -123,6 +149,9 @@ pub fn parse<'a>(prefix: &str, channel: &'a str) -> Option<(&'a str, Route<'a>)>
 fn route_suffix(rest: &str) -> Option<Route<'_>> {
     if rest == "all" {
         return Some(Route::All);
+    }
+    if rest == "talkback:user-groups" {
+        return Some(Route::UserGroups);
     }
     if rest == "internal:groups" {
         return Some(Route::GroupManagement);
@@ -160,6 +189,9 @@ mod tests {
             "app1-Contoso.TestHub:internal:return:n_1"
         );
         assert_eq!(Channels::new("", "test").all(), "test:all");
+        assert_eq!(c.user_groups(), "app1-Contoso.TestHub:talkback:user-groups");
+        assert_eq!(node_key("app1-", "n_1"), "app1-talkback:node:n_1");
+        assert_eq!(node_key_pattern("a*"), "a\\*talkback:node:*");
     }
 
     #[test]
@@ -172,6 +204,7 @@ mod tests {
         assert_eq!(c.route(&c.group_management()), Some(Route::GroupManagement));
         assert_eq!(c.route(&c.ack("s")), Some(Route::Ack("s")));
         assert_eq!(c.route(&c.return_results("s")), Some(Route::Return("s")));
+        assert_eq!(c.route(&c.user_groups()), Some(Route::UserGroups));
         assert_eq!(c.route("ptest2:all"), None);
         assert_eq!(c.route("ptest:other"), None);
         assert_eq!(c.route("other"), None);

@@ -21,6 +21,7 @@ mod redis_fanout;
 
 pub(crate) use redis_fanout::{connect, Connected, RedisFanOut};
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub struct RedisConfig {
     /// The most publishes waiting for Redis (default 65 536); a send that finds the queue full
     /// still reaches local connections and is counted as dropped for other nodes.
     pub publish_queue: usize,
+    /// How often this node writes its figures (connections, messages) to Redis and reads the
+    /// other nodes' for the cluster gauges of `/metrics` (default 5 s); each node's figures
+    /// expire after three intervals (at least 1 s), so a node that died drops out.
+    pub report_interval: Duration,
 }
 
 impl RedisConfig {
@@ -57,6 +62,7 @@ impl RedisConfig {
             ack_timeout: Duration::from_secs(30),
             server_name: None,
             publish_queue: 65_536,
+            report_interval: Duration::from_secs(5),
         }
     }
 
@@ -82,6 +88,12 @@ impl RedisConfig {
         self
     }
 
+    /// Sets how often the node's figures are written to Redis and the cluster's read.
+    pub fn with_report_interval(mut self, interval: Duration) -> Self {
+        self.report_interval = interval;
+        self
+    }
+
     /// Parses `hub=ChannelName` (the `--redis-hub-name` option).
     pub fn parse_hub_name(spec: &str) -> Result<(String, String), String> {
         match spec.split_once('=') {
@@ -94,22 +106,29 @@ impl RedisConfig {
         }
     }
 
-    /// The channel name of the hub whose path name is `hub`.
-    pub(crate) fn channel_name<'a>(&'a self, hub: &'a str) -> &'a str {
-        self.hub_names
+    /// The channel name of the hub whose path name is `hub`. A hub not listed uses its name,
+    /// with `:` written as `/` (channel names split at `:`; the Azure service mode names its
+    /// serverless hubs `azure:{hub}`, and no hub name holds a `/`, a URL path separator).
+    pub(crate) fn channel_name<'a>(&'a self, hub: &'a str) -> Cow<'a, str> {
+        match self
+            .hub_names
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(hub))
-            .map(|(_, name)| name.as_str())
-            .unwrap_or(hub)
+        {
+            Some((_, name)) => Cow::Borrowed(name),
+            None if hub.contains(':') => Cow::Owned(hub.replace(':', "/")),
+            None => Cow::Borrowed(hub),
+        }
     }
 
-    /// The hub path name whose channels are named `channel_name`.
-    pub(crate) fn hub_for<'a>(&'a self, channel_name: &'a str) -> &'a str {
-        self.hub_names
-            .iter()
-            .find(|(_, name)| name == channel_name)
-            .map(|(hub, _)| hub.as_str())
-            .unwrap_or(channel_name)
+    /// The hub path name whose channels are named `channel_name` (the inverse of
+    /// [`Self::channel_name`]).
+    pub(crate) fn hub_for<'a>(&'a self, channel_name: &'a str) -> Cow<'a, str> {
+        match self.hub_names.iter().find(|(_, name)| name == channel_name) {
+            Some((hub, _)) => Cow::Borrowed(hub),
+            None if channel_name.contains('/') => Cow::Owned(channel_name.replace('/', ":")),
+            None => Cow::Borrowed(channel_name),
+        }
     }
 }
 
@@ -167,6 +186,25 @@ pub struct BackplaneStats {
     pub reconnects: u64,
     /// Group changes for connections on other nodes that no node acknowledged in time.
     pub ack_timeouts: u64,
+    /// Nodes whose figures this node read from Redis last time (itself included; 0 before
+    /// the first read).
+    pub cluster_nodes: u64,
+    /// Live connections across those nodes.
+    pub cluster_connections: u64,
+}
+
+/// One node's figures, as it writes them to Redis (JSON in `{prefix}talkback:node:{server}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct NodeFigures {
+    /// The node's server name (taken from the key when read).
+    #[serde(skip)]
+    pub server: String,
+    /// Live connections that finished the handshake.
+    pub connections: u64,
+    /// Hub messages received from clients.
+    pub messages_received: u64,
+    /// Hub messages sent to clients.
+    pub messages_sent: u64,
 }
 
 /// The live counters behind [`BackplaneStats`]; every change wakes the waiters.
@@ -181,6 +219,8 @@ pub(crate) struct Stats {
     connection_losses: AtomicU64,
     reconnects: AtomicU64,
     ack_timeouts: AtomicU64,
+    /// The figures of every node read last time, sorted by server name.
+    cluster: parking_lot::Mutex<Vec<NodeFigures>>,
     changes: tokio::sync::watch::Sender<u64>,
 }
 
@@ -209,6 +249,7 @@ impl Default for Stats {
             connection_losses: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             ack_timeouts: AtomicU64::new(0),
+            cluster: parking_lot::Mutex::new(Vec::new()),
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -235,6 +276,17 @@ impl Stats {
         self.changed();
     }
 
+    /// Replaces the cluster's figures (waking waiters only when they changed).
+    pub(crate) fn set_cluster(&self, mut nodes: Vec<NodeFigures>) {
+        nodes.sort_by(|a, b| a.server.cmp(&b.server));
+        let mut cluster = self.cluster.lock();
+        if *cluster != nodes {
+            *cluster = nodes;
+            drop(cluster);
+            self.changed();
+        }
+    }
+
     fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -245,6 +297,13 @@ impl Stats {
 
     pub(crate) fn snapshot(&self) -> BackplaneStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (cluster_nodes, cluster_connections) = {
+            let cluster = self.cluster.lock();
+            (
+                cluster.len() as u64,
+                cluster.iter().map(|n| n.connections).sum(),
+            )
+        };
         BackplaneStats {
             connected: self.connected.load(Ordering::SeqCst),
             published: get(&self.published),
@@ -255,6 +314,8 @@ impl Stats {
             connection_losses: get(&self.connection_losses),
             reconnects: get(&self.reconnects),
             ack_timeouts: get(&self.ack_timeouts),
+            cluster_nodes,
+            cluster_connections,
         }
     }
 
@@ -314,5 +375,110 @@ impl Stats {
                  talkback_backplane_{name}_total {value}\n"
             );
         }
+        self.render_cluster(out);
+    }
+
+    /// The cluster gauges: totals over every node seen in Redis, then each node's figures
+    /// (labelled with its server name).
+    fn render_cluster(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let nodes = self.cluster.lock().clone();
+        let sum = |f: fn(&NodeFigures) -> u64| nodes.iter().map(f).sum::<u64>();
+        let totals = [
+            (
+                "nodes",
+                "Nodes of the cluster whose figures are in Redis (this one included).",
+                nodes.len() as u64,
+            ),
+            (
+                "connections",
+                "Live connections across the cluster.",
+                sum(|n| n.connections),
+            ),
+            (
+                "messages_received",
+                "Hub messages received from clients across the cluster (the nodes' counters summed).",
+                sum(|n| n.messages_received),
+            ),
+            (
+                "messages_sent",
+                "Hub messages sent to clients across the cluster (the nodes' counters summed).",
+                sum(|n| n.messages_sent),
+            ),
+        ];
+        for (name, help, value) in totals {
+            let _ = write!(
+                out,
+                "# HELP talkback_cluster_{name} {help}\n\
+                 # TYPE talkback_cluster_{name} gauge\n\
+                 talkback_cluster_{name} {value}\n"
+            );
+        }
+        let per_node: [(&str, &str, Figure); 3] = [
+            ("connections", "Live connections of each node.", |n| {
+                n.connections
+            }),
+            (
+                "messages_received",
+                "Hub messages each node received from clients.",
+                |n| n.messages_received,
+            ),
+            (
+                "messages_sent",
+                "Hub messages each node sent to clients.",
+                |n| n.messages_sent,
+            ),
+        ];
+        for (name, help, value) in per_node {
+            let _ = write!(
+                out,
+                "# HELP talkback_cluster_node_{name} {help}\n\
+                 # TYPE talkback_cluster_node_{name} gauge\n"
+            );
+            for node in &nodes {
+                let _ = writeln!(
+                    out,
+                    "talkback_cluster_node_{name}{{node=\"{}\"}} {}",
+                    label_value(&node.server),
+                    value(node)
+                );
+            }
+        }
+    }
+}
+
+/// Reads one figure of a node.
+type Figure = fn(&NodeFigures) -> u64;
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_names_map_to_channel_names_and_back_with_colons_as_slashes() {
+        let config = RedisConfig::new("redis://x").with_hub_name("test", "Contoso.TestHub");
+        for (hub, channel) in [
+            ("test", "Contoso.TestHub"),
+            ("chat", "chat"),
+            ("azure:feed", "azure/feed"),
+        ] {
+            assert_eq!(config.channel_name(hub), channel);
+            assert_eq!(config.hub_for(channel), hub);
+        }
+        assert_eq!(config.channel_name("TEST"), "Contoso.TestHub");
     }
 }

@@ -12,6 +12,13 @@
 //! | ack | `:internal:ack:{server}` | `[id: int]` |
 //! | [`CompletionEnvelope`] | `:internal:return:{server}` | `[protocol name: str, completion message: bin]` |
 //!
+//! One payload is ours, not the reference's (ASP.NET Core's backplane has no message for
+//! user-level groups, which only the Azure SignalR Service REST API has):
+//!
+//! | payload | channel | MessagePack layout |
+//! |---|---|---|
+//! | [`UserGroupCommand`] | `:talkback:user-groups` | `[server name: str, action: 1 add / 2 remove, group: str or nil (every group), user: str, ttl in ms: int or nil]` |
+//!
 //! The map of an Invocation holds the same hub message serialized once per hub protocol, framing
 //! included (the JSON record separator, the MessagePack length prefix), so a receiving node writes
 //! the bytes of its connection's protocol as they are. Readers accept an array longer than they
@@ -142,6 +149,25 @@ pub struct GroupCommand {
     pub connection_id: String,
 }
 
+/// **Our extension** (ASP.NET Core's backplane has none): a user-level group change of the Azure
+/// REST API (`PUT /groups/{g}/users/{u}?ttl=`, `DELETE ...`), published on
+/// `:talkback:user-groups` and applied by every node to its own connections of that user,
+/// present and future. No ack: every node applies it, none answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroupCommand {
+    /// The sending node's server name (a node ignores its own commands).
+    pub server: String,
+    /// Add or remove.
+    pub action: GroupAction,
+    /// The group; `None` (nil) removes the user from every group.
+    pub group: Option<String>,
+    /// The user id.
+    pub user: String,
+    /// How long the membership lasts from when the command was sent, in milliseconds (`None`:
+    /// no expiry). Relative, so that nodes whose clocks differ expire it together.
+    pub ttl_ms: Option<u64>,
+}
+
 /// The completion of a client result, published to the caller node's return channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletionEnvelope {
@@ -224,6 +250,29 @@ pub fn encode_completion(completion: &CompletionEnvelope) -> Vec<u8> {
     array_len(2, &mut out);
     string(&completion.protocol, &mut out);
     binary(&completion.completion, &mut out);
+    out
+}
+
+/// The payload of a user-level group change (our extension, see [`UserGroupCommand`]).
+pub fn encode_user_group_command(command: &UserGroupCommand) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        24 + command.server.len()
+            + command.group.as_ref().map_or(0, String::len)
+            + command.user.len(),
+    );
+    array_len(5, &mut out);
+    string(&command.server, &mut out);
+    int(command.action.to_byte().into(), &mut out);
+    match &command.group {
+        Some(group) => string(group, &mut out),
+        None => out.push(0xc0),
+    }
+    string(&command.user, &mut out);
+    match command.ttl_ms {
+        // Beyond i64 would be 292 million years: clamp.
+        Some(ms) => int(i64::try_from(ms).unwrap_or(i64::MAX), &mut out),
+        None => out.push(0xc0),
+    }
     out
 }
 
@@ -355,6 +404,26 @@ impl<'a> Reader<'a> {
         self.take(n as usize).map(Some)
     }
 
+    /// Whether the next value is nil (then it is consumed).
+    fn nil(&mut self) -> bool {
+        if self.rest.first() == Some(&0xc0) {
+            self.rest = &self.rest[1..];
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string, or `None` for nil.
+    fn optional_string(&mut self) -> Result<Option<String>, EnvelopeError> {
+        match self.raw_or_nil("a string or nil")? {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(bytes)
+                .map(|s| Some(s.to_owned()))
+                .map_err(|_| EnvelopeError::InvalidUtf8),
+        }
+    }
+
     /// A string; nil reads as empty (the reference reads nil as a null string).
     fn string(&mut self) -> Result<String, EnvelopeError> {
         match self.raw_or_nil("a string")? {
@@ -441,6 +510,29 @@ pub fn decode_ack(payload: &[u8]) -> Result<i32, EnvelopeError> {
     let mut r = Reader::new(payload)?;
     r.outer("Ack", 1)?;
     r.i32()
+}
+
+/// Reads a user-level group change (our extension, see [`UserGroupCommand`]).
+pub fn decode_user_group_command(payload: &[u8]) -> Result<UserGroupCommand, EnvelopeError> {
+    let mut r = Reader::new(payload)?;
+    r.outer("UserGroupCommand", 5)?;
+    let server = r.string()?;
+    let action = GroupAction::from_byte(r.u8()?);
+    let group = r.optional_string()?;
+    let user = r.string()?;
+    let ttl_ms = if r.nil() {
+        None
+    } else {
+        let n = r.int()?;
+        Some(u64::try_from(n).map_err(|_| EnvelopeError::OutOfRange(n))?)
+    };
+    Ok(UserGroupCommand {
+        server,
+        action,
+        group,
+        user,
+        ttl_ms,
+    })
 }
 
 /// Reads a client result's completion payload (`ReadCompletion`).
@@ -565,6 +657,36 @@ mod tests {
         golden.extend_from_slice(&envelope.completion);
         assert_eq!(bytes, golden);
         assert_eq!(decode_completion(&bytes).unwrap(), envelope);
+    }
+
+    #[test]
+    fn a_user_group_command_is_server_action_group_user_ttl_with_nil_for_none() {
+        let add = UserGroupCommand {
+            server: "n".into(),
+            action: GroupAction::Add,
+            group: Some("g".into()),
+            user: "ann".into(),
+            ttl_ms: Some(1500),
+        };
+        let bytes = encode_user_group_command(&add);
+        assert_eq!(bytes, b"\x95\xa1n\x01\xa1g\xa3ann\xcd\x05\xdc".to_vec());
+        assert_eq!(decode_user_group_command(&bytes).unwrap(), add);
+        let remove_all = UserGroupCommand {
+            action: GroupAction::Remove,
+            group: None,
+            ttl_ms: None,
+            ..add
+        };
+        let bytes = encode_user_group_command(&remove_all);
+        assert_eq!(bytes, b"\x95\xa1n\x02\xc0\xa3ann\xc0".to_vec());
+        assert_eq!(decode_user_group_command(&bytes).unwrap(), remove_all);
+        // A negative ttl, a missing item, a non-string group: errors.
+        assert_eq!(
+            decode_user_group_command(b"\x95\xa1n\x01\xa1g\xa1u\xff"),
+            Err(EnvelopeError::OutOfRange(-1))
+        );
+        assert!(decode_user_group_command(b"\x94\xa1n\x01\xa1g\xa1u").is_err());
+        assert!(decode_user_group_command(b"\x95\xa1n\x01\x05\xa1u\xc0").is_err());
     }
 
     #[test]

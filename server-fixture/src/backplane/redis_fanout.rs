@@ -22,6 +22,15 @@
 //! on the sender's `:internal:ack:{server}`, and [`RedisFanOut::add_to_group`] returns once the
 //! ack arrived, or fails after [`super::RedisConfig::ack_timeout`].
 //!
+//! **User-level groups (ours).** ASP.NET Core's backplane has no message for the Azure REST
+//! API's user groups: a change is applied here and published on `:talkback:user-groups`
+//! ([`protocol::UserGroupCommand`], with the `ttl` as milliseconds left), and every other node
+//! applies it to its own connections of that user, expiring it on its own clock.
+//!
+//! **Cluster figures (ours).** Every [`super::RedisConfig::report_interval`] the node writes its
+//! figures to `{prefix}talkback:node:{server}` (JSON, expiring after three intervals) and reads
+//! every node's, for the `talkback_cluster_*` gauges of `/metrics`.
+//!
 //! **Redis lost.** The publisher counts and logs each failed publish (its local delivery has
 //! happened already); the subscriber notices the end of its connection, counts it, and
 //! reconnects with backoff (100 ms doubling to 5 s), subscribing again.
@@ -29,17 +38,19 @@
 use super::channels::{self, Channels, Route};
 use super::protocol::{
     self, CompletionEnvelope, GroupAction, GroupCommand, Invocation, ReturnAddress,
+    UserGroupCommand,
 };
-use super::{BackplaneError, Counter, RedisConfig, Stats};
+use super::{BackplaneError, Counter, NodeFigures, RedisConfig, Stats};
 use crate::fanout::{Audience, FanOut, LocalFanOut, Outgoing};
 use crate::hub::HubError;
+use crate::metrics::Metrics;
 use crate::registry::{Command, Connections};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use talkback_core::protocol::{
     Completion, CompletionResult, Decoded, HubMessage, Protocol, RawValue,
@@ -61,6 +72,11 @@ const CLIENT_RESULT_LIMIT: Duration = Duration::from_secs(600);
 /// Reconnect backoff of the subscription.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The most nodes read for the cluster figures.
+const MAX_NODES: usize = 1000;
+/// The largest figures value read (bytes); the longest server name taken from a key.
+const MAX_FIGURES_BYTES: usize = 4096;
+const MAX_SERVER_NAME: usize = 256;
 
 /// A connected backplane that has not started its tasks yet (see [`connect`]).
 pub(crate) struct Connected {
@@ -152,6 +168,7 @@ impl Connected {
             results: Mutex::new(HashMap::new()),
             next_invocation: AtomicU64::new(0),
             stats: Stats::default(),
+            metrics: OnceLock::new(),
             closed,
             tasks: Mutex::new(Vec::new()),
         });
@@ -170,7 +187,12 @@ impl Connected {
             self.pubsub,
             fan.closed.subscribe(),
         ));
-        fan.tasks.lock().extend([publisher, subscriber]);
+        let reporter = tokio::spawn(report_loop(
+            fan.clone(),
+            self.manager.clone(),
+            fan.closed.subscribe(),
+        ));
+        fan.tasks.lock().extend([publisher, subscriber, reporter]);
         fan
     }
 }
@@ -191,6 +213,8 @@ pub(crate) struct RedisFanOut {
     results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
     next_invocation: AtomicU64,
     pub(crate) stats: Stats,
+    /// The node's metrics, for the figures it writes to Redis (see [`Self::attach_metrics`]).
+    metrics: OnceLock<Weak<Metrics>>,
     closed: watch::Sender<bool>,
     /// The publisher and subscriber tasks, awaited by [`Self::close`].
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -213,8 +237,76 @@ impl RedisFanOut {
         self.stats.set_connected(false);
     }
 
+    /// Gives the node's metrics to the backplane, for the message counts it writes to Redis.
+    pub(crate) fn attach_metrics(&self, metrics: &Arc<Metrics>) {
+        let _ = self.metrics.set(Arc::downgrade(metrics));
+    }
+
+    /// This node's own figures now.
+    fn own_figures(&self) -> NodeFigures {
+        let conns = self.connections.all(None);
+        let (messages_received, messages_sent) = self
+            .metrics
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|m| m.message_totals())
+            .unwrap_or_default();
+        NodeFigures {
+            server: self.server.clone(),
+            connections: conns
+                .iter()
+                .filter(|c| c.handshake_version.get().is_some() && !c.is_closed())
+                .count() as u64,
+            messages_received,
+            messages_sent,
+        }
+    }
+
+    /// Publishes a user-level group change for the other nodes (our extension).
+    fn publish_user_group(
+        &self,
+        hub: &str,
+        action: GroupAction,
+        group: Option<&str>,
+        user: &str,
+        expires: Option<Instant>,
+    ) {
+        let ttl_ms = expires.map(|at| {
+            u64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
+                .unwrap_or(u64::MAX)
+        });
+        let payload = protocol::encode_user_group_command(&UserGroupCommand {
+            server: self.server.clone(),
+            action,
+            group: group.map(str::to_owned),
+            user: user.to_owned(),
+            ttl_ms,
+        });
+        self.publish(self.channels(hub).user_groups(), payload, false);
+    }
+
+    /// Applies another node's user-level group change to this node's connections.
+    fn apply_user_group(&self, hub: &str, command: UserGroupCommand) -> Result<(), String> {
+        match (command.action, command.group) {
+            (GroupAction::Add, Some(group)) => {
+                // A ttl too far away to represent is no expiry, as the REST API reads it.
+                let expires = command
+                    .ttl_ms
+                    .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+                self.local.join_user(hub, &group, &command.user, expires);
+                Ok(())
+            }
+            (GroupAction::Add, None) => Err("adding a user to no group".into()),
+            (GroupAction::Remove, group) => {
+                self.local.leave_user(hub, group.as_deref(), &command.user);
+                Ok(())
+            }
+            (GroupAction::Other(b), _) => Err(format!("unknown user-group action {b}")),
+        }
+    }
+
     fn channels(&self, hub: &str) -> Channels {
-        Channels::new(&self.config.prefix, self.config.channel_name(hub))
+        Channels::new(&self.config.prefix, &self.config.channel_name(hub))
     }
 
     fn is_local(&self, hub: &str, connection_id: &str) -> bool {
@@ -437,7 +529,7 @@ impl RedisFanOut {
         let Some((hub_channel_name, route)) = channels::parse(&self.config.prefix, channel) else {
             return;
         };
-        let hub = self.config.hub_for(hub_channel_name).to_owned();
+        let hub = self.config.hub_for(hub_channel_name).into_owned();
         match route {
             Route::All | Route::Group(_) | Route::Connection(_) | Route::User(_) => {
                 if self.echoes.lock().take(echo_key(channel, payload)) {
@@ -494,6 +586,20 @@ impl RedisFanOut {
                 }
             }
             Route::Ack(_) | Route::Return(_) => {}
+            Route::UserGroups => match protocol::decode_user_group_command(payload) {
+                Ok(command) if command.server == self.server => {}
+                Ok(command) => match self.apply_user_group(&hub, command) {
+                    Ok(()) => self.stats.bump(Counter::Received),
+                    Err(e) => {
+                        self.stats.bump(Counter::Malformed);
+                        tracing::warn!(channel, error = %e, "dropped a malformed user-group change");
+                    }
+                },
+                Err(e) => {
+                    self.stats.bump(Counter::Malformed);
+                    tracing::warn!(channel, error = %e, "dropped a malformed user-group change");
+                }
+            },
         }
     }
 
@@ -668,14 +774,16 @@ impl FanOut for RedisFanOut {
     }
 
     // User-level groups (the Azure REST API) have no message in ASP.NET Core's backplane
-    // protocol: they apply to this node's connections only.
+    // protocol: they go to the other nodes through our own channel (`:talkback:user-groups`).
 
-    fn join_user(&self, hub: &str, group: &str, user: &str, expires: Option<std::time::Instant>) {
+    fn join_user(&self, hub: &str, group: &str, user: &str, expires: Option<Instant>) {
         self.local.join_user(hub, group, user, expires);
+        self.publish_user_group(hub, GroupAction::Add, Some(group), user, expires);
     }
 
     fn leave_user(&self, hub: &str, group: Option<&str>, user: &str) {
         self.local.leave_user(hub, group, user);
+        self.publish_user_group(hub, GroupAction::Remove, group, user, None);
     }
 
     fn user_in_group(&self, hub: &str, group: &str, user: &str) -> bool {
@@ -806,6 +914,116 @@ async fn subscribe_loop(
             "backplane subscription lost: reconnecting (cross-node messages are missed meanwhile)"
         );
     }
+}
+
+/// Writes this node's figures to Redis and reads every node's, each `report_interval`, until
+/// the backplane closes; then deletes this node's figures, so it leaves the cluster's count at
+/// once. Failures (Redis down) leave this node alone in the figures and are logged at debug
+/// level (the subscriber already reports the loss).
+async fn report_loop(
+    fan: Arc<RedisFanOut>,
+    mut manager: redis::aio::ConnectionManager,
+    mut closed: watch::Receiver<bool>,
+) {
+    let interval = fan.config.report_interval.max(Duration::from_millis(10));
+    let expiry = (interval * 3).max(Duration::from_secs(1));
+    let expiry_ms = u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX);
+    let key = channels::node_key(&fan.config.prefix, &fan.server);
+    loop {
+        let own = fan.own_figures();
+        let value = serde_json::to_vec(&own).unwrap_or_default();
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(value).arg("PX").arg(expiry_ms);
+        let set = set.query_async::<()>(&mut manager);
+        let written = tokio::select! {
+            r = tokio::time::timeout(REDIS_TIMEOUT, set) => matches!(r, Ok(Ok(()))),
+            _ = closed.wait_for(|c| *c) => break,
+        };
+        let read = if written {
+            tokio::select! {
+                r = tokio::time::timeout(REDIS_TIMEOUT, read_cluster(&mut manager, &fan.config.prefix)) => {
+                    r.map_err(|_| "timed out".to_owned()).and_then(|r| r)
+                }
+                _ = closed.wait_for(|c| *c) => break,
+            }
+        } else {
+            Err("writing this node's figures failed".to_owned())
+        };
+        let mut nodes = read.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "cannot read the cluster's figures from Redis");
+            Vec::new()
+        });
+        nodes.retain(|n| n.server != own.server);
+        nodes.push(own);
+        fan.stats.set_cluster(nodes);
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = closed.wait_for(|c| *c) => break,
+        }
+    }
+    let mut delete = redis::cmd("DEL");
+    delete.arg(&key);
+    let delete = delete.query_async::<i64>(&mut manager);
+    let _ = tokio::time::timeout(REDIS_TIMEOUT, delete).await;
+}
+
+/// Every node's figures under `prefix` (at most [`MAX_NODES`]; unreadable values skipped).
+async fn read_cluster(
+    manager: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> Result<Vec<NodeFigures>, String> {
+    let pattern = channels::node_key_pattern(prefix);
+    let key_prefix = channels::node_key(prefix, "");
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(manager)
+            .await
+            .map_err(|e| e.to_string())?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 || keys.len() >= MAX_NODES {
+            break;
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys.truncate(MAX_NODES);
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(manager)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut nodes = Vec::with_capacity(keys.len());
+    for (key, value) in keys.iter().zip(values) {
+        let Some(value) = value.filter(|v| v.len() <= MAX_FIGURES_BYTES) else {
+            continue;
+        };
+        let Some(server) = std::str::from_utf8(key)
+            .ok()
+            .and_then(|k| k.strip_prefix(key_prefix.as_str()))
+            .filter(|s| !s.is_empty() && s.len() <= MAX_SERVER_NAME)
+        else {
+            continue;
+        };
+        match serde_json::from_slice::<NodeFigures>(&value) {
+            Ok(mut figures) => {
+                figures.server = server.to_owned();
+                nodes.push(figures);
+            }
+            Err(e) => tracing::debug!(server, error = %e, "unreadable node figures in Redis"),
+        }
+    }
+    Ok(nodes)
 }
 
 fn echo_key(channel: &str, payload: &[u8]) -> u64 {
