@@ -8,6 +8,10 @@
 //! probe idle N URL   # N idle WebSocket connections; prints the RSS delta per connection
 //! ```
 //!
+//! With `PROBE_EXIT_IDLE` set, `idle` exits as soon as it has measured: under
+//! `heaptrack`, `heaptrack_print --print-leaks` then lists what the idle connections hold, by
+//! allocation site.
+//!
 //! Instruction counts per call come from two runs under `valgrind --tool=callgrind` with
 //! different N: (I(N2) - I(N1)) / (N2 - N1) leaves out start-up and connection costs. The URL is
 //! the fixture's base (`http://127.0.0.1:PORT`). Single-threaded tokio runtime, WebSockets, JSON.
@@ -67,6 +71,11 @@ async fn run(mode: &str, n: usize, url: &str) {
                 after.saturating_sub(before) / idle.len() as u64,
                 idle.len()
             );
+            if std::env::var_os("PROBE_EXIT_IDLE").is_some() {
+                // Under a heap profiler: what is still allocated at exit is what the idle
+                // connections hold (`heaptrack_print --print-leaks`).
+                std::process::exit(0);
+            }
             futures::future::join_all(idle.iter().map(|c| c.stop())).await;
         }
         other => panic!("unknown mode {other}: seq, par or idle"),

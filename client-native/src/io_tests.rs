@@ -180,6 +180,204 @@ async fn websocket_to_a_closed_port_fails_without_a_status() {
     }
 }
 
+/// A server that accepts one connection, reads the upgrade request and writes what `answer`
+/// makes of its `Sec-WebSocket-Key`, then reads until the client goes away.
+async fn raw_server(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client sent its whole request");
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a Sec-WebSocket-Key header")
+            .trim()
+            .to_string();
+        // A client that gave up early (an answer past its bound) may make this fail.
+        let _ = tcp.write_all(&answer(&key)).await;
+        while tcp.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
+    });
+    format!("ws://127.0.0.1:{}/ws", addr.port())
+}
+
+fn switching(accept: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn accept_key(key: &str) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+}
+
+/// An unmasked server frame (RFC 6455 5.2) with a payload under 126 bytes.
+fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut frame = vec![0x80 | opcode, payload.len() as u8];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test]
+async fn websocket_frames_sent_with_the_upgrade_answer_are_not_lost() {
+    // A server that accepts the upgrade and closes at once, in the same write (as a server
+    // that does not know a stateful connection's token does).
+    let url = raw_server(|key| {
+        let mut answer = switching(&accept_key(key));
+        answer.extend(server_frame(0x1, b"first"));
+        let mut close = 4404u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"Connection not found.");
+        answer.extend(server_frame(0x8, &close));
+        answer
+    })
+    .await;
+    let mut socket = open(url, Vec::new());
+    assert_eq!(next_ws(&mut socket).await, WebSocketEvent::Opened);
+    assert_eq!(
+        next_ws(&mut socket).await,
+        WebSocketEvent::Message(Bytes::from_static(b"first"))
+    );
+    assert_eq!(
+        next_ws(&mut socket).await,
+        WebSocketEvent::Closed {
+            code: Some(4404),
+            reason: "Connection not found.".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn websocket_answer_with_a_wrong_accept_key_fails() {
+    let url = raw_server(|_| switching("bm90IHRoZSByaWdodCBrZXk=")).await;
+    let mut socket = open(url, Vec::new());
+    match next_ws(&mut socket).await {
+        WebSocketEvent::Failed { status, message } => {
+            assert_eq!(status, None);
+            assert!(message.contains("Sec-WebSocket-Accept"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_answer_choosing_an_extension_that_was_not_asked_for_fails() {
+    let url = raw_server(|key| {
+        let mut answer = switching(&accept_key(key));
+        answer.truncate(answer.len() - 2);
+        answer.extend_from_slice(b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+        answer
+    })
+    .await;
+    let mut socket = open(url, Vec::new());
+    match next_ws(&mut socket).await {
+        WebSocketEvent::Failed { status, message } => {
+            assert_eq!(status, None);
+            assert!(message.contains("extension"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_answer_larger_than_its_bound_fails() {
+    // Headers without end: the client stops reading at its bound.
+    let url = raw_server(|_| {
+        let mut answer = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+        while answer.len() < 40 * 1024 {
+            answer.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        answer
+    })
+    .await;
+    let mut socket = open(url, Vec::new());
+    match next_ws(&mut socket).await {
+        WebSocketEvent::Failed { status, message } => {
+            assert_eq!(status, None);
+            assert!(message.contains("invalid answer"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_server_closing_before_answering_fails() {
+    // Part of a status line, then the end of the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client sent its whole request");
+            head.extend_from_slice(&chunk[..n]);
+        }
+        tcp.write_all(b"HTTP/1.1 101 Swi").await.unwrap();
+        tcp.shutdown().await.unwrap();
+        while tcp.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
+    });
+    let mut socket = open(format!("ws://127.0.0.1:{port}/ws"), Vec::new());
+    match next_ws(&mut socket).await {
+        WebSocketEvent::Failed { status, message } => {
+            assert_eq!(status, None);
+            assert!(message.contains("closed the connection"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_burst_of_messages_and_a_large_message_arrive_whole_and_in_order() {
+    let addr = server().await;
+    let headers = vec![("X-Test".to_string(), "yes".to_string())];
+    let mut socket = open(format!("ws://{addr}/ws"), headers);
+    assert_eq!(next_ws(&mut socket).await, WebSocketEvent::Opened);
+    // Many small messages in one write (they arrive in few reads, more than a read buffer's
+    // worth at a time), then one larger than the read-ahead buffer.
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..500 {
+        socket
+            .frames
+            .feed(Outgoing::Frame(
+                Bytes::from(format!("message {i}")),
+                TransferFormat::Text,
+            ))
+            .await
+            .unwrap();
+    }
+    socket
+        .frames
+        .send(Outgoing::Frame(
+            Bytes::from(large.clone()),
+            TransferFormat::Binary,
+        ))
+        .await
+        .unwrap();
+    for i in 0..500 {
+        assert_eq!(
+            next_ws(&mut socket).await,
+            WebSocketEvent::Message(Bytes::from(format!("message {i}")))
+        );
+    }
+    assert_eq!(
+        next_ws(&mut socket).await,
+        WebSocketEvent::Message(Bytes::from(large))
+    );
+}
+
 fn request(
     method: HttpMethod,
     url: String,

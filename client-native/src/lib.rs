@@ -51,6 +51,7 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+mod handshake;
 mod http;
 pub mod reconnect;
 mod runtime;

@@ -4,6 +4,7 @@
 //! driver and the socket, and the frames handed to the sink between two flushes go out in one
 //! write.
 
+use crate::handshake::{self, Transport};
 use bytes::Bytes;
 use futures::{Sink, Stream};
 use std::future::Future;
@@ -12,28 +13,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use talkback_core::client::{Outgoing, SocketClosed, WebSocket, WebSocketRequest};
 use talkback_core::{TransferFormat, WebSocketEvent};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 /// How long to wait for the server's answer to our close frame before calling the socket closed.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Bytes read from the socket at a time: the read buffer's size, which every open socket keeps
-/// (it grows for a larger frame). Small, as an idle connection's memory matters more than the
-/// few extra reads of a burst of small messages.
-const READ_BUFFER: usize = 1024;
+/// tungstenite's read buffer, which every open socket keeps (it grows for a larger frame). Small:
+/// it is filled from memory, not from the network ([`Transport`] reads a burst at a time into a
+/// buffer each thread shares, and hands it out in pieces this size).
+const READ_BUFFER: usize = 256;
 
 /// Frames buffered before they are written without waiting for the flush. The driver hands the
 /// sink every waiting frame, then flushes once: a burst of calls goes out in few writes.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-type Stream_ = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Connecting = Pin<Box<dyn Future<Output = Result<(Stream_, Response), WsError>> + Send>>;
+type Stream_ = WebSocketStream<Transport>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Stream_, WebSocketEvent>> + Send>>;
 
 enum Phase {
     /// The TCP connection and the upgrade, on the heap while they run (the handshake's state is
@@ -93,18 +92,11 @@ impl Socket {
             Poll::Ready(outcome) => outcome,
         };
         match outcome {
-            Ok((stream, _response)) => {
+            Ok(stream) => {
                 self.phase = Phase::Open(Box::new(stream));
                 self.opened = true;
             }
-            Err(WsError::Http(response)) => {
-                let status = response.status();
-                let message = format!(
-                    "WebSocket failed to connect: the server answered the upgrade with {status}"
-                );
-                self.end(failed(Some(status.as_u16()), message));
-            }
-            Err(e) => self.end(failed(None, format!("WebSocket failed to connect: {e}"))),
+            Err(event) => self.end(event),
         }
         wake(&self.events_waker);
         wake(&self.writer_waker);
@@ -352,16 +344,13 @@ pub(crate) fn open(request: WebSocketRequest) -> WebSocket {
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size));
-    let (phase, terminal) =
-        match upgrade_request(&url, &headers) {
-            Ok(request) => {
-                let connecting: Connecting = Box::pin(
-                    tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-                );
-                (Phase::Connecting(connecting), None)
-            }
-            Err(event) => (Phase::Ended, Some(event)),
-        };
+    let (phase, terminal) = match upgrade_request(&url, &headers) {
+        Ok(request) => {
+            let connecting: Connecting = Box::pin(handshake::connect(request, config));
+            (Phase::Connecting(connecting), None)
+        }
+        Err(event) => (Phase::Ended, Some(event)),
+    };
     let shared = Shared(Arc::new(Mutex::new(Socket {
         phase,
         opened: false,

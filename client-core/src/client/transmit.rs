@@ -96,7 +96,7 @@ impl Io {
                 self.http.insert(id, stream);
             }
             Transmit::AbortHttp(id) => {
-                if self.http.remove(&id).is_some() {
+                if self.finish_http(id) {
                     tracing::debug!(id = id.0, "HTTP request aborted");
                 }
             }
@@ -141,14 +141,33 @@ impl Io {
     /// wait until the queue drains). Nothing is flushed here: the driver flushes once it has
     /// nothing more to take, so that a burst of frames goes out in one write.
     fn write(&mut self, item: Outgoing, cx: &mut Context<'_>) {
-        if self.socket.is_none() || self.writer_gone {
-            tracing::debug!("no open WebSocket for an outgoing frame; dropped");
-            return;
+        let socket = match &mut self.socket {
+            Some(socket) if !self.writer_gone => socket,
+            _ => {
+                tracing::debug!("no open WebSocket for an outgoing frame; dropped");
+                return;
+            }
+        };
+        if self.outbox.is_empty() {
+            // The usual case: straight to the writer, without the queue (which then never
+            // allocates on a connection whose writer keeps up).
+            match socket.frames.as_mut().poll_ready(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => {
+                    if socket.frames.as_mut().start_send(item).is_err() {
+                        self.writer_failed();
+                    } else {
+                        self.unflushed = true;
+                    }
+                    return;
+                }
+                Poll::Ready(Err(_)) => {
+                    self.writer_failed();
+                    return;
+                }
+            }
         }
         self.outbox.push_back(item);
-        if self.outbox.len() == 1 {
-            let _ = self.poll_feed(cx);
-        }
     }
 
     /// Moves waiting frames to the socket's writer without flushing it; ready once nothing
@@ -210,6 +229,16 @@ impl Io {
         self.unflushed = false;
     }
 
+    /// Forgets the request `id` (whether it was in flight). The map lets go of its table once
+    /// no request is left: a WebSocket connection keeps none after its negotiation.
+    fn finish_http(&mut self, id: RequestId) -> bool {
+        let found = self.http.remove(&id).is_some();
+        if self.http.is_empty() && self.http.capacity() > 0 {
+            self.http = HashMap::new();
+        }
+        found
+    }
+
     /// The next answer from the network, if one is ready: the socket first, then HTTP
     /// outcomes, then tokens.
     pub(crate) fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Input> {
@@ -251,7 +280,7 @@ impl Io {
         if let Some((id, event)) = ready {
             let Some(event) = event else {
                 // The stream ended without a final outcome: the request is over.
-                self.http.remove(&id);
+                self.finish_http(id);
                 return Poll::Ready(Input::Http(
                     id,
                     HttpEvent::Failed {
@@ -265,7 +294,7 @@ impl Io {
                 event,
                 HttpEvent::Response { .. } | HttpEvent::Failed { .. } | HttpEvent::End { .. }
             ) {
-                self.http.remove(&id);
+                self.finish_http(id);
             }
             return Poll::Ready(Input::Http(id, event));
         }
