@@ -501,6 +501,11 @@ impl Connection {
 
     /// The access-token factory's answer to [`Transmit::FetchAccessToken`] (`Ok(None)`: no token).
     pub fn handle_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
+        self.on_access_token(now, token);
+        self.catch_up(now);
+    }
+
+    fn on_access_token(&mut self, now: Instant, token: Result<Option<String>, String>) {
         let waiters = std::mem::take(&mut self.token_waiters);
         if let Ok(value) = &token {
             self.token = value.clone();
@@ -543,6 +548,11 @@ impl Connection {
 
     /// Reports the outcome of an HTTP request.
     pub fn handle_http(&mut self, now: Instant, id: RequestId, event: HttpEvent) {
+        self.on_http(now, id, event);
+        self.catch_up(now);
+    }
+
+    fn on_http(&mut self, now: Instant, id: RequestId, event: HttpEvent) {
         let streaming_part = matches!(event, HttpEvent::Head { .. } | HttpEvent::Chunk(_));
         let request = if streaming_part {
             match self.requests.get(&id) {
@@ -572,6 +582,11 @@ impl Connection {
 
     /// Reports what happened on the WebSocket.
     pub fn handle_websocket(&mut self, now: Instant, event: WebSocketEvent) {
+        self.on_websocket(now, event);
+        self.catch_up(now);
+    }
+
+    fn on_websocket(&mut self, now: Instant, event: WebSocketEvent) {
         let Some(link) = self.link.as_mut() else {
             return;
         };
@@ -671,15 +686,7 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if due(self.timers.server) {
-            self.timers.server = None;
-            let error = Error::Transport(SERVER_TIMEOUT.into());
-            match self.state {
-                State::Connected => self.lost(now, Some(error), Recovery::Policy),
-                State::Connecting | State::Reconnecting if self.attempt.is_some() => {
-                    self.fail_attempt(now, error)
-                }
-                _ => {}
-            }
+            self.server_timed_out(now);
         }
         if due(self.timers.stop) {
             self.timers.stop = None;
@@ -702,18 +709,79 @@ impl Connection {
             }
         }
         if due(self.timers.ack) {
-            self.timers.ack = None;
-            if self.state == State::Connected && !self.is_reattaching() {
-                if let Some(id) = self.stateful.as_ref().map(|b| b.ack_id()) {
-                    let _ = self.write(now, &HubMessage::Ack(id), None);
-                }
-            }
+            self.send_ack(now);
         }
         if due(self.timers.ping) {
-            self.timers.ping = None;
-            if self.state == State::Connected && !self.is_reattaching() {
-                let _ = self.write(now, &HubMessage::Ping, None);
+            self.send_ping(now);
+        }
+    }
+
+    fn server_timed_out(&mut self, now: Instant) {
+        self.timers.server = None;
+        let error = Error::Transport(SERVER_TIMEOUT.into());
+        match self.state {
+            State::Connected => self.lost(now, Some(error), Recovery::Policy),
+            State::Connecting | State::Reconnecting if self.attempt.is_some() => {
+                self.fail_attempt(now, error)
             }
+            _ => {}
+        }
+    }
+
+    fn send_ack(&mut self, now: Instant) {
+        self.timers.ack = None;
+        if self.state == State::Connected && !self.is_reattaching() {
+            if let Some(id) = self.stateful.as_ref().map(|b| b.ack_id()) {
+                let _ = self.write(now, &HubMessage::Ack(id), None);
+            }
+        }
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        self.timers.ping = None;
+        if self.state == State::Connected && !self.is_reattaching() {
+            let _ = self.write(now, &HubMessage::Ping, None);
+        }
+    }
+
+    /// Network input is also a tick of the clock for the keep-alive; this runs after every
+    /// [`handle_websocket`](Self::handle_websocket), [`handle_http`](Self::handle_http) and
+    /// [`handle_access_token`](Self::handle_access_token).
+    ///
+    /// Browsers throttle the timers of hidden tabs: Chrome runs a background tab's chained
+    /// timers once a minute after five minutes (dotnet/aspnetcore #31079), so a keep-alive Ping
+    /// that waits for [`handle_timeout`](Self::handle_timeout) can leave 60 s of silence, and
+    /// the server (`ClientTimeoutInterval`, 30 s by default) closes the connection. Network
+    /// events are not throttled, and the server pings every 15 s. So, after handling the input:
+    ///
+    /// - a Ping goes out if ours is due within a quarter of the keep-alive interval (the
+    ///   official JavaScript client arms its ping timer from its receive callback for the same
+    ///   reason). Sending it a little early, not only once overdue, bounds the silence while
+    ///   the timer is held back to the interval plus the server's ping period minus that
+    ///   quarter (27.25 s with the defaults and a server pinging every 16 s at most), below
+    ///   the server's 30 s even when the server's pings arrive a little before ours fall due;
+    /// - an overdue stateful-reconnect Ack goes out (the server holds its sent messages until
+    ///   acknowledged);
+    /// - an overdue server timeout is handled. The input is handled first, so bytes that
+    ///   arrive after the deadline but before the late timer count as the server being alive.
+    ///
+    /// Only deadlines that passed before `now` are caught up (the ping's early window aside):
+    /// one set by this very input, a zero reconnect delay say, still waits for the timer, so
+    /// the order of events is the same as with timers that are on time.
+    fn catch_up(&mut self, now: Instant) {
+        let overdue = |t: Option<Instant>| t.is_some_and(|t| t < now);
+        if overdue(self.timers.server) {
+            self.server_timed_out(now);
+        }
+        if overdue(self.timers.ack) {
+            self.send_ack(now);
+        }
+        let early = now + self.config.keep_alive_interval / 4;
+        if self.timers.ping.is_some_and(|ping| ping <= early)
+            && self.state == State::Connected
+            && !self.is_reattaching()
+        {
+            self.send_ping(now);
         }
     }
 

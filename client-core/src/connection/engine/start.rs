@@ -222,6 +222,8 @@ impl Connection {
     }
 
     pub(super) fn open_transport(&mut self, now: Instant, kind: TransportKind, url: String) {
+        // The reference client's Debug line, word for word.
+        tracing::debug!("Selecting transport '{}'.", kind.name());
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.step = Step::Transport;
         }

@@ -433,3 +433,139 @@ fn every_transport_failing_lists_each_with_its_kind() {
         failure.message
     );
 }
+
+// Keep-alive driven by network input, for hidden browser tabs whose timers are throttled
+// (dotnet/aspnetcore #31079): `handle_timeout` is never called in these tests.
+
+const PING: &[u8] = b"{\"type\":6}\x1e";
+
+fn pings_sent(t: &[Transmit]) -> usize {
+    t.iter()
+        .filter(|t| matches!(t, Transmit::WebSocketSend { data, .. } if &data[..] == PING))
+        .count()
+}
+
+fn server_ping(conn: &mut Connection, at: Instant) -> usize {
+    conn.handle_websocket(at, WebSocketEvent::Message(Bytes::from_static(PING)));
+    pings_sent(&drain(conn).0)
+}
+
+#[test]
+fn a_message_received_after_the_keep_alive_interval_sends_the_overdue_ping_without_a_timer() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(t0 + crate::Duration::from_secs(15))
+    );
+    // The timer of a throttled tab has not fired; a server message arrives 40 s in.
+    assert_eq!(
+        server_ping(&mut conn, t0 + crate::Duration::from_secs(40)),
+        1
+    );
+    assert_eq!(conn.state(), State::Connected);
+    // The next ping is due a whole interval after this one.
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(t0 + crate::Duration::from_secs(55))
+    );
+}
+
+#[test]
+fn a_message_received_well_before_the_ping_is_due_sends_no_ping() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    assert_eq!(
+        server_ping(&mut conn, t0 + crate::Duration::from_secs(5)),
+        0
+    );
+    assert_eq!(
+        server_ping(&mut conn, t0 + crate::Duration::from_secs(11)),
+        0
+    );
+    // Within the last quarter of the interval (11.25 s of 15 s) the ping goes out early.
+    assert_eq!(
+        server_ping(&mut conn, t0 + crate::Duration::from_secs(12)),
+        1
+    );
+}
+
+#[test]
+fn with_a_server_ping_about_every_15_seconds_and_no_timer_the_client_keeps_pinging() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    let mut at = t0;
+    let mut last_client_ping = t0; // the one sent with the handshake
+    let mut longest = crate::Duration::ZERO;
+    for i in 0..60 {
+        // The server's heartbeat pings every 15–16 s; network jitter makes a gap a bit shorter.
+        at += crate::Duration::from_millis(match i % 3 {
+            0 => 14_900,
+            1 => 15_000,
+            _ => 16_000,
+        });
+        if server_ping(&mut conn, at) > 0 {
+            longest = longest.max(at - last_client_ping);
+            last_client_ping = at;
+        }
+        assert_eq!(conn.state(), State::Connected);
+    }
+    longest = longest.max(at - last_client_ping);
+    // The server closes a client silent for 30 s (ClientTimeoutInterval).
+    assert!(longest < crate::Duration::from_secs(28), "{longest:?}");
+}
+
+#[test]
+fn a_message_after_the_server_timeout_deadline_keeps_the_connection() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    // The timer that should have reported the server timeout at 30 s is late; bytes came first.
+    server_ping(&mut conn, t0 + crate::Duration::from_secs(45));
+    assert_eq!(conn.state(), State::Connected);
+}
+
+#[test]
+fn an_overdue_server_timeout_is_handled_on_other_network_input() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    // An HTTP outcome the connection no longer waits for, 31 s in, without a timer call.
+    conn.handle_http(
+        t0 + crate::Duration::from_secs(31),
+        RequestId(u64::MAX),
+        HttpEvent::Failed {
+            timed_out: false,
+            message: "late".into(),
+        },
+    );
+    let (_, e) = drain(&mut conn);
+    assert_eq!(conn.state(), State::Disconnected);
+    assert!(
+        matches!(e.last(), Some(Event::Closed(Some(Error::Transport(m)))) if m.contains("Server timeout")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_overdue_stateful_ack_goes_out_with_the_next_message_received_without_a_timer() {
+    let t0 = Instant::now();
+    let mut config = Config::new("http://h/hubs/test");
+    config.stateful_reconnect = true;
+    let negotiate = br#"{"connectionId":"c1","connectionToken":"t1","negotiateVersion":1,"useStatefulReconnect":true,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}"#;
+    let mut conn = connect_ws(config, negotiate, t0);
+    let invocation = Bytes::from_static(b"{\"type\":1,\"target\":\"Tick\",\"arguments\":[]}\x1e");
+    conn.handle_websocket(t0, WebSocketEvent::Message(invocation.clone()));
+    drain(&mut conn);
+    // The Ack is due 1 s later; its timer is held back, and another message arrives at 2 s.
+    conn.handle_websocket(
+        t0 + crate::Duration::from_secs(2),
+        WebSocketEvent::Message(invocation),
+    );
+    let (t, _) = drain(&mut conn);
+    assert!(
+        t.iter().any(|t| matches!(
+            t,
+            Transmit::WebSocketSend { data, .. } if data.starts_with(b"{\"type\":8,")
+        )),
+        "{t:?}"
+    );
+}
