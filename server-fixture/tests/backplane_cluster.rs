@@ -759,6 +759,79 @@ async fn a_user_added_to_a_group_with_a_ttl_on_one_node_is_in_it_on_every_node_u
 }
 
 #[tokio::test]
+async fn rest_sends_on_one_node_reach_everyone_a_user_a_connection_and_a_group_on_another() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (azure_node(&redis).await, azure_node(&redis).await);
+    let (mut ann, ann_id) = azure_kit::service_peer(&b, "feed", Some("ann"), Protocol::Json).await;
+    let (mut bob, bob_id) =
+        azure_kit::service_peer(&b, "feed", Some("bob"), Protocol::MessagePack).await;
+
+    // Each send goes through node A's REST API; both peers are connected to node B only.
+    rest_send(&a, "/api/v1/hubs/feed", "All").await;
+    assert_eq!(next_target(&mut ann).await, "All");
+    assert_eq!(next_target(&mut bob).await, "All");
+
+    rest_send(
+        &a,
+        &format!("/api/v1/hubs/feed?excluded={ann_id}"),
+        "NotAnn",
+    )
+    .await;
+    assert_eq!(next_target(&mut bob).await, "NotAnn");
+
+    rest_send(&a, "/api/v1/hubs/feed/users/ann", "ToAnn").await;
+    assert_eq!(
+        next_target(&mut ann).await,
+        "ToAnn",
+        "not NotAnn: ann was excluded"
+    );
+
+    rest_send(
+        &a,
+        &format!("/api/v1/hubs/feed/connections/{bob_id}"),
+        "ToBob",
+    )
+    .await;
+    assert_eq!(next_target(&mut bob).await, "ToBob");
+
+    // A connection of node B added to a group through node A, then sent to through node A.
+    let join = format!("/api/v1/hubs/feed/groups/team/connections/{bob_id}");
+    assert_eq!(azure_kit::rest(&a, Method::PUT, &join, None).await.0, 200);
+    rest_send(&a, "/api/v1/hubs/feed/groups/team", "ToTeam").await;
+    assert_eq!(next_target(&mut bob).await, "ToTeam");
+    assert_eq!(
+        azure_kit::rest(&a, Method::DELETE, &join, None).await.0,
+        200
+    );
+    rest_send(&a, "/api/v1/hubs/feed/groups/team", "Left").await;
+
+    // A connection no node holds: no acknowledgement within the ack timeout (2 s here), 404.
+    let nobody = "/api/v1/hubs/feed/groups/team/connections/nobody";
+    assert_eq!(azure_kit::rest(&a, Method::PUT, nobody, None).await.0, 404);
+
+    // Nothing else reached ann or bob (bob left the group before "Left"): the next thing each
+    // sees is a marker sent to them alone.
+    rest_send(
+        &a,
+        &format!("/api/v1/hubs/feed/connections/{ann_id}"),
+        "Marker",
+    )
+    .await;
+    assert_eq!(next_target(&mut ann).await, "Marker");
+    rest_send(
+        &a,
+        &format!("/api/v1/hubs/feed/connections/{bob_id}"),
+        "Marker",
+    )
+    .await;
+    assert_eq!(next_target(&mut bob).await, "Marker");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_second_nodes_connections_and_messages_show_up_in_the_first_nodes_metrics() {
     let Some(redis) = Redis::start().await else {
         return;

@@ -393,7 +393,38 @@ async fn rest(State(shared): State<App>, request: axum::extract::Request) -> Res
     } else {
         Vec::new()
     };
+    if let Some(response) = remote_connection_group(&call, &method, &tail).await {
+        return response;
+    }
     route(&call, &method, &tail, &body)
+}
+
+/// Adds or removes a connection that lives on another node of a Redis backplane to or from a
+/// group: that node applies it and acknowledges, as ASP.NET Core's `AddToGroupAsync` across
+/// servers; no acknowledgement within the backplane's ack timeout means no node holds the
+/// connection (404). `None` for every other request (and for a local connection).
+async fn remote_connection_group(call: &Call, method: &Method, tail: &[&str]) -> Option<Response> {
+    let backplane = call.shared.backplane.as_ref()?;
+    let (group, id) = match tail {
+        ["groups", group, "connections", id] | ["connections", id, "groups", group] => {
+            (*group, *id)
+        }
+        _ => return None,
+    };
+    let routed = allowed(tail, call.api)
+        .is_some_and(|allow| allow.split(", ").any(|m| m == method.as_str()));
+    if !routed || call.connection_exists(id) {
+        return None;
+    }
+    let result = match method.as_str() {
+        "PUT" => backplane.add_to_group(&call.hub, group, id).await,
+        "DELETE" => backplane.remove_from_group(&call.hub, group, id).await,
+        _ => return None,
+    };
+    Some(match result {
+        Ok(()) => status(StatusCode::OK),
+        Err(_) => connection_not_found(),
+    })
 }
 
 fn unauthorized(message: &str) -> Response {
