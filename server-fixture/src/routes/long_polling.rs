@@ -10,7 +10,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Frames one long-poll answer may batch.
 const MAX_POLL_BATCH: usize = 1024 * 1024;
@@ -94,6 +93,14 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
     let _waiting = PollWaiting::start(conn);
     let deadline = tokio::time::Instant::now() + shared.config.long_poll_timeout;
     let first = loop {
+        // Armed before the generation is read, so a newer poll's notify_waiters (which follows
+        // its generation bump) cannot fall between the check and the wait.
+        let cancel = conn.poll_cancel.notified();
+        tokio::pin!(cancel);
+        cancel.as_mut().enable();
+        if superseded() {
+            return no_cache(StatusCode::NO_CONTENT, Bytes::new());
+        }
         tokio::select! {
             // A dropped transport ends the session too, which queues its end: the drop must
             // win, or the poll would answer 204 and the client would see a clean close.
@@ -106,16 +113,8 @@ async fn poll_once(shared: &App, conn: &Arc<Conn>, generation: u64) -> Response 
             }
             frame = rx.recv() => break frame,
             _ = tokio::time::sleep_until(deadline) => return no_cache(StatusCode::OK, Bytes::new()),
-            _ = conn.poll_cancel.notified() => {
-                if superseded() {
-                    return no_cache(StatusCode::NO_CONTENT, Bytes::new());
-                }
-            }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if superseded() {
-                    return no_cache(StatusCode::NO_CONTENT, Bytes::new());
-                }
-            }
+            // Woken for a newer poll (checked at the top) or another reason: wait again.
+            _ = &mut cancel => {}
         }
     };
     let mut body = Vec::new();
