@@ -327,7 +327,7 @@ impl AzureRest {
     /// clear). The rest is `path \xff query \xff body`; `{conn}` in the path stands for a live
     /// connection's id, and bytes a URL cannot carry raw are percent-encoded.
     ///
-    /// Panics on a 5xx answer (bad input must get a 4xx) or an answer body over 64 KB.
+    /// Panics on a 5xx answer (bad input must get a 4xx) or an answer body over 256 KB.
     pub async fn call(&mut self, data: &[u8]) -> u16 {
         self.calls += 1;
         if self.calls > AZURE_CALLS_PER_FIXTURE {
@@ -387,9 +387,10 @@ impl AzureRest {
             !status.is_server_error(),
             "{method} {uri} answered {status}"
         );
-        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        // The largest answer is the OpenAPI document (about 92 KB).
+        let body = axum::body::to_bytes(response.into_body(), 256 * 1024)
             .await
-            .expect("an answer body under 64 KB");
+            .expect("an answer body under 256 KB");
         let _ = body;
         // The fan-out queued messages for connections without a session: let them go.
         for conn in self.shared.all(None) {
