@@ -1,6 +1,6 @@
 //! Entry points for the cargo-fuzz targets under `fuzz/` (feature `fuzzing`, not public API).
 //!
-//! - [`session`]: one fixture session of the test hub, driven in memory the way the SSE and
+//! - [`session()`](fn@session): one fixture session of the test hub, driven in memory the way the SSE and
 //!   long-polling transports drive it (client bytes arrive as POST bodies on the connection's
 //!   inbound pipe, frames are pulled from its outbound queue). Run it on a current-thread runtime
 //!   with paused time (`start_paused`), so the session's timers fire as soon as it idles.
