@@ -333,6 +333,47 @@ async fn announced_stream_ids_are_bounded_per_invocation() {
     server.shutdown().await;
 }
 
+/// Issue 12: blocking and streaming invocations each run as a task, so a connection may have at
+/// most 1,024 running; one more gets an error Completion, and the connection keeps working.
+#[tokio::test]
+async fn running_invocations_are_bounded_per_connection() {
+    let server = fixture(Config::default()).await;
+    let (mut peer, _) = Peer::connect(&server, Protocol::Json).await;
+    for i in 0..1024 {
+        peer.invoke(&format!("d{i}"), "Delay", vec![peer.arg(600_000)])
+            .await;
+    }
+    peer.invoke("over", "Delay", vec![peer.arg(1)]).await;
+    let Some(HubMessage::Completion(over)) = peer.next().await else {
+        panic!("a Completion")
+    };
+    assert_eq!(over.invocation_id, "over");
+    assert_eq!(
+        over.result,
+        CompletionResult::Error("A connection may have at most 1024 invocations running.".into())
+    );
+    // Non-blocking sends still run.
+    peer.send(HubMessage::Invocation(Invocation {
+        invocation_id: None,
+        target: "EchoToCaller".into(),
+        arguments: vec![peer.arg("still here")],
+        stream_ids: None,
+        headers: Default::default(),
+    }))
+    .await;
+    loop {
+        match peer.next().await.expect("the socket stays open") {
+            HubMessage::Invocation(i) => {
+                assert_eq!(i.target, "Echoed");
+                break;
+            }
+            HubMessage::Ping => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
 /// Reads the peer's messages until the Completion of `id`.
 async fn until_completion(peer: &mut Peer, id: &str) -> HubMessage {
     loop {

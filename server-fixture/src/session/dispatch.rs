@@ -5,7 +5,7 @@
 use super::handshake::handshake_error;
 use super::{
     End, Session, ACK_DELAY, CLOSED_WITH_ERROR, MAX_OPEN_UPLOADS, MAX_QUEUED_CALLS,
-    MAX_STREAM_IDS_PER_INVOCATION, UPLOAD_BUFFER,
+    MAX_RUNNING_INVOCATIONS, MAX_STREAM_IDS_PER_INVOCATION, UPLOAD_BUFFER,
 };
 use crate::context::{HubContext, StreamSender, UploadStream};
 use crate::hub::{Hub, HubError, Method};
@@ -286,12 +286,23 @@ impl Session {
             }
         });
         let error = error.or_else(|| {
-            // A blocking call claims its id until its Completion; reusing a running id is refused.
-            let running = id.as_ref().filter(|id| {
-                matches!(method, Some(Method::Invoke(_) | Method::Stream(_)))
-                    && !self.conn.active_invocations.lock().insert((*id).clone())
-            });
-            running.map(|id| format!("Invocation ID '{id}' is already in use."))
+            // A blocking call claims its id until its Completion; reusing a running id is
+            // refused, and so is a call over the connection's bound on running calls (each runs
+            // as its own task).
+            let id = id
+                .as_ref()
+                .filter(|_| matches!(method, Some(Method::Invoke(_) | Method::Stream(_))))?;
+            let mut active = self.conn.active_invocations.lock();
+            if active.contains(id) {
+                Some(format!("Invocation ID '{id}' is already in use."))
+            } else if active.len() >= MAX_RUNNING_INVOCATIONS {
+                Some(format!(
+                    "A connection may have at most {MAX_RUNNING_INVOCATIONS} invocations running."
+                ))
+            } else {
+                active.insert(id.clone());
+                None
+            }
         });
         if let Some(text) = error {
             tracing::debug!(%target, %text, "invocation refused");

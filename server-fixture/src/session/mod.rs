@@ -54,6 +54,12 @@ pub(crate) const MAX_QUEUED_CALLS: usize = 1024;
 pub(crate) const MAX_STREAM_IDS_PER_INVOCATION: usize = 16;
 /// Upload streams open at once per connection; an invocation that would exceed it is refused.
 pub(crate) const MAX_OPEN_UPLOADS: usize = 256;
+/// Blocking and streaming invocations a connection may have running at once (each is a task):
+/// one more is answered with an error Completion. ASP.NET Core bounds the same with
+/// `MaximumParallelInvocationsPerClient` by not reading on; here the session must keep reading
+/// (running streams need it to drain their items), so the bound refuses instead, and it is as
+/// large as the queue of waiting calls so that a client pipelining quick calls does not meet it.
+pub(crate) const MAX_RUNNING_INVOCATIONS: usize = MAX_QUEUED_CALLS;
 /// The Close text for an unexpected server-side end.
 const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 /// The Close text for the client timeout with detailed errors: ASP.NET Core's
