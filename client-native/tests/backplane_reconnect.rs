@@ -12,70 +12,23 @@
 mod common;
 
 use common::within;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use talkback::{HubConnection, HubConnectionBuilder, Protocol, State, TransportKind, TransportSet};
 use talkback_fixture::{Config, RedisConfig, Server};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-/// A `redis-server` child on a free loopback port; killed when dropped.
-struct Redis {
-    _child: tokio::process::Child,
-    url: String,
-}
-
-impl Redis {
-    /// Starts one, or `None` (with a message) if redis-server is not installed.
-    async fn start() -> Option<Redis> {
-        let installed = std::process::Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            eprintln!(
-                "SKIPPED: redis-server is not installed (scripts/redis-setup.sh installs it)"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        within(async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("Ready to accept connections") {
-                    return;
-                }
-            }
-            panic!("redis-server ended before it was ready");
-        })
-        .await;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Some(Redis {
-            _child: child,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-}
+// The fixture's test launcher for a real redis-server (one file for both crates' tests).
+#[path = "../../server-fixture/tests/kit/redis.rs"]
+mod redis;
+use redis::Redis;
 
 /// A fixture node on the backplane (stateful reconnect allowed).
 async fn node(redis: &Redis) -> Server {
     let config = Config {
-        redis: Some(RedisConfig::new(redis.url.clone()).with_prefix("native-")),
+        redis: Some(RedisConfig::new(redis.url()).with_prefix("native-")),
         allow_stateful_reconnect: true,
         ..Config::default()
     };

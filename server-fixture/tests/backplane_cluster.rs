@@ -7,82 +7,20 @@
 #[path = "kit/azure.rs"]
 mod azure_kit;
 mod kit;
+#[path = "kit/redis.rs"]
+mod redis_kit;
 
 use kit::*;
+use redis_kit::Redis;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::process::Stdio;
 use std::time::Duration;
 use talkback::{HubConnection, HubConnectionBuilder, TransportKind, TransportSet};
 use talkback_core::protocol::{Completion, CompletionResult, HubMessage};
 use talkback_fixture::backplane::protocol::{encode_invocation, Invocation};
 use talkback_fixture::ServiceMode;
 use talkback_fixture::{Config, HubContext, RedisConfig, Server};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-
-/// A `redis-server` child on a loopback port; killed when dropped.
-struct Redis {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts one on a free port, or `None` (with a message) if redis-server is not installed.
-    async fn start() -> Option<Redis> {
-        let installed = std::process::Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            eprintln!(
-                "SKIPPED: redis-server is not installed (scripts/redis-setup.sh installs it)"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(Redis::on_port(port).await)
-    }
-
-    /// Starts one on `port` and waits until it accepts connections.
-    async fn on_port(port: u16) -> Redis {
-        let mut child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        within(async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("Ready to accept connections") {
-                    return;
-                }
-            }
-            panic!("redis-server ended before it was ready");
-        })
-        .await;
-        // Keep reading its log so that the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it at once (Redis lost).
-    async fn kill(mut self) -> u16 {
-        self.child.kill().await.unwrap();
-        self.port
-    }
-}
 
 /// A hub that sends to one connection by id (`Clients.Client(id)`), for cross-node sends.
 fn relay_hub() -> talkback_fixture::Hub {
