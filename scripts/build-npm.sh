@@ -2,7 +2,8 @@
 # Builds the npm package `talkback-signalr` (client-wasm/npm) into client-wasm/npm/dist and packs
 # it (client-wasm/npm/talkback-signalr-<version>.tgz):
 #   1. cargo rustc --crate-type cdylib --profile wasm-release --target wasm32-unknown-unknown -p talkback-wasm
-#      --features js-api (opt-level z, LTO, one codegen unit, panic=abort: root Cargo.toml)
+#      --features js-api (opt-level z, LTO, one codegen unit, panic=abort: root Cargo.toml), with std
+#      rebuilt for size when the rust-src component can be had (see below; SMALL_STD=0 skips it)
 #   2. wasm-bindgen --target web (the CLI must match the wasm-bindgen crate: 0.2.130)
 #   3. wasm-opt -Oz from the npm package binaryen@132 (Debian's binaryen 108 produces modules
 #      that fail in Chromium), installed on first use under $CARGO_TARGET_DIR/npm-tools; set
@@ -19,8 +20,27 @@ npm_dir=client-wasm/npm
 dist="$npm_dir/dist"
 
 # `cargo rustc --crate-type cdylib`: the crate stays an rlib for Rust users and tests.
-cargo rustc --profile wasm-release --target wasm32-unknown-unknown -p talkback-wasm --features js-api \
-    --lib --crate-type cdylib
+build=(cargo rustc --profile wasm-release --target wasm32-unknown-unknown -p talkback-wasm --features js-api
+    --lib --crate-type cdylib)
+# The package's std is rebuilt from source with panics as immediate traps and no source
+# locations (RUSTC_BOOTSTRAP=1 lets the stable compiler take `-Zbuild-std`): the module has no
+# panic hook, so a panic already ends in a trap, and this drops the panic formatting and
+# location strings that nothing could show, about a tenth of the package (README, "Size of the
+# browser package"). It needs the toolchain's `rust-src` component; where that cannot be had
+# (or SMALL_STD=0), the module is built with the prebuilt std, and works the same.
+small_std=0
+if [ "${SMALL_STD:-1}" != 0 ] && { rustup component list --installed 2>/dev/null | grep -q '^rust-src' ||
+    timeout 180 rustup component add rust-src >/dev/null 2>&1; }; then
+    small_std=1
+fi
+if [ "$small_std" = 1 ] && RUSTC_BOOTSTRAP=1 \
+    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
+    "${build[@]}" -Zbuild-std=std,panic_abort; then
+    echo "build-npm: std rebuilt for size (panics trap at once, no locations)" >&2
+else
+    [ "$small_std" = 0 ] || echo "build-npm: the size build of std failed; using the prebuilt std" >&2
+    "${build[@]}"
+fi
 wasm="$target_dir/wasm32-unknown-unknown/wasm-release/talkback_wasm.wasm"
 
 rm -rf "$dist"

@@ -25,6 +25,7 @@ pub mod connection;
 pub mod error;
 pub mod http_status;
 pub mod hub_url;
+pub(crate) mod json_text;
 pub mod negotiate;
 pub mod protocol;
 pub mod reconnect;

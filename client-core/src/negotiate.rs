@@ -2,6 +2,7 @@
 //! (docs/protocol/transport.md, "Negotiate request" to "Transport selection and fallback").
 //! Both the client and the fixture use these types.
 
+use crate::json_text::Json;
 use serde_json::{Map, Value};
 
 use crate::hub_url::{self, UrlError};
@@ -199,43 +200,33 @@ fn invalid(text: impl Into<String>) -> NegotiateParseError {
 }
 
 /// A bounded optional string field; `null` counts as absent.
-fn string_field(
-    obj: &Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, NegotiateParseError> {
+fn string_field(obj: &Json<'_>, key: &str) -> Result<Option<String>, NegotiateParseError> {
     match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => Err(invalid(format!(
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) if s.len() > MAX_FIELD_LEN => Err(invalid(format!(
             "'{key}' is longer than {MAX_FIELD_LEN} bytes"
         ))),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Json::String(s)) => Ok(Some(s.to_string())),
         Some(_) => Err(invalid(format!("'{key}' is not a string"))),
     }
 }
 
-/// JavaScript truthiness of a JSON value.
-fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
+fn parse_transport(obj: &Json<'_>) -> Result<AvailableTransport, NegotiateParseError> {
+    if !matches!(obj, Json::Object(_)) {
+        return Err(invalid("an availableTransports entry is not an object"));
     }
-}
-
-fn parse_transport(value: &Value) -> Result<AvailableTransport, NegotiateParseError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| invalid("an availableTransports entry is not an object"))?;
     let transport = string_field(obj, "transport")?
         .ok_or_else(|| invalid("an availableTransports entry has no 'transport'"))?;
     let mut transfer_formats = Vec::new();
     match obj.get("transferFormats") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
+        None | Some(Json::Null) => {}
+        Some(Json::Array(items)) => {
             for item in items {
-                match item.as_str() {
+                let name = match item {
+                    Json::String(name) => Some(&**name),
+                    _ => None,
+                };
+                match name {
                     Some("Text") if !transfer_formats.contains(&TransferFormat::Text) => {
                         transfer_formats.push(TransferFormat::Text)
                     }
@@ -270,17 +261,17 @@ impl NegotiateResponse {
                 body.len()
             )));
         }
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| invalid(format!("not JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| invalid("the body is not a JSON object"))?;
+        let obj = Json::parse(body).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        if !matches!(obj, Json::Object(_)) {
+            return Err(invalid("the body is not a JSON object"));
+        }
+        let obj = &obj;
 
         // As the reference client, empty strings count as absent (JavaScript truthiness).
         if let Some(error) = string_field(obj, "error")?.filter(|e| !e.is_empty()) {
             return Ok(NegotiateResponse::Error(error));
         }
-        if obj.get("ProtocolVersion").is_some_and(is_truthy) {
+        if obj.get("ProtocolVersion").is_some_and(Json::is_truthy) {
             return Err(NegotiateParseError::AspNetSignalR);
         }
         if let Some(url) = string_field(obj, "url")?.filter(|u| !u.is_empty()) {
@@ -289,7 +280,7 @@ impl NegotiateResponse {
         }
 
         let negotiate_version = match obj.get("negotiateVersion") {
-            None | Some(Value::Null) => 0,
+            None | Some(Json::Null) => 0,
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
@@ -304,21 +295,21 @@ impl NegotiateResponse {
             connection_id.clone()
         };
         let available_transports = match obj.get("availableTransports") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) if items.len() > MAX_TRANSPORTS => {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Array(items)) if items.len() > MAX_TRANSPORTS => {
                 return Err(invalid(format!(
                     "more than {MAX_TRANSPORTS} availableTransports entries"
                 )))
             }
-            Some(Value::Array(items)) => items
+            Some(Json::Array(items)) => items
                 .iter()
                 .map(parse_transport)
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(invalid("'availableTransports' is not an array")),
         };
         let use_stateful_reconnect = match obj.get("useStatefulReconnect") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(b)) => *b,
             Some(_) => return Err(invalid("'useStatefulReconnect' is not a boolean")),
         };
         Ok(NegotiateResponse::Connection(NegotiateConnection {

@@ -2,7 +2,8 @@
 //! (docs/protocol/hub-protocol.md, "Handshake").
 
 use super::{ProtocolError, RECORD_SEPARATOR};
-use serde_json::{Map, Value};
+use crate::json_text::{write_string, Json, Reader};
+use std::borrow::Cow;
 
 /// The client's first message: `{"protocol":"json","version":1}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,34 +21,54 @@ pub struct HandshakeResponse {
     pub error: Option<String>,
 }
 
-fn object(record: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(record) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err("the handshake is not a JSON object".into()),
-        Err(e) => Err(e.to_string()),
+/// The handshake's members, as raw JSON texts (the last one if a key repeats).
+fn members(record: &[u8]) -> Result<Vec<(Cow<'_, str>, &str)>, String> {
+    let mut reader = Reader::new(record).map_err(|e| e.to_string())?;
+    if reader.peek() != Some(b'{') {
+        // Any other well-formed JSON is still "not an object"; malformed text says why.
+        reader.skip().map_err(|e| e.to_string())?;
+        reader.finish().map_err(|e| e.to_string())?;
+        return Err("the handshake is not a JSON object".into());
     }
+    let mut members = Vec::new();
+    reader
+        .object(|r, key| {
+            members.push((key, r.skip()?));
+            Ok(())
+        })
+        .and_then(|()| reader.finish())
+        .map_err(|e| e.to_string())?;
+    Ok(members)
+}
+
+fn member<'a>(members: &[(Cow<'_, str>, &'a str)], key: &str) -> Option<&'a str> {
+    members.iter().rev().find(|(k, _)| k == key).map(|m| m.1)
 }
 
 impl HandshakeRequest {
     /// Appends the request and its `0x1E` to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let body = serde_json::json!({ "protocol": self.protocol, "version": self.version });
-        serde_json::to_writer(&mut *out, &body).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b"{\"protocol\":");
+        write_string(&self.protocol, out);
+        out.extend_from_slice(b",\"version\":");
+        out.extend_from_slice(self.version.to_string().as_bytes());
+        out.push(b'}');
         out.push(RECORD_SEPARATOR);
     }
 
     /// Parses a request record (without the separator), with the server's error texts
     /// (`"Missing required property 'protocol'. Message content: ..."`).
     pub fn parse(record: &[u8]) -> Result<Self, ProtocolError> {
-        let map = object(record).map_err(ProtocolError::InvalidHandshake)?;
+        let map = members(record).map_err(ProtocolError::InvalidHandshake)?;
         let missing = |name: &str| {
             ProtocolError::InvalidHandshake(format!(
                 "Missing required property '{name}'. Message content: {}",
                 String::from_utf8_lossy(record)
             ))
         };
-        let protocol = match map.get("protocol") {
-            Some(Value::String(p)) => p.clone(),
+        let value = |key| member(&map, key).map(|text| Json::parse(text.as_bytes()));
+        let protocol = match value("protocol") {
+            Some(Ok(Json::String(p))) => p.into_owned(),
             Some(_) => {
                 return Err(ProtocolError::InvalidHandshake(
                     "Expected 'protocol' to be of type String.".into(),
@@ -55,16 +76,15 @@ impl HandshakeRequest {
             }
             None => return Err(missing("protocol")),
         };
-        let version = match map.get("version") {
-            Some(Value::Number(n)) => {
-                n.as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .ok_or_else(|| {
-                        ProtocolError::InvalidHandshake(
-                            "Expected 'version' to be of type Integer.".into(),
-                        )
-                    })?
-            }
+        let version = match value("version") {
+            Some(Ok(n @ Json::Number(_))) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| {
+                    ProtocolError::InvalidHandshake(
+                        "Expected 'version' to be of type Integer.".into(),
+                    )
+                })?,
             Some(_) => {
                 return Err(ProtocolError::InvalidHandshake(
                     "Expected 'version' to be of type Integer.".into(),
@@ -82,8 +102,9 @@ impl HandshakeResponse {
         match &self.error {
             None => out.extend_from_slice(b"{}"),
             Some(error) => {
-                let body = serde_json::json!({ "error": error });
-                serde_json::to_writer(&mut *out, &body).expect("writing to a Vec cannot fail");
+                out.extend_from_slice(b"{\"error\":");
+                write_string(error, out);
+                out.push(b'}');
             }
         }
         out.push(RECORD_SEPARATOR);
@@ -92,16 +113,19 @@ impl HandshakeResponse {
     /// Parses a response record (without the separator); an object with a `type` field is
     /// rejected with "Expected a handshake response from the server.".
     pub fn parse(record: &[u8]) -> Result<Self, ProtocolError> {
-        let map = object(record).map_err(ProtocolError::InvalidHandshake)?;
-        if map.contains_key("type") {
+        let map = members(record).map_err(ProtocolError::InvalidHandshake)?;
+        if member(&map, "type").is_some() {
             return Err(ProtocolError::InvalidHandshake(
                 "Expected a handshake response from the server.".into(),
             ));
         }
-        let error = match map.get("error") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(e)) => Some(e.clone()),
-            Some(other) => Some(other.to_string()),
+        let error = match member(&map, "error") {
+            None | Some("null") => None,
+            Some(text) => match Json::parse(text.as_bytes()) {
+                Ok(Json::String(e)) => Some(e.into_owned()),
+                // Another value: its JSON text.
+                _ => Some(text.to_owned()),
+            },
         };
         Ok(HandshakeResponse { error })
     }

@@ -5,9 +5,8 @@ use super::{
     CancelInvocation, Close, Completion, CompletionResult, Decoded, Headers, HubMessage,
     Invocation, Protocol, ProtocolError, RawValue, StreamItem, RECORD_SEPARATOR,
 };
+use crate::json_text::{write_string, JsonError, Reader};
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue as JsonRaw;
 
 /// Appends `message` as a JSON record and its separator.
 pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
@@ -29,7 +28,14 @@ pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
             w.out.push(b']');
             if let Some(ids) = &inv.stream_ids {
                 w.key("streamIds");
-                serde_json::to_writer(&mut *w.out, ids).expect("strings serialize");
+                w.out.push(b'[');
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        w.out.push(b',');
+                    }
+                    write_string(id, w.out);
+                }
+                w.out.push(b']');
             }
             w.headers(&inv.headers);
         }
@@ -105,51 +111,128 @@ impl<'a> ObjectWriter<'a> {
 
     fn string(&mut self, key: &str, value: &str) {
         self.key(key);
-        serde_json::to_writer(&mut *self.out, value).expect("strings serialize");
+        write_string(value, self.out);
     }
 
     fn headers(&mut self, headers: &Headers) {
         if !headers.is_empty() {
             self.key("headers");
-            serde_json::to_writer(&mut *self.out, headers).expect("string maps serialize");
+            self.out.push(b'{');
+            for (i, (key, value)) in headers.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                write_string(key, self.out);
+                self.out.push(b':');
+                write_string(value, self.out);
+            }
+            self.out.push(b'}');
         }
     }
 }
 
-/// Every field any message type may carry; unknown fields are ignored.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Every field any message type may carry; unknown fields are skipped (after checking their
+/// syntax), a known field given twice is refused, and `null` counts as absent except for
+/// `item` and `result`.
+#[derive(Default)]
 struct Wire<'a> {
-    #[serde(rename = "type")]
     type_id: Option<u64>,
     invocation_id: Option<String>,
     target: Option<String>,
-    #[serde(borrow)]
-    arguments: Option<Vec<&'a JsonRaw>>,
+    arguments: Option<Vec<&'a str>>,
     stream_ids: Option<Vec<String>>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    item: Option<&'a JsonRaw>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    result: Option<&'a JsonRaw>,
+    item: Option<&'a str>,
+    result: Option<&'a str>,
     error: Option<String>,
     allow_reconnect: Option<bool>,
     sequence_id: Option<u64>,
     headers: Option<Headers>,
 }
 
-/// Keeps a field that is present, even when it is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de JsonRaw>, D::Error> {
-    <&JsonRaw>::deserialize(d).map(Some)
+impl<'a> Wire<'a> {
+    fn read(record: &'a [u8]) -> Result<Self, ProtocolError> {
+        let mut wire = Wire::default();
+        let mut seen = 0u16;
+        let mut reader = Reader::new(record).map_err(invalid)?;
+        let mut duplicate = None;
+        reader
+            .object(|r, key| {
+                let (bit, name) = match &*key {
+                    "type" => (0, "type"),
+                    "invocationId" => (1, "invocationId"),
+                    "target" => (2, "target"),
+                    "arguments" => (3, "arguments"),
+                    "streamIds" => (4, "streamIds"),
+                    "item" => (5, "item"),
+                    "result" => (6, "result"),
+                    "error" => (7, "error"),
+                    "allowReconnect" => (8, "allowReconnect"),
+                    "sequenceId" => (9, "sequenceId"),
+                    "headers" => (10, "headers"),
+                    _ => return r.skip().map(drop),
+                };
+                if seen & (1 << bit) != 0 {
+                    duplicate = Some(name);
+                }
+                seen |= 1 << bit;
+                match bit {
+                    5 => wire.item = Some(r.skip()?),
+                    6 => wire.result = Some(r.skip()?),
+                    _ if r.null()? => {}
+                    0 => wire.type_id = Some(r.u64()?),
+                    1 => wire.invocation_id = Some(r.string()?.into_owned()),
+                    2 => wire.target = Some(r.string()?.into_owned()),
+                    3 => {
+                        let mut items = Vec::new();
+                        r.array(|r| {
+                            items.push(r.skip()?);
+                            Ok(())
+                        })?;
+                        wire.arguments = Some(items);
+                    }
+                    4 => {
+                        let mut ids = Vec::new();
+                        r.array(|r| {
+                            ids.push(r.string()?.into_owned());
+                            Ok(())
+                        })?;
+                        wire.stream_ids = Some(ids);
+                    }
+                    7 => wire.error = Some(r.string()?.into_owned()),
+                    8 => wire.allow_reconnect = Some(r.bool()?),
+                    9 => wire.sequence_id = Some(r.u64()?),
+                    _ => {
+                        let mut headers = Headers::new();
+                        r.object(|r, key| {
+                            headers.insert(key.into_owned(), r.string()?.into_owned());
+                            Ok(())
+                        })?;
+                        wire.headers = Some(headers);
+                    }
+                }
+                Ok(())
+            })
+            .and_then(|()| reader.finish())
+            .map_err(invalid)?;
+        match duplicate {
+            Some(name) => Err(ProtocolError::InvalidPayload(format!(
+                "duplicate field '{name}'"
+            ))),
+            None => Ok(wire),
+        }
+    }
+}
+
+fn invalid(error: JsonError) -> ProtocolError {
+    ProtocolError::InvalidPayload(error.to_string())
 }
 
 /// Decodes one JSON record (without its separator).
 pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
     let record = Bytes::copy_from_slice(record);
-    let wire: Wire<'_> = serde_json::from_slice(&record)
-        .map_err(|e| ProtocolError::InvalidPayload(e.to_string()))?;
-    let raw = |value: &JsonRaw| {
-        RawValue::from_encoded(Protocol::Json, record.slice_ref(value.get().as_bytes()))
-    };
+    let wire = Wire::read(&record)?;
+    let raw =
+        |value: &str| RawValue::from_encoded(Protocol::Json, record.slice_ref(value.as_bytes()));
     let type_id = wire.type_id.ok_or(ProtocolError::MissingField("type"))?;
     let headers = wire.headers.unwrap_or_default();
     let id = |id: Option<String>| match id {

@@ -2,6 +2,7 @@
 
 use super::msgpack::value_span;
 use super::Protocol;
+use crate::json_text::{write_string, Json, Reader};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -110,8 +111,10 @@ impl RawValue {
         match (self.protocol, protocol) {
             (a, b) if a == b => Ok(self.clone()),
             (Protocol::Json, Protocol::MessagePack) => {
-                let value: serde_json::Value = self.decode()?;
-                RawValue::encode(Protocol::MessagePack, &value)
+                let value = Json::parse(&self.bytes).map_err(|e| ValueError(e.to_string()))?;
+                let mut out = Vec::with_capacity(self.bytes.len());
+                json_to_msgpack(&value, &mut out);
+                Ok(RawValue::from_encoded(Protocol::MessagePack, out.into()))
             }
             _ => {
                 let mut out = Vec::with_capacity(self.bytes.len() * 2);
@@ -120,6 +123,50 @@ impl RawValue {
                     return Err(ValueError("trailing bytes after the value".into()));
                 }
                 Ok(RawValue::from_encoded(Protocol::Json, out.into()))
+            }
+        }
+    }
+}
+
+/// Writes a JSON value as MessagePack as `serde_json::Value` would serialize: non-negative
+/// integers as the smallest `uint`, negative ones as the smallest `int`, other numbers as
+/// `float64`.
+fn json_to_msgpack(value: &Json<'_>, out: &mut Vec<u8>) {
+    use rmp::encode;
+    // Writing to a Vec cannot fail, and a count of values parsed from memory fits in u32
+    // (each takes at least two bytes of text: u32::MAX of them would be 8 GB).
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    match value {
+        Json::Null => {
+            let _ = encode::write_nil(out);
+        }
+        Json::Bool(b) => {
+            let _ = encode::write_bool(out, *b);
+        }
+        Json::Number(n) => {
+            if let Ok(u) = n.parse::<u64>() {
+                let _ = encode::write_uint(out, u);
+            } else if let Some(i) = n.parse::<i64>().ok().filter(|_| *n != "-0") {
+                let _ = encode::write_sint(out, i);
+            } else {
+                // The grammar was checked, so this parses (too large a number: infinity).
+                let _ = encode::write_f64(out, n.parse().unwrap_or(f64::NAN));
+            }
+        }
+        Json::String(s) => {
+            let _ = encode::write_str(out, s);
+        }
+        Json::Array(items) => {
+            let _ = encode::write_array_len(out, len(items.len()));
+            for item in items {
+                json_to_msgpack(item, out);
+            }
+        }
+        Json::Object(members) => {
+            let _ = encode::write_map_len(out, len(members.len()));
+            for (key, value) in members {
+                let _ = encode::write_str(out, key);
+                json_to_msgpack(value, out);
             }
         }
     }
@@ -196,9 +243,12 @@ fn msgpack_to_json(
             } else {
                 f64::from_bits(v)
             };
-            match serde_json::Number::from_f64(f) {
-                Some(n) => number(out, &n.to_string()),
-                None => out.extend_from_slice(b"null"),
+            if f.is_finite() {
+                // The shortest digits that read back as the same f64, without an exponent
+                // (`1e300` is written out in full): always a valid JSON number.
+                number(out, &f.to_string());
+            } else {
+                out.extend_from_slice(b"null");
             }
             return Ok(end);
         }
@@ -224,7 +274,7 @@ fn msgpack_to_json(
     match kind {
         b's' => {
             let (bytes, end) = take(buf, pos, len)?;
-            write_json_string(&String::from_utf8_lossy(bytes), out);
+            write_string(&String::from_utf8_lossy(bytes), out);
             Ok(end)
         }
         b'b' | b'e' => {
@@ -263,7 +313,7 @@ fn msgpack_to_json(
                     let mut key = Vec::new();
                     pos = msgpack_to_json(buf, pos, depth + 1, &mut key)?;
                     let key = String::from_utf8(key).map_err(|_| truncated())?;
-                    write_json_string(&key, out);
+                    write_string(&key, out);
                 }
                 out.push(b':');
                 pos = msgpack_to_json(buf, pos, depth + 1, out)?;
@@ -272,12 +322,6 @@ fn msgpack_to_json(
             Ok(pos)
         }
     }
-}
-
-/// Writes `text` as a JSON string.
-fn write_json_string(text: &str, out: &mut Vec<u8>) {
-    // Writing a string to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 impl std::fmt::Debug for RawValue {
@@ -308,19 +352,20 @@ pub fn encode_arguments<T: Serialize + ?Sized>(
 fn split_array(array: &RawValue) -> Option<Vec<RawValue>> {
     match array.protocol {
         Protocol::Json => {
-            let items: Vec<&serde_json::value::RawValue> =
-                serde_json::from_slice(&array.bytes).ok()?;
-            Some(
-                items
-                    .into_iter()
-                    .map(|item| {
-                        RawValue::from_encoded(
-                            Protocol::Json,
-                            array.bytes.slice_ref(item.get().as_bytes()),
-                        )
-                    })
-                    .collect(),
-            )
+            let mut items = Vec::new();
+            let mut reader = Reader::new(&array.bytes).ok()?;
+            reader
+                .array(|r| {
+                    let item = r.skip()?;
+                    items.push(RawValue::from_encoded(
+                        Protocol::Json,
+                        array.bytes.slice_ref(item.as_bytes()),
+                    ));
+                    Ok(())
+                })
+                .and_then(|()| reader.finish())
+                .ok()?;
+            Some(items)
         }
         Protocol::MessagePack => {
             let bytes = &array.bytes[..];

@@ -415,7 +415,8 @@ impl Connection {
             return;
         };
         attempt.step = Step::Transport;
-        let ms = self.config.handshake_timeout.as_millis();
+        // As u64: formatting a u128 costs the browser build its own routine.
+        let ms = u64::try_from(self.config.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
         let text = format!("The transport did not open and complete the handshake within {ms} ms.");
         self.timers.server = None;
         self.close_link();
