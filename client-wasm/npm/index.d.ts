@@ -104,6 +104,10 @@ export declare class MessagePackHubProtocol implements IHubProtocol {
     readonly version: number;
     readonly transferFormat: TransferFormat;
     constructor(messagePackOptions?: object);
+    /** The messages of `input` (length-prefixed MessagePack), as the official protocol parses them. */
+    parseMessages(input: ArrayBuffer, logger: ILogger): HubMessage[];
+    /** One message, length-prefixed, as the official protocol writes it. */
+    writeMessage(message: HubMessage): ArrayBuffer;
 }
 
 export interface MessageHeaders {
@@ -233,7 +237,12 @@ export declare class DefaultHttpClient extends HttpClient {
 
 export interface IHttpConnectionOptions {
     headers?: MessageHeaders;
-    /** Accepted for compatibility; talkback-signalr's engine makes its requests with fetch and does not use it. */
+    /**
+     * Makes the connection's HTTP requests, as in the official client: negotiate, the long polls
+     * (aborted through `abortSignal` on stop), the sends of long polling and Server-Sent Events,
+     * and the long polling DELETE go to its `send`. The Server-Sent Events stream and the
+     * WebSocket are opened by the browser. Without it, the engine uses `fetch`.
+     */
     httpClient?: HttpClient;
     transport?: HttpTransportType;
     logger?: ILogger | LogLevel;

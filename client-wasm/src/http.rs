@@ -1,5 +1,6 @@
 //! The engine's HTTP requests with `fetch`: negotiate, long polls, POST sends, DELETE, and the
-//! Server-Sent Events stream.
+//! Server-Sent Events stream; or, for the JavaScript API's `httpClient` option, with a JavaScript
+//! function for every request but the SSE stream ([`perform_with`]).
 //!
 //! # Why `fetch` streaming, and not `EventSource`, for Server-Sent Events
 //!
@@ -20,7 +21,7 @@ use futures_core::Stream;
 use futures_util::future::{select, Either};
 use futures_util::stream;
 use gloo_timers::future::TimeoutFuture;
-use js_sys::{ArrayBuffer, Promise, Reflect, Uint8Array};
+use js_sys::{Array, ArrayBuffer, Promise, Reflect, Uint8Array};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use talkback_core::client::BoxStream;
@@ -52,42 +53,116 @@ pub(crate) fn perform(request: HttpRequest, credentials: bool) -> BoxStream<Http
     };
     let start = Start {
         streaming: request.streaming,
+        hooked: false,
         timer: request.timeout.map(js::sleep),
         fetch: fetch(&request, credentials, &controller.signal()),
         controller: controller.clone(),
     };
+    events(start, controller)
+}
+
+/// Performs the non-streaming `request` with the JavaScript function `hook` instead of `fetch`
+/// (the JavaScript API's custom `httpClient`, adapted in `npm/src/index.js`), and yields its one
+/// event. The call is `hook(method, url, headers, body, timeoutMs, signal)`: `headers` a flat
+/// array `[name, value, ...]`, `body` a `Uint8Array` or `undefined`, `timeoutMs` the request's
+/// timeout (enforced by the hook, as the official client leaves it to its `HttpClient`),
+/// `signal` an `AbortSignal` aborted when the engine drops the request before its answer. The
+/// hook returns a Promise of `[status, content]` (`content` a string or a `Uint8Array`), or
+/// rejects with `[message, timedOut]`.
+#[cfg(feature = "js-api")]
+pub(crate) fn perform_with(hook: &js_sys::Function, request: HttpRequest) -> BoxStream<HttpEvent> {
+    let controller = match AbortController::new() {
+        Ok(controller) => controller,
+        Err(e) => return Box::pin(stream::iter([failed(js::describe(&e))])),
+    };
+    let headers = Array::new();
+    for (name, value) in &request.headers {
+        headers.push(&JsValue::from_str(name));
+        headers.push(&JsValue::from_str(value));
+    }
+    let args = Array::of3(
+        &JsValue::from_str(method_name(request.method)),
+        &JsValue::from_str(&request.url),
+        &headers,
+    );
+    args.push(&if request.body.is_empty() {
+        JsValue::UNDEFINED
+    } else {
+        Uint8Array::from(&request.body[..]).into()
+    });
+    args.push(
+        &request
+            .timeout
+            .map_or(JsValue::UNDEFINED, |t| JsValue::from(t.as_millis() as f64)),
+    );
+    args.push(&controller.signal());
+    let fetch = hook
+        .apply(&JsValue::NULL, &args)
+        .map(|answer| JsFuture::from(Promise::resolve(&answer)))
+        .map_err(|e| js::describe(&e));
+    let start = Start {
+        streaming: false,
+        hooked: true,
+        timer: None,
+        fetch,
+        controller: controller.clone(),
+    };
+    events(start, controller)
+}
+
+fn events(start: Start, controller: AbortController) -> BoxStream<HttpEvent> {
     let events = stream::unfold(State::Start(Box::new(start)), step);
     Box::pin(HttpStream {
         events: Box::pin(events),
         controller,
+        done: false,
     })
 }
 
-/// The events of one request; aborts the request when dropped.
+fn method_name(method: HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Delete => "DELETE",
+    }
+}
+
+/// The events of one request; aborts the request when dropped before its last event.
 struct HttpStream {
     events: Pin<Box<dyn Stream<Item = HttpEvent>>>,
     controller: AbortController,
+    /// The last event has been yielded.
+    done: bool,
 }
 
 impl Stream for HttpStream {
     type Item = HttpEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<HttpEvent>> {
-        self.events.as_mut().poll_next(cx)
+        let next = self.events.as_mut().poll_next(cx);
+        if let Poll::Ready(event) = &next {
+            self.done |= !matches!(event, Some(HttpEvent::Head { .. } | HttpEvent::Chunk(_)));
+        }
+        next
     }
 }
 
 impl Drop for HttpStream {
     fn drop(&mut self) {
-        // Harmless once the response is complete; otherwise the browser cancels the request
-        // (and closes its connection), and every pending promise of it rejects.
-        self.controller.abort();
+        // Before the end, the browser cancels the request (and closes its connection), and
+        // every pending promise of it rejects; a hook sees its `signal` aborted. After the
+        // end there is nothing to cancel, and a hook's signal stays as it was.
+        if !self.done {
+            self.controller.abort();
+        }
     }
 }
 
 /// A request in flight, before its first event.
 struct Start {
     streaming: bool,
+    /// `fetch` is the promise of a hook ([`perform_with`]), not of `fetch`.
+    hooked: bool,
     /// The `fetch` promise, or why `fetch` could not be called.
     fetch: Result<JsFuture, String>,
     /// The request's timeout (see [`Start::run`]).
@@ -125,11 +200,12 @@ impl Start {
     async fn run(self) -> (HttpEvent, State) {
         let Start {
             streaming,
+            hooked,
             fetch,
             timer,
             controller,
         } = self;
-        let work = Box::pin(response(fetch, streaming));
+        let work = Box::pin(response(fetch, streaming, hooked));
         let Some(timer) = timer else {
             return work.await;
         };
@@ -148,13 +224,21 @@ impl Start {
     }
 }
 
-async fn response(fetch: Result<JsFuture, String>, streaming: bool) -> (HttpEvent, State) {
-    let response = match fetch {
-        Ok(fetch) => match fetch.await {
-            Ok(response) => response.unchecked_into::<Response>(),
-            Err(e) => return (failed(js::describe(&e)), State::Done),
-        },
+async fn response(
+    fetch: Result<JsFuture, String>,
+    streaming: bool,
+    hooked: bool,
+) -> (HttpEvent, State) {
+    let outcome = match fetch {
+        Ok(fetch) => fetch.await,
         Err(message) => return (failed(message), State::Done),
+    };
+    if hooked {
+        return (hook_event(outcome), State::Done);
+    }
+    let response = match outcome {
+        Ok(response) => response.unchecked_into::<Response>(),
+        Err(e) => return (failed(js::describe(&e)), State::Done),
     };
     let status = response.status();
     if streaming {
@@ -178,11 +262,7 @@ fn fetch(
     signal: &AbortSignal,
 ) -> Result<JsFuture, String> {
     let init = RequestInit::new();
-    init.set_method(match request.method {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-        HttpMethod::Delete => "DELETE",
-    });
+    init.set_method(method_name(request.method));
     let headers = Headers::new().map_err(|e| js::describe(&e))?;
     for (name, value) in &request.headers {
         // Headers a browser forbids scripts to set (`User-Agent` in some) are dropped by the
@@ -210,6 +290,44 @@ fn fetch(
     Ok(JsFuture::from(promise))
 }
 
+/// The event for what a hook's promise gave: `[status, content]`, or a rejection
+/// `[message, timedOut]` (see [`perform_with`]). The hook is `index.js`'s own adapter, which
+/// gives a number and a string or `Uint8Array`; anything else reads as status 0 or no body.
+fn hook_event(outcome: Result<JsValue, JsValue>) -> HttpEvent {
+    let (first, second, rejected) = match &outcome {
+        Ok(value) | Err(value) if Array::is_array(value) => {
+            let pair: &Array = value.unchecked_ref();
+            (pair.get(0), pair.get(1), outcome.is_err())
+        }
+        Ok(_) => (JsValue::UNDEFINED, JsValue::UNDEFINED, false),
+        Err(e) => return failed(js::describe(e)),
+    };
+    if rejected {
+        return HttpEvent::Failed {
+            timed_out: second.is_truthy(),
+            message: first.as_string().unwrap_or_default(),
+        };
+    }
+    let body = match second.dyn_ref::<Uint8Array>() {
+        // Bytes are measured before they are copied into the wasm memory.
+        Some(bytes) if bytes.length() as usize > MAX_RESPONSE_BODY => None,
+        Some(bytes) => Some(bytes.to_vec()),
+        None => Some(second.as_string().unwrap_or_default().into_bytes()),
+    };
+    match body.filter(|body| body.len() <= MAX_RESPONSE_BODY) {
+        Some(body) => HttpEvent::Response {
+            // A number out of range saturates, and NaN is 0.
+            status: first.as_f64().unwrap_or_default() as u16,
+            body: Bytes::from(body),
+        },
+        None => failed(too_large()),
+    }
+}
+
+fn too_large() -> String {
+    format!("the response body exceeds the limit of {MAX_RESPONSE_BODY} bytes")
+}
+
 /// The whole body of a non-streaming response, at most [`MAX_RESPONSE_BODY`] bytes.
 ///
 /// The body is read with `arrayBuffer()`, so the browser buffers it outside the wasm memory;
@@ -217,7 +335,6 @@ fn fetch(
 /// shrink, and is limited to 4 GiB). A `Content-Length` over the bound is refused before any
 /// of it is read.
 async fn read_body(response: &Response) -> Result<Bytes, String> {
-    let too_large = || format!("the response body exceeds the limit of {MAX_RESPONSE_BODY} bytes");
     let declared = response
         .headers()
         .get("content-length")

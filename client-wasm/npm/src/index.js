@@ -119,7 +119,7 @@ function aggregate(transports) {
   for (const { transport: name, kind, reason } of transports) {
     const transport = HttpTransportType[name];
     if (kind === "failed") {
-      inner.push(new FailedToStartTransportError(`${name} failed: ${new Error(reason)}`, transport));
+      inner.push(new FailedToStartTransportError(`${name} failed: ${kept(reason) ?? new Error(reason)}`, transport));
     } else {
       inner.push(`${name} failed:`, kind === "disabled" ? new DisabledTransportError(reason, transport) : new Error(reason));
     }
@@ -133,8 +133,17 @@ function toError(e, during) {
   if (e instanceof Error) return e;
   if (e === null || typeof e !== "object") return new Error(String(e));
   const text = e.message;
+  // An error a custom HttpClient threw (see httpHook): the object itself, or in a negotiation
+  // failure, its text.
+  const original = kept(text);
+  if (original && !(e.kind === "connect" && (e.negotiate || e.transports?.length))) return original;
   switch (e.kind) {
     case "connect":
+      if (original && e.negotiate) {
+        if (bare.has(original)) return original;
+        const hint = original instanceof HttpError && original.statusCode === 404 ? NOT_FOUND_HINT : "";
+        return new FailedToNegotiateWithServerError(`${NEGOTIATION_FAILED}${original}${hint}`);
+      }
       if (e.status !== undefined) {
         // A 2xx other than 200: the official client rejects with this bare Error.
         if (e.status >= 200 && e.status < 300) return new Error(`Unexpected status code returned from negotiate '${e.status}'`);
@@ -168,9 +177,10 @@ function toError(e, during) {
 
 // ---- HTTP (the official HttpClient classes) ----
 //
-// The engine makes its own requests (negotiate, long polling, SSE) with `fetch`; these classes
-// are the public HTTP client of @microsoft/signalr for apps that use it directly or subclass it.
-// A custom `httpClient` connection option is not used by the engine (see README).
+// Without an `httpClient` connection option the engine makes its requests (negotiate, long
+// polling, SSE) with `fetch` itself. With one, every request the official client sends through
+// its HttpClient goes to that client's `send` (see httpHook); these classes are its public HTTP
+// client for apps that pass, subclass or call it.
 
 export class HttpResponse {
   constructor(statusCode, statusText, content) {
@@ -247,6 +257,91 @@ export class DefaultHttpClient extends HttpClient {
     }
     return new HttpResponse(response.status, response.statusText, await readBody(response, request.responseType));
   }
+}
+
+// The errors a custom HttpClient threw, by number, while the engine carries their number in its
+// error text ("httpClient error #<n>"): toError gives the app the very object thrown, as the
+// official client does. The last 32 are kept (an error is looked up soon after it is thrown).
+const thrown = new Map();
+let thrownCount = 0;
+// The errors the official client gives as they are, not wrapped in a negotiation failure.
+const bare = new WeakSet();
+function keep(error) {
+  thrown.set(++thrownCount, error);
+  if (thrown.size > 32) thrown.delete(thrown.keys().next().value);
+  return `httpClient error #${thrownCount}`;
+}
+function kept(text) {
+  const m = /httpClient error #(\d+)/.exec(text);
+  return m ? thrown.get(Number(m[1])) : undefined;
+}
+
+const utf8 = new TextDecoder();
+
+// The engine's HTTP hook (client-wasm/src/http.rs, `perform_with`) over a custom HttpClient:
+// `(method, url, [name, value, ...], body?, timeout?, signal)` => Promise of `[status, content]`,
+// or a rejection `[message, timedOut]`. Each request is the one the official client gives its
+// HttpClient (through AccessTokenHttpClient, which adds Authorization, as the engine's headers
+// do): negotiate `{ content: "", headers, timeout, withCredentials }`; each long poll `{
+// abortSignal, headers, timeout: 100000, withCredentials, responseType? }` (arraybuffer for a
+// binary protocol); each send of long polling and SSE `{ content, headers, responseType,
+// timeout, withCredentials }`; the long polling DELETE `{ headers, timeout, withCredentials }`.
+// Outcomes as the official transports read them: a poll's TimeoutError polls again, any other
+// throw ends the connection with that error; a send that throws fails its calls with that
+// error and the connection goes on, a send's response status is not looked at (but a 401 is
+// retried with a new token); a negotiate answered with another status than 200 fails start().
+// `("WS", url)` is a WebSocket being opened: the official client asks getCookieString (and
+// uses the answer only outside browsers).
+function httpHook(client, options, binary) {
+  const own = (name) => Object.keys(options.headers || {}).some((k) => k.toLowerCase() === name);
+  const withCredentials = options.withCredentials ?? true;
+  const retries401 = (status) => status === 401 && !!options.accessTokenFactory;
+  return async (method, url, list, body, timeout, signal) => {
+    if (method === "WS") {
+      try { client.getCookieString(url.replace(/[?&]access_token=[^&]*$/, "")); } catch { /* only Node uses it */ }
+      return;
+    }
+    const headers = {};
+    for (let i = 0; i < list.length; i += 2) {
+      const lower = list[i].toLowerCase();
+      // The official client leaves these to its HttpClient (the default one adds them).
+      if ((lower === "x-requested-with" || lower === "content-type") && !own(lower)) continue;
+      headers[list[i]] = list[i + 1];
+    }
+    let request, response;
+    if (method === "GET") {
+      request = { abortSignal: signal, headers, timeout, withCredentials };
+      if (binary) request.responseType = "arraybuffer";
+    } else if (method === "DELETE") {
+      request = { headers, timeout, withCredentials };
+    } else if (body) {
+      const content = binary ? body.buffer : utf8.decode(body);
+      request = { content, headers, responseType: binary ? "arraybuffer" : "text", timeout, withCredentials };
+    } else {
+      request = { content: "", headers, timeout, withCredentials };
+    }
+    request.method = method;
+    request.url = url;
+    try {
+      response = await client.send(request);
+    } catch (e) {
+      if (method === "POST" && body) return [0, keep(e)];
+      throw [keep(e), method === "GET" && e instanceof TimeoutError];
+    }
+    const status = response.statusCode;
+    if (method === "POST" && body) return [retries401(status) ? 401 : 200, ""];
+    if (method === "POST" && status !== 200) {
+      const e = new Error(`Unexpected status code returned from negotiate '${status}'`);
+      bare.add(e);
+      throw [keep(e), false];
+    }
+    if (method === "GET" && status !== 200 && status !== 204 && !retries401(status)) {
+      throw [keep(new HttpError(response.statusText || "", status)), false];
+    }
+    const c = response.content;
+    return [status, typeof c === "string" ? c : c instanceof ArrayBuffer ? new Uint8Array(c)
+      : ArrayBuffer.isView(c) ? new Uint8Array(c.buffer, c.byteOffset, c.byteLength) : ""];
+  };
 }
 
 // ---- logging ----
@@ -335,8 +430,133 @@ export class JsonHubProtocol {
   writeMessage(message) { return `${JSON.stringify(message)}${RS}`; }
 }
 
+// The MessagePack hub protocol's framing: each message is prefixed by its length, a varint of
+// at most 5 bytes (7 bits each, low bits first).
+function splitBinary(input) {
+  const bytes = new Uint8Array(input);
+  const out = [];
+  for (let at = 0; at < bytes.length;) {
+    let size = 0, n = 0, b;
+    do {
+      b = bytes[at + n];
+      size += (b & 0x7f) * 2 ** (7 * n);
+      n++;
+    } while (n < Math.min(5, bytes.length - at) && b & 0x80);
+    if (b & 0x80 && n < 5) throw new Error("Cannot read message size.");
+    if (n === 5 && b > 7) throw new Error("Messages bigger than 2GB are not supported.");
+    if (at + n + size > bytes.length) throw new Error("Incomplete message.");
+    out.push(bytes.slice(at + n, at + n + size));
+    at += n + size;
+  }
+  return out;
+}
+
+function frameBinary(fields) {
+  const payload = mpEncode(fields);
+  const prefix = [];
+  let size = payload.length;
+  do {
+    prefix.push((size & 0x7f) | (size > 0x7f ? 0x80 : 0));
+    size >>>= 7;
+  } while (size > 0);
+  const out = new Uint8Array(prefix.length + payload.length);
+  out.set(prefix);
+  out.set(payload, prefix.length);
+  return out.buffer;
+}
+
+// One MessagePack hub message as the official protocol object gives it (the same fields, in
+// the same order), or null for an unknown type.
+function parseBinary(payload, logger) {
+  if (payload.length === 0) throw new Error("Invalid payload.");
+  const p = mpDecode(payload);
+  if (!Array.isArray(p) || p.length === 0) throw new Error("Invalid payload.");
+  const type = p[0];
+  const headers = () => {
+    if (typeof p[1] !== "object") throw new Error("Invalid headers.");
+    return p[1];
+  };
+  const least = (n, what) => { if (p.length < n) throw new Error(`Invalid payload for ${what} message.`); };
+  switch (type) {
+    case MessageType.Invocation: {
+      const h = headers();
+      least(5, "Invocation");
+      return p[2]
+        ? { arguments: p[4], headers: h, invocationId: p[2], streamIds: [], target: p[3], type }
+        : { arguments: p[4], headers: h, streamIds: [], target: p[3], type };
+    }
+    case MessageType.StreamItem: {
+      const h = headers();
+      least(4, "StreamItem");
+      return { headers: h, invocationId: p[2], item: p[3], type };
+    }
+    case MessageType.Completion: {
+      const h = headers();
+      least(4, "Completion");
+      if (p[3] !== 2) least(5, "Completion");
+      return { error: p[3] === 1 ? p[4] : undefined, headers: h, invocationId: p[2], result: p[3] === 3 ? p[4] : undefined, type };
+    }
+    case MessageType.Ping:
+      return { type };
+    case MessageType.Close:
+      least(2, "Close");
+      return { allowReconnect: p.length >= 3 ? p[2] : undefined, error: p[1], type };
+    case MessageType.Ack:
+    case MessageType.Sequence:
+      return { sequenceId: p[1], type };
+    default:
+      logger.log(LogLevel.Information, `Unknown message type '${type}' ignored.`);
+      return null;
+  }
+}
+
 export class MessagePackHubProtocol {
   constructor() { this.name = "messagepack"; this.version = 2; this.transferFormat = TransferFormat.Binary; }
+
+  // The official protocol object's methods (the connection's own messages are framed by the
+  // engine), with the official client's value mapping (msgpack.js).
+  parseMessages(input, logger) {
+    if (!isArrayBuffer(input)) throw new Error("Invalid input for MessagePack hub protocol. Expected an ArrayBuffer.");
+    logger = logger || NullLogger.instance;
+    const out = [];
+    for (const payload of splitBinary(input)) {
+      const m = parseBinary(payload, logger);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  writeMessage(m) {
+    const h = m.headers || {};
+    switch (m.type) {
+      case MessageType.Invocation:
+      case MessageType.StreamInvocation: {
+        const id = m.type === MessageType.Invocation ? m.invocationId || null : m.invocationId;
+        const fields = [m.type, h, id, m.target, m.arguments];
+        if (m.streamIds) fields.push(m.streamIds);
+        return frameBinary(fields);
+      }
+      case MessageType.StreamItem:
+        return frameBinary([m.type, h, m.invocationId, m.item]);
+      case MessageType.Completion: {
+        const kind = m.error ? 1 : m.result !== undefined ? 3 : 2;
+        const fields = [m.type, h, m.invocationId, kind];
+        if (kind !== 2) fields.push(kind === 1 ? m.error : m.result);
+        return frameBinary(fields);
+      }
+      case MessageType.Ping:
+        return frameBinary([m.type]);
+      case MessageType.CancelInvocation:
+        return frameBinary([m.type, h, m.invocationId]);
+      case MessageType.Close:
+        return frameBinary([m.type, null]);
+      case MessageType.Ack:
+      case MessageType.Sequence:
+        return frameBinary([m.type, m.sequenceId]);
+      default:
+        throw new Error("Invalid message type.");
+    }
+  }
 }
 
 const CODECS = {
@@ -401,9 +621,6 @@ export class HubConnection {
     // defaults to the builder's logger and then to the console from Information.
     this._logger = logger || NullLogger.instance;
     this._httpLogger = createLogger(options.logger);
-    if (options.httpClient) {
-      this._httpLogger.log(LogLevel.Warning, "talkback-signalr makes its HTTP requests with fetch: the 'httpClient' option is not used.");
-    }
     this._protocol = protocol;
     this._codec = CODECS[protocol.name];
     this._methods = {};
@@ -447,6 +664,7 @@ export class HubConnection {
         this._logger.log(LogLevel.Information, `Reconnect attempt number ${previousRetryCount + 1} will start in ${d} ms.`);
         return d;
       }),
+      http: options.httpClient && httpHook(options.httpClient, options, protocol.name === "messagepack"),
       events: (kind, value) => this._event(kind, value),
       dispatch: (name, args) => this._dispatch(name, args),
     };

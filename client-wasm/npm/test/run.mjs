@@ -2,7 +2,11 @@
 // scripts/build-npm.sh) loaded by a page in headless Chromium, driving the fixture through the
 // JavaScript API.
 //
-//   node client-wasm/npm/test/run.mjs
+//   node client-wasm/npm/test/run.mjs            (SCENARIOS=httpclient or protocols: only those)
+//
+// Then the scenarios of httpclient.js (a custom httpClient) and protocols.js (MessagePackHubProtocol's
+// methods), beside the official client's browser bundles (tests/interop/node_modules/@microsoft:
+// signalr at /official/, signalr-protocol-msgpack at /official-msgpack/).
 //
 // Starts the fixture (TALKBACK_FIXTURE_BIN, else target/debug/talkback-fixture, else
 // $CARGO_TARGET_DIR/debug/talkback-fixture) on a loopback port, a static server for the page and
@@ -20,6 +24,10 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../../..");
 const dist = resolve(here, "../dist");
+const officialDirs = {
+  "/official/": join(root, "tests/interop/node_modules/@microsoft/signalr/dist/browser"),
+  "/official-msgpack/": join(root, "tests/interop/node_modules/@microsoft/signalr-protocol-msgpack/dist/browser"),
+};
 const { default: WebSocket } = await import(join(root, "tests/interop/node_modules/ws/wrapper.mjs"));
 
 const children = [];
@@ -70,8 +78,10 @@ async function main() {
   const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".html": "text/html", ".json": "application/json" };
   const server = createServer((req, res) => {
     const path = new URL(req.url, "http://x").pathname;
-    const file = path.startsWith("/pkg/") ? normalize(join(dist, path.slice(5))) : normalize(join(here, path));
-    if ((!file.startsWith(dist) && !file.startsWith(here)) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    const prefix = ["/pkg/", ...Object.keys(officialDirs)].find((p) => path.startsWith(p));
+    const [dir, rest] = prefix ? [officialDirs[prefix] ?? dist, path.slice(prefix.length)] : [here, path];
+    const file = normalize(join(dir, rest));
+    if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404).end(); return; }
     res.writeHead(200, { "content-type": types[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
     res.end(readFileSync(file));
   });
@@ -137,11 +147,18 @@ async function main() {
     if (i > 200) throw new Error("the test page did not load the package");
     await new Promise((r2) => setTimeout(r2, 50));
   }
-  const r = await send("Runtime.evaluate", {
-    expression: `runAll(${JSON.stringify(base)})`, awaitPromise: true, returnByValue: true,
-  });
-  if (r.exceptionDetails) throw new Error(`runAll threw: ${JSON.stringify(r.exceptionDetails)}`);
-  const results = r.result.value;
+  // SCENARIOS=httpclient (or protocols) runs only the scenarios of that module.
+  const only = process.env.SCENARIOS;
+  const results = [];
+  for (const [module, run] of [["", "runAll"], ["/httpclient.js", "runHttpClient"], ["/protocols.js", "runProtocols"]]) {
+    if (only && !module.includes(only)) continue;
+    const call = `${run}(${JSON.stringify(base)})`;
+    const r = await send("Runtime.evaluate", {
+      expression: module ? `import(${JSON.stringify(module)}).then((m) => m.${call})` : call, awaitPromise: true, returnByValue: true,
+    });
+    if (r.exceptionDetails) throw new Error(`${run} threw: ${JSON.stringify(r.exceptionDetails)}`);
+    results.push(...r.result.value);
+  }
   let passed = 0, failed = 0;
   for (const t of results) {
     if (t.ok) { passed++; console.log(`ok   ${t.name}`); } else { failed++; console.log(`FAIL ${t.name}\n     ${t.error.replace(/\n/g, "\n     ")}`); }

@@ -22,9 +22,13 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use talkback_core::client::{self, HubConnection, HubConnectionBuilder, Runtime};
+use talkback_core::client::{
+    self, BoxFuture, BoxStream, HubConnection, HubConnectionBuilder, Runtime, WebSocket,
+    WebSocketRequest,
+};
 use talkback_core::{
-    Duration, Protocol, RawValue, ReconnectPolicy, RetryContext, State, TransportSet,
+    Duration, HttpEvent, HttpRequest, Instant, Protocol, RawValue, ReconnectPolicy, RetryContext,
+    State, TransportSet,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -181,6 +185,45 @@ impl ReconnectPolicy for JsPolicy {
     }
 }
 
+/// The browser runtime with a custom `httpClient` (the `http` option of `index.js`): every HTTP
+/// request but the Server-Sent Events stream goes to that JavaScript function (see
+/// `http::perform_with`), which also hears of each WebSocket opened (`("WS", url)`), as the
+/// official client asks its `HttpClient` for the socket's cookies.
+struct HookedRuntime {
+    inner: BrowserRuntime,
+    hook: Function,
+}
+
+impl Runtime for HookedRuntime {
+    fn spawn(&self, task: BoxFuture<()>) {
+        self.inner.spawn(task);
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        self.inner.sleep_until(deadline)
+    }
+
+    fn http(&self, request: HttpRequest) -> BoxStream<HttpEvent> {
+        if request.streaming {
+            return self.inner.http(request);
+        }
+        crate::http::perform_with(&self.hook, request)
+    }
+
+    fn websocket(&self, request: WebSocketRequest) -> WebSocket {
+        let _ = self.hook.call2(
+            &JsValue::NULL,
+            &JsValue::from_str("WS"),
+            &JsValue::from_str(&request.url),
+        );
+        self.inner.websocket(request)
+    }
+}
+
 /// A value from JavaScript: a string of JSON, or a `Uint8Array` of MessagePack.
 fn raw_in(protocol: Protocol, value: &JsValue) -> Result<RawValue, JsValue> {
     let bytes = match protocol {
@@ -299,8 +342,11 @@ impl RawConnection {
             _ => Protocol::Json,
         };
         let credentials = get(&o, "withCredentials").as_bool().unwrap_or(true);
-        let runtime: Arc<dyn Runtime> =
-            Arc::new(BrowserRuntime::new().with_credentials(credentials));
+        let inner = BrowserRuntime::new().with_credentials(credentials);
+        let runtime: Arc<dyn Runtime> = match get(&o, "http").dyn_into::<Function>() {
+            Ok(hook) => Arc::new(HookedRuntime { inner, hook }),
+            Err(_) => Arc::new(inner),
+        };
         let mut b = HubConnectionBuilder::<BrowserRuntime>::new(url)
             .with_runtime(runtime)
             .with_protocol(protocol);
