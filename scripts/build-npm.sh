@@ -54,7 +54,8 @@ npm_tool() { # npm_tool <package@version> <binary>: prints the binary's path (""
     if [ ! -x "$bin" ] || ! grep -q "\"version\": \"${1##*@}\"" "$tools/node_modules/${1%@*}/package.json" 2>/dev/null; then
         mkdir -p "$tools"
         [ -f "$tools/package.json" ] || echo '{"private":true}' >"$tools/package.json"
-        npm install --prefix "$tools" --no-audit --no-fund --save=false "$1" >/dev/null 2>&1 || true
+        # Saved to the tools' package.json: an install without it would prune the other tool.
+        npm install --prefix "$tools" --no-audit --no-fund "$1" >/dev/null 2>&1 || true
     fi
     [ -x "$bin" ] && echo "$bin"
     return 0
