@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # scripts/test.sh — set up what the tests need (idempotently) and run every test of Talkback.
 #
-# Steps, in order: setup (rustfmt/clippy components, the wasm32 target, headless Chromium and
-# wasm-bindgen-test-runner, npm ci), cargo fmt --check, cargo clippy -D warnings, cargo doc
-# (rustdoc warnings are errors), cargo test
+# Steps, in order: setup (rustfmt/clippy components, the wasm32 target, headless Chromium,
+# Firefox ESR with geckodriver when they install, wasm-bindgen-test-runner, npm ci), cargo fmt
+# --check, cargo clippy -D warnings, cargo doc (rustdoc warnings are errors), cargo test
 # (nextest when installed, plus doc tests), talkback-core's tests built for wasm32-unknown-unknown
-# and run in headless Chromium, the interop suite (the official JavaScript client against the
-# fixture). Every step runs even when an earlier one failed (set FAIL_FAST=1 to stop
-# at the first failure); the script ends with a summary and exits non-zero if any step failed.
+# and run in headless Chromium and Firefox, talkback-wasm's and the npm package's browser tests,
+# the interop suite (the official JavaScript client against the fixture). Every step runs even
+# when an earlier one failed (set FAIL_FAST=1 to stop at the first failure); the script ends with a summary and exits non-zero if any step failed.
 #
 # Environment:
 #   FAIL_FAST=1            stop after the first failing step
@@ -146,6 +146,15 @@ wasm_tests() {
   RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-core --lib --target wasm32-unknown-unknown -- -D warnings
   RUSTUP_TOOLCHAIN="$tc" cargo clippy -p talkback-core --lib --tests --target wasm32-unknown-unknown -- -D warnings
   RUSTUP_TOOLCHAIN="$tc" cargo test -p talkback-core --target wasm32-unknown-unknown
+  # Again in headless Firefox when scripts/browser-setup.sh could install it (off PATH, so the
+  # runner takes it only when named).
+  local gecko=/opt/geckodriver-0.37.1/bin/geckodriver
+  if [ "${FIREFOX:-1}" != 0 ] && [ -x "$gecko" ] && command -v firefox-esr >/dev/null; then
+    GECKODRIVER="$gecko" GECKODRIVER_ARGS="--binary=$(readlink -f "$(command -v firefox-esr)")" \
+      RUSTUP_TOOLCHAIN="$tc" cargo test -p talkback-core --target wasm32-unknown-unknown
+  else
+    echo "Firefox: skipped (firefox-esr or geckodriver not installed, or FIREFOX=0)"
+  fi
 }
 
 # talkback-wasm's BrowserRuntime: lint for wasm32, then its tests in headless Chromium against a
@@ -187,6 +196,8 @@ npm_package_tests() {
   cargo build --workspace --all-features --bin talkback --example serverless_dashboard
   local failed=0
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs || failed=1
+  # The same scenarios in headless Firefox, over geckodriver (skipped when Firefox is missing).
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/firefox.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/packaging.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" TALKBACK_CLI_BIN="$target_dir/debug/talkback" \
     TALKBACK_ARTIFACTS="$target_dir/artifacts" node client-wasm/npm/test/demo.mjs || failed=1
@@ -208,8 +219,8 @@ interop() {
 
 step "setup: Rust components (rustfmt, clippy)" setup_rust
 step "setup: redis-server (Redis backplane tests)" scripts/redis-setup.sh
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" "SKIP_WASM=1"
-else step "setup: wasm32 target, Chromium, wasm-bindgen-test-runner" setup_wasm; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "setup: wasm32 target, Chromium, Firefox, wasm-bindgen-test-runner" "SKIP_WASM=1"
+else step "setup: wasm32 target, Chromium, Firefox, wasm-bindgen-test-runner" setup_wasm; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "setup: Node packages (npm ci)" "SKIP_INTEROP=1"; else step "setup: Node packages (npm ci)" setup_node; fi
 
 step "cargo fmt --all -- --check" cargo fmt --all -- --check
@@ -218,12 +229,12 @@ step "cargo clippy --workspace --all-targets --all-features -- -D warnings" \
 step "cargo doc --workspace --no-deps --all-features (rustdoc -D warnings)" \
   env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step "cargo test --workspace --all-features" run_tests
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromium (wasm32)" "SKIP_WASM=1"
-else step "talkback-core tests in headless Chromium (wasm32)" wasm_tests; fi
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-wasm runtime in headless Chromium" "SKIP_WASM=1"
-else step "talkback-wasm runtime in headless Chromium" wasm_browser_tests; fi
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "npm package talkback-signalr in headless Chromium" "SKIP_WASM=1"
-else step "npm package talkback-signalr in headless Chromium" npm_package_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromium and Firefox (wasm32)" "SKIP_WASM=1"
+else step "talkback-core tests in headless Chromium and Firefox (wasm32)" wasm_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-wasm in headless Chromium and Firefox" "SKIP_WASM=1"
+else step "talkback-wasm in headless Chromium and Firefox" wasm_browser_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "npm package talkback-signalr in headless Chromium and Firefox" "SKIP_WASM=1"
+else step "npm package talkback-signalr in headless Chromium and Firefox" npm_package_tests; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
 else step "interop: official JavaScript client against the fixture" interop; fi
 

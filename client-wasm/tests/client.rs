@@ -1,6 +1,6 @@
-//! The Rust client API (`talkback_wasm::HubConnectionBuilder`) in headless Chromium, against
-//! the real fixture on loopback: every transport × protocol, calls, streams, uploads, client
-//! results, groups, the access token, reconnects, the server timeout and URLs.
+//! The Rust client API (`talkback_wasm::HubConnectionBuilder`) in headless Chromium and Firefox,
+//! against the real fixture on loopback: every transport × protocol, calls, streams, uploads,
+//! client results, groups, the access token, reconnects, the server timeout and URLs.
 //!
 //! Run with `scripts/wasm-browser-tests.sh`: it starts `talkback-fixture` (with stateful
 //! reconnect allowed) on an OS-chosen port and passes its URL in `TALKBACK_FIXTURE_URL`, read

@@ -1,4 +1,4 @@
-//! `BrowserRuntime` in headless Chromium against a real fixture on loopback.
+//! `BrowserRuntime` in headless Chromium and Firefox against a real fixture on loopback.
 //!
 //! Run with `scripts/wasm-browser-tests.sh`: it starts `talkback-fixture` on an OS-chosen port
 //! and passes its URL in `TALKBACK_FIXTURE_URL`, read here when the tests are compiled.

@@ -1,4 +1,4 @@
-//! Keep-alive in a hidden tab, in headless Chromium against the fixture (run with
+//! Keep-alive in a hidden tab, in headless Chromium and Firefox against the fixture (run with
 //! `scripts/wasm-browser-tests.sh`, which passes the fixture's URL in `TALKBACK_FIXTURE_URL`).
 //!
 //! Chrome runs a background tab's chained timers once a minute after five minutes
@@ -6,7 +6,8 @@
 //! the server's client timeout. The engine also sends a due Ping when network input arrives.
 //! Here the global `setTimeout` is wrapped so that the client's keep-alive timer is held back
 //! to 60 s, and the global `WebSocket` so that the Pings the client sends are counted: the
-//! Pings keep coming while the server's messages do.
+//! Pings keep coming while the server's messages do. The wrappers are plain JavaScript, so the
+//! test asks the same of Firefox.
 //!
 //! A separate test binary: the test runner gives each binary 20 s.
 

@@ -1,5 +1,5 @@
-//! `BrowserRuntime` in a dedicated Web Worker (no `window`, no `document`) in headless Chromium,
-//! against the fixture that `scripts/wasm-browser-tests.sh` starts.
+//! `BrowserRuntime` in a dedicated Web Worker (no `window`, no `document`) in headless Chromium
+//! and Firefox, against the fixture that `scripts/wasm-browser-tests.sh` starts.
 
 #![cfg(target_arch = "wasm32")]
 

@@ -1,0 +1,280 @@
+// The JavaScript API's scenarios (scenarios.js in test.html, the same page as run.mjs) in headless
+// Firefox, driven over W3C WebDriver by geckodriver: plain HTTP from this process.
+//
+//   node client-wasm/npm/test/firefox.mjs
+//
+// SCENARIOS=all adds the custom-httpClient scenarios of httpclient.js (beside the official
+// client's browser bundle, served at /official/ as run.mjs does), SCENARIOS=httpclient runs only
+// those. They are not run by default: some of them assume an order of requests and timers that
+// Firefox does not always keep (the official client's own start() fails in one of them now and
+// then), so they would make this run flaky.
+//
+// Needs the built package (scripts/build-npm.sh), the fixture (TALKBACK_FIXTURE_BIN, else
+// target/debug/talkback-fixture, else $CARGO_TARGET_DIR/debug/talkback-fixture), Firefox
+// (FIREFOX_BIN, else `firefox-esr` on PATH) and geckodriver (GECKODRIVER, else
+// /opt/geckodriver-0.37.1/bin/geckodriver, where scripts/browser-setup.sh installs it). Without
+// Firefox or geckodriver it prints `Firefox: skipped (why)` and exits 0.
+//
+// run.mjs gives the page the fixture's admin routes through a DevTools binding; WebDriver has
+// none, so here `window.talkbackAdmin` is a function injected into the page that posts to this
+// process's static server (the page's own origin), which calls the fixture. Prints one line per
+// scenario and `N passed, N failed`; exits non-zero on any failure; stops everything it started
+// (also after TEST_TIMEOUT_MS, default 240 s).
+
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../../..");
+const dist = resolve(here, "../dist");
+const official = join(root, "tests/interop/node_modules/@microsoft/signalr/dist/browser");
+const GECKODRIVER_DEFAULT = "/opt/geckodriver-0.37.1/bin/geckodriver";
+const scenarios = process.env.SCENARIOS || "api";
+// The largest admin request body this process reads from the page, in bytes.
+const MAX_ADMIN_BODY = 4096;
+
+const children = [];
+const cleanups = [];
+function cleanup() {
+  for (const f of cleanups.splice(0)) { try { f(); } catch { /* best effort */ } }
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    // geckodriver leads its own process group, so Firefox goes with it.
+    try { process.kill(c.detached ? -c.pid : c.pid, "SIGKILL"); } catch { /* already gone */ }
+  }
+}
+process.on("exit", cleanup);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { cleanup(); process.exit(130); });
+const overall = setTimeout(() => {
+  console.error("firefox package test: overall timeout");
+  console.log("Firefox: 0 passed, 1 failed");
+  cleanup();
+  process.exit(1);
+}, Number(process.env.TEST_TIMEOUT_MS || 240000));
+overall.unref();
+
+function executable(path) {
+  try { accessSync(path, constants.X_OK); return true; } catch { return false; }
+}
+
+function onPath(name) {
+  for (const dir of (process.env.PATH || "").split(delimiter)) {
+    if (dir && executable(join(dir, name))) return join(dir, name);
+  }
+  return null;
+}
+
+// Why Firefox cannot run here, or null; fills `tools` with the two binaries.
+function missing(tools) {
+  const firefox = process.env.FIREFOX_BIN || onPath("firefox-esr");
+  if (!firefox || !executable(firefox)) return "firefox-esr is not installed (scripts/browser-setup.sh installs it)";
+  const driver = process.env.GECKODRIVER || GECKODRIVER_DEFAULT;
+  if (!executable(driver)) return `no geckodriver at ${driver} (scripts/browser-setup.sh installs it)`;
+  // The real binary, not Debian's /usr/bin wrapper script.
+  tools.firefox = realpathSync(firefox);
+  tools.driver = driver;
+  return null;
+}
+
+// Resolves with the first match of `re` in the child's output.
+function waitFor(child, stream, re, what) {
+  return new Promise((resolvePromise, reject) => {
+    let text = "";
+    const t = setTimeout(() => reject(new Error(`no ${what} within 20 s: ${text.slice(-2000)}`)), 20000);
+    child[stream].on("data", (d) => {
+      if (text.length < 65536) text += d;
+      const m = re.exec(text);
+      if (m) { clearTimeout(t); resolvePromise(m); }
+    });
+    child.on("exit", (code) => { clearTimeout(t); reject(new Error(`${what}: process exited (${code}): ${text.slice(-2000)}`)); });
+  });
+}
+
+function findFixture() {
+  const candidates = [process.env.TALKBACK_FIXTURE_BIN, process.env.TALKBACK_FIXTURE, join(root, "target/debug/talkback-fixture"),
+    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, "debug/talkback-fixture")];
+  const found = candidates.find((c) => c && existsSync(c));
+  if (!found) throw new Error("talkback-fixture not built (cargo build -p talkback-fixture)");
+  return found;
+}
+
+// One W3C WebDriver command; resolves with its `value`, rejects with the driver's error.
+async function command(driverUrl, method, path, body) {
+  const response = await fetch(`${driverUrl}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json; charset=utf-8" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(300000),
+  });
+  const text = await response.text();
+  let json;
+  try { json = JSON.parse(text); } catch { throw new Error(`WebDriver ${method} ${path}: HTTP ${response.status}: ${text.slice(0, 500)}`); }
+  if (!response.ok || (json.value && json.value.error)) {
+    const v = json.value || {};
+    throw new Error(`WebDriver ${method} ${path}: ${v.error || response.status}: ${v.message || text.slice(0, 500)}`);
+  }
+  return json.value;
+}
+
+// Reads a small request body; null when it is larger than `limit` bytes.
+function readBody(req, limit) {
+  return new Promise((resolvePromise) => {
+    const parts = [];
+    let size = 0;
+    req.on("data", (d) => {
+      size += d.length;
+      if (size > limit) { req.destroy(); resolvePromise(null); } else parts.push(d);
+    });
+    req.on("end", () => resolvePromise(Buffer.concat(parts).toString("utf8")));
+    req.on("error", () => resolvePromise(null));
+  });
+}
+
+// Run in the page before `runAll` (by a `<script>` element, so in the page's own realm: a
+// WebDriver script runs in a sandbox with globals of its own, though it sees the page's expandos
+// such as `window.runAll`). `window.talkbackAdmin` is what
+// scenarios.js's `admin()` calls; it answers through `talkbackAdminDone` as run.mjs's binding
+// does, with the page's `fetch` as it is now (a scenario that wraps `fetch` does not see it).
+//
+// The scenarios report a failure as `String(e.stack)`: V8 starts a stack with "Name: message",
+// SpiderMonkey gives the frames alone. So that a failure here says what failed, the page's
+// `Error.prototype.stack` getter (an accessor in Firefox) is wrapped to start the same way.
+const PAGE_SETUP = `
+  const stack = Object.getOwnPropertyDescriptor(Error.prototype, "stack");
+  if (stack && stack.get) {
+    Object.defineProperty(Error.prototype, "stack", {
+      configurable: true,
+      set: stack.set,
+      get() {
+        const frames = stack.get.call(this);
+        return typeof frames === "string" ? this.name + ": " + this.message + "\\n" + frames : frames;
+      },
+    });
+  }
+  const pageFetch = window.fetch.bind(window);
+  window.talkbackAdmin = (payload) => {
+    let id = 0;
+    try { id = Number(JSON.parse(payload).id); } catch { /* answered with status 0 */ }
+    pageFetch("/__admin", { method: "POST", body: payload })
+      .then((r) => r.json())
+      .then((j) => window.talkbackAdminDone(id, j.status), () => window.talkbackAdminDone(id, 0));
+  };
+  // A module imported from a WebDriver script would be evaluated in the sandbox's realm (other
+  // ArrayBuffer, other Error): this imports httpclient.js from the page.
+  window.talkbackRunHttpClient = (base) => import("/httpclient.js").then((m) => m.runHttpClient(base));
+  window.talkbackPageSetup = true;`;
+const INSTALL = `
+  const script = document.createElement("script");
+  script.textContent = arguments[0];
+  document.head.append(script);
+  return [window.talkbackPageSetup === true, typeof window.runAll];`;
+
+async function main(tools) {
+  if (!existsSync(join(dist, "index.js"))) throw new Error("the package is not built: run scripts/build-npm.sh");
+  const fixture = spawn(findFixture(), ["--port", "0", "--stateful-reconnect"], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(fixture);
+  const [, base] = await waitFor(fixture, "stdout", /listening on (http:\/\/127\.0\.0\.1:\d+)/, "fixture address");
+  fixture.stderr.resume();
+
+  // The page and the package, from another origin than the fixture (CORS as for real apps),
+  // and the admin relay on the page's own origin.
+  const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".html": "text/html", ".json": "application/json" };
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/__admin" && req.method === "POST") {
+      let status = 0;
+      try {
+        const request = JSON.parse(await readBody(req, MAX_ADMIN_BODY));
+        if (typeof request.path !== "string" || !request.path.startsWith("/admin/")) throw new Error("not an admin path");
+        status = (await fetch(`${base}${request.path}`, { method: "POST", headers: { "X-Talkback-Admin": "1" } })).status;
+      } catch { status = 0; }
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status }));
+      return;
+    }
+    const [dir, rest] = path.startsWith("/pkg/") ? [dist, path.slice(5)] : path.startsWith("/official/") ? [official, path.slice(10)] : [here, path];
+    const file = normalize(join(dir, rest));
+    if (!file.startsWith(dir + sep) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { "content-type": types[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  cleanups.push(() => server.close());
+  const page = `http://127.0.0.1:${server.address().port}/test.html`;
+
+  // geckodriver in its own process group (see cleanup), its profiles in a directory of ours.
+  const profiles = mkdtempSync(join(tmpdir(), "talkback-firefox-test-"));
+  cleanups.push(() => rmSync(profiles, { recursive: true, force: true }));
+  const driver = spawn(tools.driver, ["--port", "0", "--profile-root", profiles, "--binary", tools.firefox],
+    { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  children.push(driver);
+  const [, driverAddress] = await waitFor(driver, "stdout", /Listening on (127\.0\.0\.1:\d+)/, "geckodriver address");
+  driver.stderr.resume();
+  const driverUrl = `http://${driverAddress}`;
+
+  const session = await command(driverUrl, "POST", "/session", {
+    capabilities: {
+      alwaysMatch: {
+        browserName: "firefox",
+        "moz:firefoxOptions": { binary: tools.firefox, args: ["-headless"] },
+        timeouts: { script: 200000, pageLoad: 60000 },
+      },
+    },
+  });
+  const sid = session.sessionId;
+  const s = (method, path, body) => command(driverUrl, method, `/session/${sid}${path}`, body);
+  cleanups.unshift(() => { fetch(`${driverUrl}/session/${sid}`, { method: "DELETE" }).catch(() => {}); });
+  console.log(`# ${session.capabilities.browserName} ${session.capabilities.browserVersion}, geckodriver at ${tools.driver}`);
+
+  await s("POST", "/url", { url: page });
+  for (let i = 0; ; i++) {
+    if (await s("POST", "/execute/sync", { script: "return window.ready === true;", args: [] })) break;
+    if (i > 200) throw new Error("the test page did not load the package");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [setUp, runAllType] = await s("POST", "/execute/sync", { script: INSTALL, args: [PAGE_SETUP] });
+  if (!setUp || runAllType !== "function") throw new Error(`the page is not ready (set up: ${setUp}, runAll: ${runAllType})`);
+  const outcome = await s("POST", "/execute/async", {
+    script: `const done = arguments[arguments.length - 1];
+             (arguments[1] ? window.runAll(arguments[0]) : Promise.resolve([]))
+               .then((results) => done({ results }), (e) => done({ error: String(e && e.stack || e) }));`,
+    args: [base, scenarios !== "httpclient"],
+  });
+  if (outcome.error) throw new Error(`runAll threw: ${outcome.error}`);
+  const results = [...outcome.results];
+  if (scenarios === "all" || scenarios === "httpclient") {
+    const more = await s("POST", "/execute/async", {
+      script: `const done = arguments[arguments.length - 1];
+               window.talkbackRunHttpClient(arguments[0]).then((results) => done({ results }), (e) => done({ error: String(e && e.stack || e) }));`,
+      args: [base],
+    });
+    if (more.error) throw new Error(`runHttpClient threw: ${more.error}`);
+    results.push(...more.results);
+  }
+  let passed = 0, failed = 0;
+  for (const t of results) {
+    if (t.ok) { passed++; console.log(`ok   ${t.name}`); } else { failed++; console.log(`FAIL ${t.name}\n     ${t.error.replace(/\n/g, "\n     ")}`); }
+  }
+  await s("DELETE", "").catch(() => {});
+  console.log(`Firefox: ${passed} passed, ${failed} failed`);
+  return failed === 0 && passed > 0;
+}
+
+const tools = {};
+const why = missing(tools);
+if (why) {
+  console.log(`Firefox: skipped (${why})`);
+  process.exit(0);
+}
+let ok = false;
+try {
+  ok = await main(tools);
+} catch (e) {
+  console.error(`firefox package test: ${e && e.stack || e}`);
+  console.log("Firefox: 0 passed, 1 failed");
+}
+cleanup();
+process.exit(ok ? 0 : 1);
