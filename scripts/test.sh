@@ -7,7 +7,8 @@
 # (nextest when installed, plus doc tests), talkback-core's tests built for wasm32-unknown-unknown
 # and run in headless Chromium and Firefox, talkback-wasm's and the npm package's browser tests,
 # the interop suite (the official JavaScript client against the fixture). Every step runs even
-# when an earlier one failed (set FAIL_FAST=1 to stop at the first failure); the script ends with a summary and exits non-zero if any step failed.
+# when an earlier one failed (set FAIL_FAST=1 to stop at the first failure); the script ends
+# with a summary and exits non-zero if any step failed.
 #
 # Environment:
 #   FAIL_FAST=1            stop after the first failing step
