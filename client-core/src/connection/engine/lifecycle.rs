@@ -17,6 +17,12 @@ impl Connection {
         }
         if self.state != State::Connected {
             if self.state == State::Disconnecting {
+                // The server ended a long poll while we were stopping (it had our Close): the
+                // queued POSTs still finish and the DELETE is still sent, as the official client
+                // always sends it on stop.
+                if self.link.as_ref().is_some_and(|l| l.kind == TransportKind::LongPolling) {
+                    return self.continue_stop();
+                }
                 self.finish_stop();
             }
             return;

@@ -4,7 +4,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
-use crate::connection::HttpMethod;
+use crate::connection::{HttpMethod, HttpRequest};
 use crate::protocol::Protocol;
 
 fn drain(conn: &mut Connection) -> (Vec<Transmit>, Vec<Event>) {
@@ -246,9 +246,8 @@ fn long_polling_opens_with_the_first_poll_and_posts_the_handshake() {
     assert_eq!(conn.poll_timeout(), None);
 }
 
-#[test]
-fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
-    let t0 = Instant::now();
+/// A connection over long polling, connected, with its next poll in flight.
+fn connect_long_polling(t0: Instant) -> (Connection, HttpRequest) {
     let mut config = Config::new("http://h/hubs/test");
     config.transports = crate::TransportSet::only(TransportKind::LongPolling);
     let mut conn = Connection::new(config);
@@ -290,9 +289,64 @@ fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
         },
     );
     let (t, _) = drain(&mut conn);
-    let [Transmit::Http(_poll)] = &t[..] else {
+    let [Transmit::Http(poll)] = &t[..] else {
         panic!("{t:?}")
     };
+    assert_eq!(conn.state(), State::Connected);
+    (conn, poll.clone())
+}
+
+#[test]
+fn a_long_poll_the_server_ends_while_stopping_still_gets_the_delete_after_the_close() {
+    let t0 = Instant::now();
+    let (mut conn, poll) = connect_long_polling(t0);
+    conn.stop(t0);
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(close)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(&close.body[..], b"{\"type\":7}\x1e");
+    // The server has our Close: it ends the poll before answering the POST.
+    conn.handle_http(
+        t0,
+        poll.id,
+        HttpEvent::Response {
+            status: 204,
+            body: Bytes::new(),
+        },
+    );
+    assert_eq!(conn.state(), State::Disconnecting);
+    assert!(drain(&mut conn).0.is_empty(), "the DELETE waits for the Close's POST");
+    conn.handle_http(
+        t0,
+        close.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(&mut conn);
+    let [Transmit::Http(delete)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(delete.method, HttpMethod::Delete);
+    conn.handle_http(
+        t0,
+        delete.id,
+        HttpEvent::Response {
+            status: 404,
+            body: Bytes::new(),
+        },
+    );
+    let (_, e) = drain(&mut conn);
+    assert_eq!(e.last(), Some(&Event::Closed(None)));
+    assert_eq!(conn.state(), State::Disconnected);
+}
+
+#[test]
+fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
+    let t0 = Instant::now();
+    let (mut conn, _poll) = connect_long_polling(t0);
     conn.send(t0, "A", vec![]).unwrap();
     let (t, _) = drain(&mut conn);
     let [Transmit::Http(post)] = &t[..] else {
