@@ -21,41 +21,18 @@
 // scenario and `N passed, N failed`; exits non-zero on any failure; stops everything it started
 // (also after TEST_TIMEOUT_MS, default 240 s).
 
-import { spawn } from "node:child_process";
-import { createServer } from "node:http";
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, extname, join, normalize, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { delimiter, join } from "node:path";
+import {
+  Results, dist, exitWith, here, officialBundles, onCleanup, overallTimeout, relayAdmin, serveStatic, startFixture,
+  startListening,
+} from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../../..");
-const dist = resolve(here, "../dist");
-const official = join(root, "tests/interop/node_modules/@microsoft/signalr/dist/browser");
 const GECKODRIVER_DEFAULT = "/opt/geckodriver-0.37.1/bin/geckodriver";
 const scenarios = process.env.SCENARIOS || "api";
 // The largest admin request body this process reads from the page, in bytes.
 const MAX_ADMIN_BODY = 4096;
-
-const children = [];
-const cleanups = [];
-function cleanup() {
-  for (const f of cleanups.splice(0)) { try { f(); } catch { /* best effort */ } }
-  for (const c of children) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    // geckodriver leads its own process group, so Firefox goes with it.
-    try { process.kill(c.detached ? -c.pid : c.pid, "SIGKILL"); } catch { /* already gone */ }
-  }
-}
-process.on("exit", cleanup);
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { cleanup(); process.exit(130); });
-const overall = setTimeout(() => {
-  console.error("firefox package test: overall timeout");
-  console.log("Firefox: 0 passed, 1 failed");
-  cleanup();
-  process.exit(1);
-}, Number(process.env.TEST_TIMEOUT_MS || 240000));
-overall.unref();
 
 function executable(path) {
   try { accessSync(path, constants.X_OK); return true; } catch { return false; }
@@ -78,28 +55,6 @@ function missing(tools) {
   tools.firefox = realpathSync(firefox);
   tools.driver = driver;
   return null;
-}
-
-// Resolves with the first match of `re` in the child's output.
-function waitFor(child, stream, re, what) {
-  return new Promise((resolvePromise, reject) => {
-    let text = "";
-    const t = setTimeout(() => reject(new Error(`no ${what} within 20 s: ${text.slice(-2000)}`)), 20000);
-    child[stream].on("data", (d) => {
-      if (text.length < 65536) text += d;
-      const m = re.exec(text);
-      if (m) { clearTimeout(t); resolvePromise(m); }
-    });
-    child.on("exit", (code) => { clearTimeout(t); reject(new Error(`${what}: process exited (${code}): ${text.slice(-2000)}`)); });
-  });
-}
-
-function findFixture() {
-  const candidates = [process.env.TALKBACK_FIXTURE_BIN, process.env.TALKBACK_FIXTURE, join(root, "target/debug/talkback-fixture"),
-    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, "debug/talkback-fixture")];
-  const found = candidates.find((c) => c && existsSync(c));
-  if (!found) throw new Error("talkback-fixture not built (cargo build -p talkback-fixture)");
-  return found;
 }
 
 // One W3C WebDriver command; resolves with its `value`, rejects with the driver's error.
@@ -175,44 +130,28 @@ const INSTALL = `
 
 async function main(tools) {
   if (!existsSync(join(dist, "index.js"))) throw new Error("the package is not built: run scripts/build-npm.sh");
-  const fixture = spawn(findFixture(), ["--port", "0", "--stateful-reconnect"], { stdio: ["ignore", "pipe", "pipe"] });
-  children.push(fixture);
-  const [, base] = await waitFor(fixture, "stdout", /listening on (http:\/\/127\.0\.0\.1:\d+)/, "fixture address");
-  fixture.stderr.resume();
+  const base = await startFixture(["--stateful-reconnect"]);
 
   // The page and the package, from another origin than the fixture (CORS as for real apps),
   // and the admin relay on the page's own origin.
-  const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".html": "text/html", ".json": "application/json" };
-  const server = createServer(async (req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    if (path === "/__admin" && req.method === "POST") {
-      let status = 0;
-      try {
-        const request = JSON.parse(await readBody(req, MAX_ADMIN_BODY));
-        if (typeof request.path !== "string" || !request.path.startsWith("/admin/")) throw new Error("not an admin path");
-        status = (await fetch(`${base}${request.path}`, { method: "POST", headers: { "X-Talkback-Admin": "1" } })).status;
-      } catch { status = 0; }
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status }));
-      return;
-    }
-    const [dir, rest] = path.startsWith("/pkg/") ? [dist, path.slice(5)] : path.startsWith("/official/") ? [official, path.slice(10)] : [here, path];
-    const file = normalize(join(dir, rest));
-    if (!file.startsWith(dir + sep) || !existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { "content-type": types[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
-    res.end(readFileSync(file));
+  const site = await serveStatic({ "/": here, "/pkg/": dist, "/official/": officialBundles }, {
+    route(req, res, path) {
+      if (path !== "/__admin" || req.method !== "POST") return false;
+      readBody(req, MAX_ADMIN_BODY)
+        .then((payload) => relayAdmin(base, payload))
+        .then(({ status }) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status })))
+        .catch(() => res.destroy());
+      return true;
+    },
   });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  cleanups.push(() => server.close());
-  const page = `http://127.0.0.1:${server.address().port}/test.html`;
+  const page = `${site}/test.html`;
 
-  // geckodriver in its own process group (see cleanup), its profiles in a directory of ours.
+  // geckodriver in its own process group (harness.mjs's cleanup kills the group, so Firefox goes
+  // with it), its profiles in a directory of ours.
   const profiles = mkdtempSync(join(tmpdir(), "talkback-firefox-test-"));
-  cleanups.push(() => rmSync(profiles, { recursive: true, force: true }));
-  const driver = spawn(tools.driver, ["--port", "0", "--profile-root", profiles, "--binary", tools.firefox],
-    { stdio: ["ignore", "pipe", "pipe"], detached: true });
-  children.push(driver);
-  const [, driverAddress] = await waitFor(driver, "stdout", /Listening on (127\.0\.0\.1:\d+)/, "geckodriver address");
-  driver.stderr.resume();
+  onCleanup(() => rmSync(profiles, { recursive: true, force: true }));
+  const [, driverAddress] = await startListening(tools.driver, ["--port", "0", "--profile-root", profiles, "--binary", tools.firefox],
+    /Listening on (127\.0\.0\.1:\d+)/, "geckodriver address", { detached: true });
   const driverUrl = `http://${driverAddress}`;
 
   const session = await command(driverUrl, "POST", "/session", {
@@ -226,7 +165,7 @@ async function main(tools) {
   });
   const sid = session.sessionId;
   const s = (method, path, body) => command(driverUrl, method, `/session/${sid}${path}`, body);
-  cleanups.unshift(() => { fetch(`${driverUrl}/session/${sid}`, { method: "DELETE" }).catch(() => {}); });
+  onCleanup(() => { fetch(`${driverUrl}/session/${sid}`, { method: "DELETE" }).catch(() => {}); });
   console.log(`# ${session.capabilities.browserName} ${session.capabilities.browserVersion}, geckodriver at ${tools.driver}`);
 
   await s("POST", "/url", { url: page });
@@ -254,13 +193,10 @@ async function main(tools) {
     if (more.error) throw new Error(`runHttpClient threw: ${more.error}`);
     results.push(...more.results);
   }
-  let passed = 0, failed = 0;
-  for (const t of results) {
-    if (t.ok) { passed++; console.log(`ok   ${t.name}`); } else { failed++; console.log(`FAIL ${t.name}\n     ${t.error.replace(/\n/g, "\n     ")}`); }
-  }
+  const report = new Results();
+  for (const t of results) report.add(t.name, t.ok, t.error);
   await s("DELETE", "").catch(() => {});
-  console.log(`Firefox: ${passed} passed, ${failed} failed`);
-  return failed === 0 && passed > 0;
+  return report.report("Firefox: ");
 }
 
 const tools = {};
@@ -269,12 +205,5 @@ if (why) {
   console.log(`Firefox: skipped (${why})`);
   process.exit(0);
 }
-let ok = false;
-try {
-  ok = await main(tools);
-} catch (e) {
-  console.error(`firefox package test: ${e && e.stack || e}`);
-  console.log("Firefox: 0 passed, 1 failed");
-}
-cleanup();
-process.exit(ok ? 0 : 1);
+overallTimeout(Number(process.env.TEST_TIMEOUT_MS || 240000), "firefox package test", "Firefox: ");
+await exitWith(() => main(tools), "firefox package test", "Firefox: ");
