@@ -39,6 +39,23 @@ fn connect_long_polling(peer: &mut Peer) -> HttpRequest {
     peer.expect_http()
 }
 
+/// Connects over Server-Sent Events; returns the open stream's request.
+fn connect_sse(peer: &mut Peer) -> HttpRequest {
+    peer.start().unwrap();
+    peer.negotiate(negotiate_body("c", "t", ALL));
+    let sse = peer.expect_http();
+    peer.http_event(&sse, HttpEvent::Head { status: 200 });
+    let handshake = peer.expect_http();
+    peer.answer(&handshake, 200, Bytes::new());
+    peer.http_event(
+        &sse,
+        HttpEvent::Chunk(Bytes::from_static(b"data: {}\x1e\r\n\r\n")),
+    );
+    assert_eq!(peer.conn.state(), State::Connected);
+    peer.events();
+    sse
+}
+
 fn invocation(target: &str) -> HubMessage {
     HubMessage::Invocation(Invocation {
         invocation_id: None,
@@ -196,6 +213,56 @@ fn item_48_a_refused_send_fails_with_the_servers_reason_and_only_a_404_closes_th
         error.to_string(),
         "Send failed: Status code '404': No Connection with that ID"
     );
+}
+
+#[test]
+fn item_48_a_send_lost_on_the_wire_fails_only_its_calls_and_the_next_send_goes_out() {
+    for transport in [TransportKind::LongPolling, TransportKind::ServerSentEvents] {
+        let mut peer = Peer::new(only(Protocol::Json, transport));
+        match transport {
+            TransportKind::LongPolling => drop(connect_long_polling(&mut peer)),
+            _ => drop(connect_sse(&mut peer)),
+        }
+        for timed_out in [false, true] {
+            let now = peer.now;
+            let op = peer.conn.send(now, "A", vec![]).unwrap();
+            let post = post_with(&mut peer, b"\"A\"");
+            peer.http_event(
+                &post,
+                HttpEvent::Failed {
+                    timed_out,
+                    message: "connection reset".into(),
+                },
+            );
+            assert_eq!(peer.conn.state(), State::Connected, "{transport:?}");
+            let failed = peer.events().into_iter().find_map(|e| match e {
+                Event::Written {
+                    op: o,
+                    result: Err(e),
+                } if o == op => Some(e.to_string()),
+                _ => None,
+            });
+            assert_eq!(failed.as_deref(), Some("connection reset"), "{transport:?}");
+        }
+        let now = peer.now;
+        let op = peer.conn.send(now, "B", vec![]).unwrap();
+        let post = post_with(&mut peer, b"\"B\"");
+        peer.answer(&post, 200, Bytes::new());
+        assert!(peer
+            .events()
+            .contains(&Event::Written { op, result: Ok(()) }));
+    }
+}
+
+/// The POST that carries `needle`, answering the POSTs before it (SSE's first Ping) with 200.
+fn post_with(peer: &mut Peer, needle: &[u8]) -> HttpRequest {
+    loop {
+        let post = peer.expect_http();
+        if post.body.windows(needle.len()).any(|w| w == needle) {
+            return post;
+        }
+        peer.answer(&post, 200, Bytes::new());
+    }
 }
 
 #[test]

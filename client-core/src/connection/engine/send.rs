@@ -205,7 +205,16 @@ impl Connection {
                 }
             }
             HttpEvent::Failed { message, .. } => {
-                return self.post_failed(now, ops, Error::Transport(message));
+                let error = Error::Transport(message);
+                if self.attempt.is_some() || self.state == State::Disconnecting {
+                    return self.post_failed(now, ops, error);
+                }
+                // As with the reference client, a send lost on the wire (or timed out) fails
+                // only its calls: the poll or the event stream finds out whether the server
+                // is gone, and closes the connection then.
+                for op in ops {
+                    self.written(op, Err(error.clone()));
+                }
             }
             _ => return,
         }
