@@ -345,7 +345,14 @@ impl Connection {
                         self.timers.stop = Some(now + STOP_WAIT);
                     }
                     _ => {
+                        // As the reference client's stop: the poll or the event stream ends
+                        // at once (nothing more is read); the queued POSTs, the Close among
+                        // them, still go out, then long polling's DELETE.
                         link.closing = true;
+                        if let Some(id) = link.receive.take() {
+                            self.requests.remove(&id);
+                            self.transmits.push_back(Transmit::AbortHttp(id));
+                        }
                         self.continue_stop();
                     }
                 }

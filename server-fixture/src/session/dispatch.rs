@@ -67,10 +67,14 @@ impl Session {
                     return Some(End::Quiet);
                 }
             };
+            // Recorded before the response goes out, so that whoever asks the fixture about
+            // the connection once the client has its answer sees the version (messages
+            // for the connection still wait for this task, so none precede the response).
+            let _ = self.conn.handshake_version.set(version);
             let mut response = Vec::new();
             crate::wire::encode_handshake_response(None, &mut response);
             self.write_raw(Bytes::from(response), out).await;
-            self.connected(version);
+            self.connected();
             data = &rest;
         }
         if self.connect_hook_due.is_some() && !data.is_empty() {

@@ -57,10 +57,9 @@ impl Session {
         Ok(request.version)
     }
 
-    pub(super) fn connected(&mut self, version: u32) {
+    pub(super) fn connected(&mut self) {
         self.handshake_done = true;
         self.last_message = Instant::now();
-        let _ = self.conn.handshake_version.set(version);
         self.conn.changed();
         self.shared.changed();
         self.framer = Some(
