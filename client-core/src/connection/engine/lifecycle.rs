@@ -20,7 +20,11 @@ impl Connection {
                 // The server ended a long poll while we were stopping (it had our Close): the
                 // queued POSTs still finish and the DELETE is still sent, as the official client
                 // always sends it on stop.
-                if self.link.as_ref().is_some_and(|l| l.kind == TransportKind::LongPolling) {
+                if self
+                    .link
+                    .as_ref()
+                    .is_some_and(|l| l.kind == TransportKind::LongPolling)
+                {
                     return self.continue_stop();
                 }
                 self.finish_stop();

@@ -305,7 +305,10 @@ fn a_long_poll_the_server_ends_while_stopping_still_gets_the_delete_after_the_cl
     let [Transmit::Http(close), Transmit::AbortHttp(aborted)] = &t[..] else {
         panic!("{t:?}")
     };
-    assert_eq!(*aborted, poll.id, "the poll ends at stop(), as the official client's");
+    assert_eq!(
+        *aborted, poll.id,
+        "the poll ends at stop(), as the official client's"
+    );
     assert_eq!(&close.body[..], b"{\"type\":7}\x1e");
     // The server has our Close: it ends the poll before answering the POST (an answer the
     // shell had already taken in before the abort).
