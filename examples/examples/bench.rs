@@ -7,7 +7,23 @@
 //! echo invocations per second (one at a time and 100 in flight, WebSockets, JSON and
 //! MessagePack), connection rate and client memory per idle connection, and the fixture's
 //! `Broadcast` fan-out latency to every idle connection (p50/p99).
-//! Environment: `BENCH_SECONDS` per throughput figure (default 5), `BENCH_CONNECTIONS` (1000).
+//! Environment: `BENCH_SECONDS` per throughput figure (default 5), `BENCH_CONNECTIONS` (1000),
+//! `BENCH_MEMORY_SAMPLES` (fresh processes measuring idle memory, default 3), `BENCH_ONLY`
+//! (`echo_json`: only the JSON echo figures of the single-threaded runtime, `echo_json_100`:
+//! only its figure with 100 in flight, for profiling;
+//! `memory`: only the idle-memory samples), `BENCH_MEMORY_LEAK` (a memory sample exits holding
+//! its connections, so that `heaptrack` lists what they keep as leaks).
+//!
+//! Memory per idle connection is measured the same way as the JavaScript side's
+//! (`tests/interop/bench.mjs`), so the two compare: each sample is a fresh process (this
+//! program, run again with `BENCH_MEMORY_CHILD=1`: nothing is left over from the throughput
+//! runs, whose freed memory a later allocation would reuse) on a single-threaded runtime that
+//! opens [`WARM_CONNECTIONS`] connections first (one-time costs: the shared HTTP client, the
+//! read buffer), takes the baseline RSS, opens `BENCH_CONNECTIONS` more in batches of 50, waits
+//! a second and takes the RSS again; the figure is the difference over `BENCH_CONNECTIONS`,
+//! the median of `BENCH_MEMORY_SAMPLES` processes. (Node forces a full GC before each reading;
+//! Rust frees at once. There is no heap figure here: counting allocations needs an allocator
+//! hook, which `unsafe_code = "forbid"` rules out.)
 
 use futures::StreamExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +37,9 @@ fn env_number(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Connections opened before the baseline of a memory sample (the same count on the JS side).
+const WARM_CONNECTIONS: usize = 10;
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -149,6 +168,85 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index]
 }
 
+/// Opens `count` connections (JSON, WebSockets) in batches of 50.
+async fn open_idle(url: &str, count: usize) -> Vec<HubConnection> {
+    let mut idle = Vec::with_capacity(count);
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(50);
+        idle.extend(
+            futures::future::join_all((0..batch).map(|_| connect(url, Protocol::Json))).await,
+        );
+        left -= batch;
+    }
+    idle
+}
+
+/// One idle-memory sample: bytes of RSS per connection, and connections opened per second.
+#[derive(Debug)]
+struct MemorySample {
+    rss: f64,
+    rate: f64,
+}
+
+/// Takes one memory sample in this (fresh) process and prints it as a `MEMORY` line for the
+/// parent (see the module docs).
+async fn memory_child(url: &str, connections: usize) {
+    let warm = open_idle(url, WARM_CONNECTIONS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_bytes();
+    let started = Instant::now();
+    let idle = open_idle(url, connections).await;
+    let connect_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_bytes();
+    println!(
+        "MEMORY {} {}",
+        after.saturating_sub(before) as f64 / connections as f64,
+        connections as f64 / connect_seconds
+    );
+    if std::env::var("BENCH_MEMORY_LEAK").is_ok() {
+        std::process::exit(0);
+    }
+    futures::future::join_all(warm.iter().chain(&idle).map(|c| c.stop())).await;
+}
+
+/// Runs `BENCH_MEMORY_SAMPLES` memory samples, each in a fresh process, one after another.
+fn memory_samples(base: &str) -> Vec<MemorySample> {
+    let count = env_number("BENCH_MEMORY_SAMPLES", 3).max(1);
+    let exe = std::env::current_exe().expect("this program's path");
+    (0..count)
+        .map(|_| {
+            let output = std::process::Command::new(&exe)
+                .arg(base)
+                .env("BENCH_MEMORY_CHILD", "1")
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("a memory sample runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let line = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("MEMORY "))
+                .unwrap_or_else(|| panic!("a memory sample printed no MEMORY line:\n{stdout}"));
+            let mut fields = line.split(' ').map(|f| f.parse::<f64>().expect("a number"));
+            MemorySample {
+                rss: fields.next().expect("the RSS figure"),
+                rate: fields.next().expect("the connection rate"),
+            }
+        })
+        .collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 fn main() {
     // The figures under `rust.` come from a single-threaded runtime (like Node's event loop);
     // the echo figures are repeated on a two-worker runtime under `rust_mt.`.
@@ -156,8 +254,22 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if std::env::var("BENCH_MEMORY_CHILD").as_deref() == Ok("1") {
+        let url = format!("{}/hubs/test", base_url().trim_end_matches('/'));
+        let connections = env_number("BENCH_CONNECTIONS", 1000) as usize;
+        single.block_on(memory_child(&url, connections));
+        return;
+    }
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let results = single.block_on(run("rust", true));
     drop(single);
+    if !only.is_empty() {
+        println!();
+        for line in results {
+            println!("{line}");
+        }
+        return;
+    }
     let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -174,11 +286,17 @@ fn main() {
     }
 }
 
-async fn run(side: &str, everything: bool) -> Vec<String> {
-    let base = std::env::args()
+/// The fixture's URL: the first argument, else `BENCH_URL`.
+fn base_url() -> String {
+    std::env::args()
         .nth(1)
         .or_else(|| std::env::var("BENCH_URL").ok())
-        .expect("usage: bench http://127.0.0.1:PORT (a running talkback-fixture)");
+        .expect("usage: bench http://127.0.0.1:PORT (a running talkback-fixture)")
+}
+
+async fn run(side: &str, everything: bool) -> Vec<String> {
+    let base = base_url();
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let url = format!("{}/hubs/test", base.trim_end_matches('/'));
     let seconds = env_number("BENCH_SECONDS", 5);
     let connections = env_number("BENCH_CONNECTIONS", 1000) as usize;
@@ -187,8 +305,36 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
         "[{side}] server: {url}; {seconds} s per throughput figure; {connections} idle connections"
     );
 
-    for (protocol, suffix) in [(Protocol::Json, ""), (Protocol::MessagePack, "_msgpack")] {
+    if only == "memory" {
+        let samples = memory_samples(&base);
+        let rss: Vec<f64> = samples.iter().map(|s| s.rss).collect();
+        println!("[{side}] idle-memory samples (bytes per connection): {rss:.0?}");
+        report(
+            &mut results,
+            "rust.memory_per_idle_connection",
+            median(&rss),
+            "bytes",
+        );
+        return results;
+    }
+    let protocols: &[(Protocol, &str)] = if only.starts_with("echo_json") {
+        &[(Protocol::Json, "")]
+    } else {
+        &[(Protocol::Json, ""), (Protocol::MessagePack, "_msgpack")]
+    };
+    for &(protocol, suffix) in protocols {
         let conn = connect(&url, protocol).await;
+        if only == "echo_json_100" {
+            let (parallel, parallel_cpu) = echo_rate(&conn, 100, seconds).await;
+            report(&mut results, "rust.echo_100_in_flight", parallel, "ops/s");
+            report(
+                &mut results,
+                "rust.cpu_us_per_call_100_in_flight",
+                parallel_cpu,
+                "us",
+            );
+            return results;
+        }
         let (sequential, sequential_cpu) = echo_rate(&conn, 1, seconds).await;
         report(
             &mut results,
@@ -217,7 +363,7 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
         );
         conn.stop().await.expect("stops");
     }
-    if !everything {
+    if !everything || !only.is_empty() {
         return results;
     }
     let sequential = raw_echo_rate(&url, 1, seconds).await;
@@ -225,30 +371,22 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
     let parallel = raw_echo_rate(&url, 100, seconds).await;
     report(&mut results, "raw_rs.echo_100_in_flight", parallel, "ops/s");
 
-    // Idle connections: connection rate and client memory.
-    let before = rss_bytes();
-    let started = Instant::now();
-    let mut idle: Vec<HubConnection> = Vec::with_capacity(connections);
-    for chunk in (0..connections).collect::<Vec<_>>().chunks(50) {
-        let batch =
-            futures::future::join_all(chunk.iter().map(|_| connect(&url, Protocol::Json))).await;
-        idle.extend(batch);
-    }
-    let connect_seconds = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_bytes();
-    report(
-        &mut results,
-        "rust.connect_rate",
-        connections as f64 / connect_seconds,
-        "conn/s",
-    );
+    // Idle connections: connection rate and client memory, the median of fresh processes.
+    let samples = memory_samples(&base);
+    let rates: Vec<f64> = samples.iter().map(|s| s.rate).collect();
+    let rss: Vec<f64> = samples.iter().map(|s| s.rss).collect();
+    println!("[{side}] idle-memory samples (bytes per connection): {rss:.0?}; connections/s: {rates:.0?}");
+    report(&mut results, "rust.connect_rate", median(&rates), "conn/s");
     report(
         &mut results,
         "rust.memory_per_idle_connection",
-        after.saturating_sub(before) as f64 / connections as f64,
+        median(&rss),
         "bytes",
     );
+
+    // The fan-out runs over idle connections of this process.
+    let idle = open_idle(&url, connections).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Fan-out: one Broadcast reaches every idle connection; latency from send to each delivery.
     let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(connections * 10)));

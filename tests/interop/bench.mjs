@@ -4,12 +4,24 @@
 // Usage: node --expose-gc bench.mjs
 // Environment: TALKBACK_FIXTURE_BIN (default target/release/talkback-fixture, else debug),
 //   BENCH_SECONDS (per throughput measurement, default 5), BENCH_CONNECTIONS (default 1000),
+//   BENCH_MEMORY_SAMPLES (fresh processes measuring idle memory, default 3),
 //   BENCH_URL (use a running fixture instead of starting one, e.g. http://127.0.0.1:5000).
 // Output: human-readable lines, then one line per result: `RESULT <key> <value> <unit>`.
+//
+// Memory per idle connection is measured the same way as the Rust side's
+// (examples/examples/bench.rs), so the two compare: each sample is a fresh process (nothing
+// left over from the throughput runs, whose freed memory a later allocation would reuse) that
+// opens WARM_CONNECTIONS connections first (one-time costs: the HTTP agent, compiled code),
+// takes the baseline, opens BENCH_CONNECTIONS more in batches of 50, waits a second and takes
+// the RSS again; the figure is the difference over BENCH_CONNECTIONS, the median of
+// BENCH_MEMORY_SAMPLES processes. Here both readings follow a forced full GC (twice, with a
+// pause), and the V8 heap plus external memory is reported beside the RSS.
 
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startFixture, fixtureBinary, repoRoot } from "./fixture.mjs";
 
 const require = createRequire(import.meta.url);
@@ -18,6 +30,9 @@ const WebSocket = require("ws");
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 1000);
+const MEMORY_SAMPLES = Math.max(1, Number(process.env.BENCH_MEMORY_SAMPLES ?? 3));
+/** Connections opened before the baseline of a memory sample (the same count on the Rust side). */
+const WARM_CONNECTIONS = 10;
 const RS = "\u001e";
 
 function defaultBinary() {
@@ -120,12 +135,79 @@ async function connectRaw(url) {
   };
 }
 
-function rssBytes() {
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+/** RSS and V8 heap (used heap plus external memory) after forced full collections. */
+async function memorySnapshot() {
   global.gc?.();
-  return process.memoryUsage().rss;
+  await sleep(200);
+  global.gc?.();
+  const usage = process.memoryUsage();
+  return { rss: usage.rss, heap: usage.heapUsed + usage.external };
+}
+
+/** Opens `count` official-client connections in batches of 50. */
+async function openIdle(url, count) {
+  const idle = [];
+  for (let i = 0; i < count; i += 50) {
+    const batch = Array.from({ length: Math.min(50, count - i) }, () => connectOfficial(url));
+    await Promise.all(batch.map((c) => c.start()));
+    idle.push(...batch);
+  }
+  return idle;
+}
+
+/**
+ * One memory sample, in this (fresh) process: bytes of RSS and of heap per idle connection, and
+ * connections opened per second. Printed as one `MEMORY {json}` line for the parent.
+ */
+async function memorySample(url) {
+  const warm = await openIdle(url, WARM_CONNECTIONS);
+  await sleep(500);
+  const before = await memorySnapshot();
+  const started = performance.now();
+  const idle = await openIdle(url, CONNECTIONS);
+  const connectSeconds = (performance.now() - started) / 1000;
+  await sleep(1000);
+  const after = await memorySnapshot();
+  console.log(
+    `MEMORY ${JSON.stringify({
+      rss: Math.round((after.rss - before.rss) / CONNECTIONS),
+      heap: Math.round((after.heap - before.heap) / CONNECTIONS),
+      rate: Math.round(CONNECTIONS / connectSeconds),
+    })}`,
+  );
+  const all = [...warm, ...idle];
+  for (let i = 0; i < all.length; i += 100) await Promise.all(all.slice(i, i + 100).map((c) => c.stop()));
+}
+
+/** Runs MEMORY_SAMPLES memory samples, each in a fresh Node process, one after another. */
+function memorySamples(url) {
+  const samples = [];
+  for (let i = 0; i < MEMORY_SAMPLES; i++) {
+    const output = execFileSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url)], {
+      env: { ...process.env, BENCH_URL: url, BENCH_MEMORY_CHILD: "1" },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const line = output.split("\n").find((l) => l.startsWith("MEMORY "));
+    if (!line) throw new Error(`a memory sample printed no MEMORY line:\n${output}`);
+    samples.push(JSON.parse(line.slice("MEMORY ".length)));
+  }
+  return samples;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2);
 }
 
 async function main() {
+  if (process.env.BENCH_MEMORY_CHILD === "1") {
+    await memorySample(process.env.BENCH_URL);
+    return;
+  }
   let fixture;
   let url = process.env.BENCH_URL;
   if (!url) {
@@ -154,21 +236,19 @@ async function main() {
     report("raw_ws.echo_100_in_flight", await throughput(() => raw.echo("hello"), 100, SECONDS), "ops/s");
     raw.close();
 
-    // 3. Memory per idle connection of the official client.
-    const before = rssBytes();
-    const idle = [];
-    const started = performance.now();
-    for (let i = 0; i < CONNECTIONS; i += 50) {
-      const batch = Array.from({ length: Math.min(50, CONNECTIONS - i) }, () => connectOfficial(url));
-      await Promise.all(batch.map((c) => c.start()));
-      idle.push(...batch);
-    }
-    const connectSeconds = (performance.now() - started) / 1000;
-    await new Promise((res) => setTimeout(res, 1000));
-    const after = rssBytes();
-    report("js.connect_rate", Math.round(CONNECTIONS / connectSeconds), "conn/s", `${CONNECTIONS} connections`);
-    report("js.memory_per_idle_connection", Math.round((after - before) / CONNECTIONS), "bytes", `RSS delta / ${CONNECTIONS}`);
-    for (let i = 0; i < idle.length; i += 100) await Promise.all(idle.slice(i, i + 100).map((c) => c.stop()));
+    // 3. Memory per idle connection of the official client, and its connection rate: the
+    //    median of fresh processes (see the top of this file).
+    const samples = memorySamples(url);
+    const field = (name) => samples.map((s) => s[name]);
+    const shown = (name) => field(name).join(", ");
+    report("js.connect_rate", median(field("rate")), "conn/s", `${CONNECTIONS} connections; samples ${shown("rate")}`);
+    report(
+      "js.memory_per_idle_connection",
+      median(field("rss")),
+      "bytes",
+      `RSS delta / ${CONNECTIONS}, median of ${samples.length} processes: ${shown("rss")}`,
+    );
+    report("js.heap_per_idle_connection", median(field("heap")), "bytes", `V8 heap + external: ${shown("heap")}`);
   } finally {
     await fixture?.stop();
   }

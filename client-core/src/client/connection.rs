@@ -1,7 +1,7 @@
 //! [`HubConnection`]: the async API over one connection's driver task.
 
 use super::commands::{
-    gone, Command, Commands, Shared, COMMAND_QUEUE, CONTROL_QUEUE, STREAM_BUFFER,
+    gone, Command, Commands, Control, Shared, COMMAND_QUEUE, CONTROL_QUEUE, STREAM_BUFFER,
 };
 use super::driver::{self, bounded, DriverSeed};
 use super::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::{Config, Connection, Duration, Protocol, State};
 use futures_channel::oneshot;
 use futures_core::Stream;
 use futures_util::future::select;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -43,7 +43,7 @@ pub struct HubConnection {
 
 struct Inner {
     commands: Commands,
-    control: Commands,
+    control: Control,
     /// Boxed: the engine in it is large, and it moves to the driver at the first call (the
     /// connection's shared state should not keep its room for the connection's whole life).
     seed: Mutex<Option<Box<DriverSeed>>>,
@@ -81,7 +81,7 @@ impl HubConnection {
     ) -> Self {
         let protocol = config.protocol;
         let (commands_tx, commands_rx) = Commands::new(COMMAND_QUEUE);
-        let (control_tx, control_rx) = Commands::new(CONTROL_QUEUE);
+        let (control_tx, control_rx) = Control::new(CONTROL_QUEUE);
         let shared = Arc::new(Shared::new());
         let registry = Arc::new(Registry::default());
         let seed = DriverSeed {
@@ -629,8 +629,8 @@ impl HubConnection {
     where
         S: Stream<Item = UploadItem> + MaybeSend + 'static,
     {
-        // A sender of its own: each item waits for room with `poll_ready`.
-        let mut commands = self.inner.commands.sender();
+        // A handle of its own: the queue stays open while the upload runs.
+        let commands = self.inner.commands.clone();
         self.inner.runtime.spawn(Box::pin(async move {
             let mut upload = std::pin::pin!(upload);
             let mut error = None;

@@ -17,7 +17,7 @@
 //! One pass takes at most one input from each source, so no source starves another; after each
 //! input the engine is drained and the gates above are checked again.
 
-use super::commands::{CommandReceiver, Shared};
+use super::commands::{CommandReceiver, ControlReceiver, Shared};
 use super::handlers::{ClientResultDone, Registry};
 use super::pending::{Deliveries, Pending};
 use super::runtime::{BoxFuture, Runtime};
@@ -43,7 +43,7 @@ pub(crate) fn bounded<T>(capacity: usize) -> (mpsc::Sender<T>, mpsc::Receiver<T>
 pub(crate) struct DriverSeed {
     pub(crate) conn: Connection,
     pub(crate) commands: CommandReceiver,
-    pub(crate) control: CommandReceiver,
+    pub(crate) control: ControlReceiver,
     pub(crate) token_factory: Option<TokenFactory>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) shared: Arc<Shared>,
@@ -56,10 +56,10 @@ struct Driver {
     commands: CommandReceiver,
     commands_open: bool,
     /// Start, stop and stream cancellation: never held back by backpressure.
-    control: CommandReceiver,
+    control: ControlReceiver,
     control_open: bool,
-    results: mpsc::UnboundedReceiver<ClientResultDone>,
-    results_open: bool,
+    /// Client-result answers; the queue exists once the handler dispatcher has started.
+    results: Option<mpsc::UnboundedReceiver<ClientResultDone>>,
     shared: Arc<Shared>,
     io: Io,
     pending: Pending,
@@ -71,7 +71,6 @@ struct Driver {
 /// Spawns the driver of one connection on `runtime` (its handler dispatcher starts with the
 /// first dispatch).
 pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
-    let (results_tx, results_rx) = mpsc::unbounded();
     let max_message_size = seed.conn.config().max_message_size;
     let driver = Driver {
         runtime: runtime.clone(),
@@ -80,8 +79,7 @@ pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
         commands_open: true,
         control: seed.control,
         control_open: true,
-        results: results_rx,
-        results_open: true,
+        results: None,
         shared: seed.shared,
         io: Io::new(
             runtime.clone(),
@@ -90,7 +88,7 @@ pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
             max_message_size,
         ),
         pending: Pending::default(),
-        deliveries: Deliveries::new(seed.registry, results_tx, runtime.clone()),
+        deliveries: Deliveries::new(seed.registry, runtime.clone()),
         timer: None,
     };
     runtime.spawn(Box::pin(Run(driver)));
@@ -161,8 +159,11 @@ impl Driver {
             }
         }
 
-        if self.results_open {
-            if let Poll::Ready(done) = self.results.poll_next_unpin(cx) {
+        if self.results.is_none() {
+            self.results = self.deliveries.take_results();
+        }
+        if let Some(results) = &mut self.results {
+            if let Poll::Ready(done) = results.poll_next_unpin(cx) {
                 match done {
                     Some((id, result)) => {
                         progressed = true;
@@ -170,7 +171,8 @@ impl Driver {
                         self.conn.complete_client_result(now, &id, result);
                         self.drain(cx);
                     }
-                    None => self.results_open = false,
+                    // The dispatcher is gone (it ends only with the driver's queue to it).
+                    None => self.results = None,
                 }
             }
         }
@@ -203,7 +205,7 @@ impl Driver {
         // Calls wait while the socket's writer is behind or while stateful reconnect's buffer
         // of unacknowledged messages is full (item 91).
         if self.commands_open && !self.io.is_writer_behind() && !self.conn.is_send_blocked() {
-            if let Poll::Ready(command) = self.commands.poll_next_unpin(cx) {
+            if let Poll::Ready(command) = self.commands.poll_next(cx) {
                 progressed = true;
                 let now = self.runtime.now();
                 match command {
@@ -248,6 +250,11 @@ impl Driver {
         if now >= deadline {
             self.conn.handle_timeout(now);
             self.drain(cx);
+            // Timers are what an idle connection still sees: give back the room that a burst
+            // of calls made the driver's queues and maps grow to.
+            self.pending.trim();
+            self.deliveries.trim();
+            self.io.trim();
         }
         true
     }

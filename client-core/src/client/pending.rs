@@ -6,60 +6,21 @@ use super::driver::bounded;
 use super::error::Error;
 use super::handlers::{run_dispatcher, ClientResultDone, Dispatch, Registry, DISPATCH_QUEUE};
 use super::runtime::Runtime;
+use crate::connection::{invocation_number, FastMap};
 use crate::protocol::RawValue;
 use crate::{Connection, Event, Instant, State};
 use futures_channel::{mpsc, oneshot};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// A fast hasher for the driver's maps (several lookups per call). Their keys are the engine's
-/// operation ids and invocation ids, which the client chooses, so no peer can pick keys that
-/// collide (a lookup of a server's id only reads).
-#[derive(Clone, Copy, Default)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
+/// The error of a call whose id the engine made in a form it does not read back (never
+/// happens: its ids are decimal numbers).
+fn unknown_id(id: &str) -> Error {
+    Error::Runtime(format!(
+        "the engine made an invocation id it cannot read back: {id}"
+    ))
 }
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// The error of calls and streams the closing connection ends.
 fn closed_error() -> Error {
@@ -90,36 +51,39 @@ pub(crate) struct Deliveries {
     streams: FastMap<u64, ItemSender>,
 }
 
-/// The handler dispatcher's queue; the task and its queue start with the first dispatch (an
-/// idle connection that is never called by the server keeps neither).
+/// The handler dispatcher's queue; the task, its queue and the queue of client-result answers
+/// start with the first dispatch (an idle connection that is never called by the server keeps
+/// none of them).
 enum Dispatcher {
     NotStarted {
         registry: Arc<Registry>,
-        results: mpsc::UnboundedSender<ClientResultDone>,
         runtime: Arc<dyn Runtime>,
     },
-    Started(mpsc::Sender<Dispatch>),
+    Started {
+        queue: mpsc::Sender<Dispatch>,
+        /// The answers of client-result handlers, until the driver takes this end.
+        results: Option<mpsc::UnboundedReceiver<ClientResultDone>>,
+    },
 }
 
 impl Dispatcher {
     fn queue(&mut self) -> &mut mpsc::Sender<Dispatch> {
-        if let Dispatcher::NotStarted {
-            registry,
-            results,
-            runtime,
-        } = self
-        {
+        if let Dispatcher::NotStarted { registry, runtime } = self {
             let (tx, rx) = bounded(DISPATCH_QUEUE);
+            let (results_tx, results_rx) = mpsc::unbounded();
             runtime.spawn(Box::pin(run_dispatcher(
                 rx,
                 registry.clone(),
-                results.clone(),
+                results_tx,
                 runtime.clone(),
             )));
-            *self = Dispatcher::Started(tx);
+            *self = Dispatcher::Started {
+                queue: tx,
+                results: Some(results_rx),
+            };
         }
         match self {
-            Dispatcher::Started(tx) => tx,
+            Dispatcher::Started { queue, .. } => queue,
             Dispatcher::NotStarted { .. } => unreachable!("the dispatcher was just started"),
         }
     }
@@ -127,20 +91,31 @@ impl Dispatcher {
 
 impl Deliveries {
     /// Deliveries to a dispatcher of `registry`'s handlers on `runtime` (started at the first
-    /// dispatch), whose client results come back on `results`.
-    pub(crate) fn new(
-        registry: Arc<Registry>,
-        results: mpsc::UnboundedSender<ClientResultDone>,
-        runtime: Arc<dyn Runtime>,
-    ) -> Self {
+    /// dispatch).
+    pub(crate) fn new(registry: Arc<Registry>, runtime: Arc<dyn Runtime>) -> Self {
         Deliveries {
             waiting: VecDeque::new(),
-            dispatcher: Dispatcher::NotStarted {
-                registry,
-                results,
-                runtime,
-            },
+            dispatcher: Dispatcher::NotStarted { registry, runtime },
             streams: FastMap::default(),
+        }
+    }
+
+    /// The receiving end of the client-result answers, once the dispatcher has started (given
+    /// out once).
+    pub(crate) fn take_results(&mut self) -> Option<mpsc::UnboundedReceiver<ClientResultDone>> {
+        match &mut self.dispatcher {
+            Dispatcher::Started { results, .. } => results.take(),
+            Dispatcher::NotStarted { .. } => None,
+        }
+    }
+
+    /// Gives back the room of the empty queue of waiting deliveries and the stream map.
+    pub(crate) fn trim(&mut self) {
+        if self.waiting.is_empty() {
+            self.waiting = VecDeque::new();
+        }
+        if self.streams.is_empty() {
+            self.streams = FastMap::default();
         }
     }
 
@@ -243,24 +218,44 @@ impl Deliveries {
 }
 
 /// The replies the driver owes, and the streams it feeds.
+///
+/// Invocations and streams are known by their invocation number (the engine's ids are the
+/// decimal form of a counter). A call whose message cannot be written is failed by the engine
+/// itself (`InvocationCompleted` or `StreamCompleted` with the error, before `Written`), so
+/// only sends and upload items wait for `Written` here.
 #[derive(Default)]
 pub(crate) struct Pending {
     starts: Vec<Reply<()>>,
     stops: Vec<oneshot::Sender<()>>,
     /// Sends and upload items, by the engine's operation id, until `Written`.
     writes: FastMap<u64, Reply<()>>,
-    /// Invocations by invocation id, until their completion.
-    invokes: FastMap<String, Reply<Option<RawValue>>>,
-    /// The invocation id of each invocation's message until it is written.
-    invoke_ops: FastMap<u64, String>,
-    /// Open streams: invocation id to the key of their sender in [`Deliveries`].
-    streams: FastMap<String, u64>,
-    /// The invocation id of each stream's message until it is written.
-    stream_ops: FastMap<u64, String>,
-    next_stream_key: u64,
+    /// Invocations by invocation number, until their completion.
+    invokes: FastMap<u64, Reply<Option<RawValue>>>,
+    /// Open streams by invocation number, which is also the key of their sender in
+    /// [`Deliveries`].
+    streams: FastMap<u64, ()>,
 }
 
 impl Pending {
+    /// Gives back the room of the empty lists and maps (a burst of calls made them grow).
+    pub(crate) fn trim(&mut self) {
+        if self.starts.is_empty() {
+            self.starts = Vec::new();
+        }
+        if self.stops.is_empty() {
+            self.stops = Vec::new();
+        }
+        if self.writes.is_empty() {
+            self.writes = FastMap::default();
+        }
+        if self.invokes.is_empty() {
+            self.invokes = FastMap::default();
+        }
+        if self.streams.is_empty() {
+            self.streams = FastMap::default();
+        }
+    }
+
     /// Hands `command` to the engine and remembers who waits for its outcome.
     pub(crate) fn command(
         &mut self,
@@ -291,9 +286,9 @@ impl Pending {
                 reply,
             } => {
                 let sent = if stream_ids.is_empty() {
-                    conn.send(now, &target, arguments)
+                    conn.send(now, target, arguments)
                 } else {
-                    conn.send_with_streams(now, &target, arguments, stream_ids)
+                    conn.send_with_streams(now, target, arguments, stream_ids)
                 };
                 match sent {
                     Ok(op) => {
@@ -309,11 +304,15 @@ impl Pending {
                 arguments,
                 stream_ids,
                 reply,
-            } => match conn.invoke(now, &target, arguments, stream_ids) {
-                Ok((id, op)) => {
-                    self.invoke_ops.insert(op, id.clone());
-                    self.invokes.insert(id, reply);
-                }
+            } => match conn.invoke(now, target, arguments, stream_ids) {
+                Ok((id, _)) => match invocation_number(&id) {
+                    Some(number) => {
+                        self.invokes.insert(number, reply);
+                    }
+                    None => {
+                        let _ = reply.send(Err(unknown_id(&id)));
+                    }
+                },
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));
                 }
@@ -324,15 +323,17 @@ impl Pending {
                 stream_ids,
                 items,
                 reply,
-            } => match conn.stream(now, &target, arguments, stream_ids) {
-                Ok((id, op)) => {
-                    let key = self.next_stream_key;
-                    self.next_stream_key += 1;
-                    deliveries.streams.insert(key, items);
-                    self.stream_ops.insert(op, id.clone());
-                    self.streams.insert(id.clone(), key);
-                    let _ = reply.send(Ok(id));
-                }
+            } => match conn.stream(now, target, arguments, stream_ids) {
+                Ok((id, _)) => match invocation_number(&id) {
+                    Some(number) => {
+                        deliveries.streams.insert(number, items);
+                        self.streams.insert(number, ());
+                        let _ = reply.send(Ok(id));
+                    }
+                    None => {
+                        let _ = reply.send(Err(unknown_id(&id)));
+                    }
+                },
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));
                 }
@@ -341,8 +342,9 @@ impl Pending {
                 let _ = reply.send(());
             }
             Command::CancelStream(id) => {
-                if let Some(key) = self.streams.remove(&id) {
-                    deliveries.cancel(key);
+                let number = invocation_number(&id);
+                if let Some(number) = number.filter(|n| self.streams.remove(n).is_some()) {
+                    deliveries.cancel(number);
                     conn.cancel_stream(now, &id);
                 }
             }
@@ -398,7 +400,7 @@ impl Pending {
             Event::Started { connection_id } => {
                 tracing::debug!(?connection_id, "started");
                 shared.set(conn.state(), connection_id.as_deref());
-                for start in self.starts.drain(..) {
+                for start in std::mem::take(&mut self.starts) {
                     let _ = start.send(Ok(()));
                 }
             }
@@ -435,9 +437,7 @@ impl Pending {
                 for (_, reply) in self.invokes.drain() {
                     let _ = reply.send(Err(closed_error()));
                 }
-                self.invoke_ops.clear();
-                self.stream_ops.clear();
-                for (_, key) in self.streams.drain() {
+                for (key, ()) in self.streams.drain() {
                     Self::end_stream(deliveries, key, Some(closed_error()));
                 }
                 deliveries.dispatch(Dispatch::Closed(error.map(Error::from)));
@@ -457,37 +457,29 @@ impl Pending {
                 });
             }
             Event::InvocationCompleted { id, result } => {
-                if let Some(reply) = self.invokes.remove(&id) {
+                let reply = invocation_number(&id).and_then(|n| self.invokes.remove(&n));
+                if let Some(reply) = reply {
                     let _ = reply.send(result.map_err(Error::from));
                 }
             }
             Event::StreamItem { id, item } => {
-                if let Some(&key) = self.streams.get(&id) {
+                if let Some(key) = invocation_number(&id).filter(|n| self.streams.contains_key(n)) {
                     deliveries.item(key, Ok(item));
                 }
             }
             Event::StreamCompleted { id, result } => {
-                if let Some(key) = self.streams.remove(&id) {
+                let key = invocation_number(&id).filter(|n| self.streams.remove(n).is_some());
+                if let Some(key) = key {
                     Self::end_stream(deliveries, key, result.err().map(Error::from));
                 }
             }
             Event::Written { op, result } => {
+                // Every call's message is reported; only sends and upload items wait here.
+                if self.writes.is_empty() {
+                    return;
+                }
                 if let Some(reply) = self.writes.remove(&op) {
-                    let _ = reply.send(result.clone().map_err(Error::from));
-                }
-                if let Some(id) = self.invoke_ops.remove(&op) {
-                    if let Err(e) = &result {
-                        if let Some(reply) = self.invokes.remove(&id) {
-                            let _ = reply.send(Err(e.clone().into()));
-                        }
-                    }
-                }
-                if let Some(id) = self.stream_ops.remove(&op) {
-                    if let Err(e) = result {
-                        if let Some(key) = self.streams.remove(&id) {
-                            Self::end_stream(deliveries, key, Some(e.into()));
-                        }
-                    }
+                    let _ = reply.send(result.map_err(Error::from));
                 }
             }
         }

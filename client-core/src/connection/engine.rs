@@ -7,6 +7,7 @@
 //! [`lifecycle`] (loss, re-attach, reconnect, close).
 
 use super::link::Link;
+use super::FastMap;
 use super::{ClientResult, Config, Event, HttpEvent, RequestId, State, Transmit, WebSocketEvent};
 use crate::negotiate::{self, AvailableTransport, NegotiateConnection};
 use crate::protocol::{
@@ -16,7 +17,7 @@ use crate::stateful::MessageBuffer;
 use crate::transport::TransportKind;
 use crate::{Error, Instant};
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 mod lifecycle;
 mod receive;
@@ -217,12 +218,15 @@ pub struct Connection {
     connection_id: Option<String>,
     token: Option<String>,
     token_waiters: Vec<TokenFor>,
-    attempt: Option<Attempt>,
+    /// Boxed, as the rarely used parts below: an idle connection keeps only a pointer's room.
+    attempt: Option<Box<Attempt>>,
     link: Option<Link>,
-    requests: HashMap<RequestId, Request>,
-    calls: HashMap<String, Call>,
-    op_calls: HashMap<u64, String>,
-    stateful: Option<MessageBuffer>,
+    requests: FastMap<RequestId, Request>,
+    /// Calls waiting for their completion, by invocation number (the id is its decimal form).
+    calls: FastMap<u64, Call>,
+    /// The invocation number of each call's message until it is written.
+    op_calls: FastMap<u64, u64>,
+    stateful: Option<Box<MessageBuffer>>,
     stateful_requested: bool,
     held_writes: VecDeque<u64>,
     reattach_reason: Option<Error>,
@@ -232,6 +236,9 @@ pub struct Connection {
     reattach_resets: u32,
     timers: Timers,
     reconnect: Option<Reconnect>,
+    /// Let go of the room of empty queues and maps once the shell has drained both queues
+    /// (set after connecting and when a timer fires: on an idle connection, after its ping).
+    trim_when_drained: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -265,9 +272,9 @@ impl Connection {
             token_waiters: Vec::new(),
             attempt: None,
             link: None,
-            requests: HashMap::new(),
-            calls: HashMap::new(),
-            op_calls: HashMap::new(),
+            requests: FastMap::default(),
+            calls: FastMap::default(),
+            op_calls: FastMap::default(),
             stateful: None,
             stateful_requested,
             held_writes: VecDeque::new(),
@@ -276,6 +283,7 @@ impl Connection {
             reattach_resets: 0,
             timers: Timers::default(),
             reconnect: None,
+            trim_when_drained: false,
         }
     }
 
@@ -372,11 +380,11 @@ impl Connection {
     }
 
     /// Queues a non-blocking invocation. Returns the operation id reported in
-    /// [`Event::Written`].
+    /// [`Event::Written`]. (`target` may be a `&str` or, saving a copy, a `String`.)
     pub fn send(
         &mut self,
         now: Instant,
-        target: &str,
+        target: impl Into<String>,
         arguments: Vec<RawValue>,
     ) -> Result<u64, Error> {
         self.send_with_streams(now, target, arguments, Vec::new())
@@ -388,11 +396,11 @@ impl Connection {
     pub fn invoke(
         &mut self,
         now: Instant,
-        target: &str,
+        target: impl Into<String>,
         arguments: Vec<RawValue>,
         stream_ids: Vec<String>,
     ) -> Result<(String, u64), Error> {
-        self.call(now, Call::Invoke, target, arguments, stream_ids)
+        self.call(now, Call::Invoke, target.into(), arguments, stream_ids)
     }
 
     /// Queues a StreamInvocation; items come as [`Event::StreamItem`], the end as
@@ -400,25 +408,25 @@ impl Connection {
     pub fn stream(
         &mut self,
         now: Instant,
-        target: &str,
+        target: impl Into<String>,
         arguments: Vec<RawValue>,
         stream_ids: Vec<String>,
     ) -> Result<(String, u64), Error> {
-        self.call(now, Call::Stream, target, arguments, stream_ids)
+        self.call(now, Call::Stream, target.into(), arguments, stream_ids)
     }
 
     /// Queues a non-blocking invocation with upload streams. Returns the operation id.
     pub fn send_with_streams(
         &mut self,
         now: Instant,
-        target: &str,
+        target: impl Into<String>,
         arguments: Vec<RawValue>,
         stream_ids: Vec<String>,
     ) -> Result<u64, Error> {
         self.ensure_connected()?;
         let message = HubMessage::Invocation(Invocation {
             invocation_id: None,
-            target: target.to_owned(),
+            target: target.into(),
             arguments,
             stream_ids: (!stream_ids.is_empty()).then_some(stream_ids),
             headers: Default::default(),
@@ -428,10 +436,13 @@ impl Connection {
 
     /// Cancels a stream: sends CancelInvocation and ignores its later items.
     pub fn cancel_stream(&mut self, now: Instant, id: &str) {
-        if self.calls.get(id) != Some(&Call::Stream) {
+        let Some(number) = invocation_number(id) else {
+            return;
+        };
+        if self.calls.get(&number) != Some(&Call::Stream) {
             return;
         }
-        self.calls.remove(id);
+        self.calls.remove(&number);
         if self.state == State::Connected {
             let message = HubMessage::CancelInvocation(CancelInvocation {
                 invocation_id: id.to_owned(),
@@ -691,6 +702,7 @@ impl Connection {
 
     /// Reports that the deadline of [`Connection::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.trim_when_drained = true;
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if due(self.timers.server) {
             self.server_timed_out(now);
@@ -794,12 +806,45 @@ impl Connection {
 
     /// The next thing for the shell to do.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        if transmit.is_none() && self.trim_when_drained {
+            self.trim();
+        }
+        transmit
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.trim_when_drained {
+            self.trim();
+        }
+        event
+    }
+
+    /// Gives back the room of the queues and maps that are empty, once both queues are: an
+    /// idle connection keeps none of what a burst of calls (or the start) made them grow to.
+    /// Runs only after connecting and after a timer, so a busy connection does not allocate its
+    /// queues again and again.
+    fn trim(&mut self) {
+        if !self.transmits.is_empty() || !self.events.is_empty() {
+            return;
+        }
+        self.trim_when_drained = false;
+        self.transmits = VecDeque::new();
+        self.events = VecDeque::new();
+        if self.held_writes.is_empty() {
+            self.held_writes = VecDeque::new();
+        }
+        if self.calls.is_empty() {
+            self.calls = FastMap::default();
+        }
+        if self.op_calls.is_empty() {
+            self.op_calls = FastMap::default();
+        }
+        if self.requests.is_empty() {
+            self.requests = FastMap::default();
+        }
     }
 
     /// The next deadline, if any.
@@ -833,9 +878,14 @@ impl Connection {
     }
 
     fn new_invocation_id(&mut self) -> String {
-        let id = self.next_invocation.to_string();
+        self.new_invocation().to_string()
+    }
+
+    /// A new invocation number; its id is its decimal form.
+    fn new_invocation(&mut self) -> u64 {
+        let number = self.next_invocation;
         self.next_invocation += 1;
-        id
+        number
     }
 
     fn new_op(&mut self) -> u64 {
@@ -873,15 +923,15 @@ impl Connection {
         &mut self,
         now: Instant,
         kind: Call,
-        target: &str,
+        target: String,
         arguments: Vec<RawValue>,
         stream_ids: Vec<String>,
     ) -> Result<(String, u64), Error> {
         self.ensure_connected()?;
-        let id = self.new_invocation_id();
+        let number = self.new_invocation();
         let invocation = Invocation {
-            invocation_id: Some(id.clone()),
-            target: target.to_owned(),
+            invocation_id: Some(number.to_string()),
+            target,
             arguments,
             stream_ids: (!stream_ids.is_empty()).then_some(stream_ids),
             headers: Default::default(),
@@ -891,21 +941,29 @@ impl Connection {
             Call::Stream => HubMessage::StreamInvocation(invocation),
         };
         let op = self.new_op();
-        self.calls.insert(id.clone(), kind);
-        self.op_calls.insert(op, id.clone());
+        self.calls.insert(number, kind);
+        self.op_calls.insert(op, number);
         if let Err(e) = self.write(now, &message, Some(op)) {
-            self.calls.remove(&id);
+            self.calls.remove(&number);
             self.op_calls.remove(&op);
             return Err(e);
         }
-        Ok((id, op))
+        // The id goes back to the caller: the message is done with it.
+        let id = match message {
+            HubMessage::Invocation(invocation) | HubMessage::StreamInvocation(invocation) => {
+                invocation.invocation_id
+            }
+            _ => None,
+        };
+        Ok((id.unwrap_or_else(|| number.to_string()), op))
     }
 
     /// Reports an operation as written (or not); a failed write also fails its call.
     fn written(&mut self, op: u64, result: Result<(), Error>) {
-        if let Some(id) = self.op_calls.remove(&op) {
+        if let Some(number) = self.op_calls.remove(&op) {
             if let Err(error) = &result {
-                match self.calls.remove(&id) {
+                let id = number.to_string();
+                match self.calls.remove(&number) {
                     Some(Call::Invoke) => self.events.push_back(Event::InvocationCompleted {
                         id,
                         result: Err(error.clone()),
@@ -947,6 +1005,22 @@ impl Connection {
             .and_then(|a| a.pinned_token.clone())
             .or_else(|| self.token.clone())
             .filter(|t| !t.is_empty())
+    }
+}
+
+/// The invocation number of an invocation id this client made: its canonical decimal form
+/// ("0", "17"; not "017" or "+17"), so that an id the server sent matches only the call it names.
+pub(crate) fn invocation_number(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    let canonical = match bytes {
+        [] => false,
+        [b'0'] => true,
+        [first, ..] => *first != b'0' && bytes.iter().all(u8::is_ascii_digit),
+    };
+    if canonical {
+        id.parse().ok()
+    } else {
+        None
     }
 }
 

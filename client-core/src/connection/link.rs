@@ -10,8 +10,8 @@ use crate::transport::TransportKind;
 pub(super) struct Link {
     /// WebSockets, SSE or long polling.
     pub kind: TransportKind,
-    /// The connect URL in its `http(s)` form (`...?id=<token>`), or the WebSocket URL after
-    /// `skip_negotiation`.
+    /// The connect URL in its `http(s)` form (`...?id=<token>`) for the HTTP transports, which
+    /// send to it; empty for WebSockets.
     pub url: String,
     /// The WebSocket URL and upgrade headers, kept for a stateful re-attach.
     pub ws_target: Option<(String, Vec<(String, String)>)>,

@@ -8,7 +8,11 @@
 //! contract and an example loop, and `docs/architecture.md` for the whole picture.
 
 mod engine;
+mod fast_map;
 mod link;
+
+pub(crate) use engine::invocation_number;
+pub(crate) use fast_map::FastMap;
 
 pub use engine::{
     Connection, ACCESS_TOKEN_FAILED, CLOSED_DURING_HANDSHAKE, INVOCATION_CANCELED, NOT_CONNECTED,

@@ -83,7 +83,7 @@ impl Connection {
         self.timers.ack = None;
         let mut link = Link::new(
             TransportKind::WebSockets,
-            url.clone(),
+            String::new(),
             self.config.protocol,
             self.config.max_message_size,
         );
@@ -124,10 +124,11 @@ impl Connection {
     /// Fails what was pending on the connection that just ended.
     pub(super) fn end_connection(&mut self, error: Option<Error>) {
         let error = error.unwrap_or_else(|| Error::Closed(INVOCATION_CANCELED.into()));
-        let mut calls: Vec<(String, Call)> = self.calls.drain().collect();
-        // Ids are unique, so an unstable sort gives the same order (and less code in wasm).
-        calls.sort_unstable_by_key(|(id, _)| id.parse::<u64>().unwrap_or(u64::MAX));
-        for (id, call) in calls {
+        let mut calls: Vec<(u64, Call)> = self.calls.drain().collect();
+        // Numbers are unique, so an unstable sort gives the same order (and less code in wasm).
+        calls.sort_unstable_by_key(|&(number, _)| number);
+        for (number, call) in calls {
+            let id = number.to_string();
             self.events.push_back(match call {
                 Call::Invoke => Event::InvocationCompleted {
                     id,

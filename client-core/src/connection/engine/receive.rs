@@ -20,6 +20,11 @@ impl Connection {
         if !link.inherent_keep_alive() || !link.handshake_done {
             self.timers.server = Some(now + self.config.server_timeout);
         }
+        if self.calls.is_empty() {
+            // Something the server sent by itself (a ping, an invocation) to a connection that
+            // waits for nothing: the queues it fills can let go of their room afterwards.
+            self.trim_when_drained = true;
+        }
         let mut data = data;
         let rest;
         if !link.handshake_done {
@@ -79,24 +84,29 @@ impl Connection {
                 arguments: invocation.arguments,
                 invocation_id: invocation.invocation_id,
             }),
-            HubMessage::StreamItem(item) => match self.calls.get(&item.invocation_id) {
-                Some(Call::Stream) => self.events.push_back(Event::StreamItem {
-                    id: item.invocation_id,
-                    item: item.item,
-                }),
-                Some(Call::Invoke) => {
-                    self.calls.remove(&item.invocation_id);
-                    let text = "Unexpected message type: 2".to_owned();
-                    self.events.push_back(Event::InvocationCompleted {
+            HubMessage::StreamItem(item) => {
+                let number = invocation_number(&item.invocation_id);
+                match number.and_then(|n| self.calls.get(&n)) {
+                    Some(Call::Stream) => self.events.push_back(Event::StreamItem {
                         id: item.invocation_id,
-                        result: Err(Error::Protocol(ProtocolError::Violation(text))),
-                    });
+                        item: item.item,
+                    }),
+                    Some(Call::Invoke) => {
+                        if let Some(number) = number {
+                            self.calls.remove(&number);
+                        }
+                        let text = "Unexpected message type: 2".to_owned();
+                        self.events.push_back(Event::InvocationCompleted {
+                            id: item.invocation_id,
+                            result: Err(Error::Protocol(ProtocolError::Violation(text))),
+                        });
+                    }
+                    None => tracing::debug!(id = %item.invocation_id, "StreamItem for no call"),
                 }
-                None => tracing::debug!(id = %item.invocation_id, "StreamItem for no call"),
-            },
+            }
             HubMessage::Completion(completion) => {
                 let id = completion.invocation_id;
-                match self.calls.remove(&id) {
+                match invocation_number(&id).and_then(|n| self.calls.remove(&n)) {
                     Some(Call::Invoke) => {
                         let result = match completion.result {
                             CompletionResult::Void => Ok(None),

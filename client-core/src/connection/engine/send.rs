@@ -12,6 +12,36 @@ use bytes::Bytes;
 /// The start of the error text of a refused POST.
 const SEND_FAILED: &str = "Send failed";
 
+/// The largest encoding buffer a thread keeps between messages; a larger one is let go.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer messages are encoded into on this thread, kept between messages.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes `message` into bytes of exactly its size: one allocation per message (a `Vec`
+/// with room to spare would cost `Bytes` a second one for its shared header).
+fn encode(protocol: crate::protocol::Protocol, message: &HubMessage) -> Bytes {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            protocol.encode(message, &mut scratch);
+            let bytes = Bytes::copy_from_slice(&scratch);
+            if scratch.capacity() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+            bytes
+        }
+        // Only an encoder that encodes from inside an encoding could find it borrowed.
+        Err(_) => {
+            let mut bytes = Vec::new();
+            protocol.encode(message, &mut bytes);
+            Bytes::from(bytes)
+        }
+    })
+}
+
 impl Connection {
     /// Encodes and writes one hub message; `op` is reported in [`Event::Written`].
     pub(super) fn write(
@@ -26,10 +56,7 @@ impl Connection {
             }
             return Err(Error::Usage(NOT_CONNECTED.into()));
         }
-        // Room for a typical small message up front: no regrowth while encoding it.
-        let mut bytes = Vec::with_capacity(128);
-        self.config.protocol.encode(message, &mut bytes);
-        let bytes = Bytes::from(bytes);
+        let bytes = encode(self.config.protocol, message);
         let inherent = self.link.as_ref().is_some_and(|l| l.inherent_keep_alive());
         if !inherent && self.state == State::Connected {
             self.timers.ping = Some(now + self.config.keep_alive_interval);

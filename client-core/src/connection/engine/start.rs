@@ -34,7 +34,7 @@ impl Connection {
             // A redirect's token from an earlier connection is not for the first negotiate.
             self.token = None;
         }
-        self.attempt = Some(Attempt {
+        self.attempt = Some(Box::new(Attempt {
             url: self.config.url.clone(),
             redirects: 0,
             pinned_token: None,
@@ -44,7 +44,7 @@ impl Connection {
             negotiated: None,
             failures: Vec::new(),
             step: Step::Transport,
-        });
+        }));
         if self.config.skip_negotiation {
             if self.config.transports != crate::TransportSet::only(TransportKind::WebSockets) {
                 let text = negotiate::SKIP_NEGOTIATION_REQUIRES_WEBSOCKETS.into();
@@ -230,9 +230,14 @@ impl Connection {
         // Opening the transport and the handshake together get one deadline, so a proxy that
         // holds a request open without answering cannot hold `start` forever.
         self.timers.handshake = Some(now + self.config.handshake_timeout);
+        // Only the HTTP transports send to the connect URL later (POSTs, polls).
+        let link_url = match kind {
+            TransportKind::WebSockets => String::new(),
+            _ => url.clone(),
+        };
         let mut link = Link::new(
             kind,
-            url.clone(),
+            link_url,
             self.config.protocol,
             self.config.max_message_size,
         );
@@ -250,6 +255,7 @@ impl Connection {
         match kind {
             TransportKind::WebSockets => {
                 let ws_url = in_query(negotiate::websocket_url(&url));
+                // Kept for a stateful re-attach (let go once the handshake shows there is none).
                 link.ws_target = Some((ws_url.clone(), side_headers.clone()));
                 self.link = Some(link);
                 self.transmits.push_back(Transmit::OpenWebSocket {
@@ -374,8 +380,17 @@ impl Connection {
             .as_ref()
             .is_some_and(|n| n.use_stateful_reconnect)
             && kind == Some(TransportKind::WebSockets);
-        self.stateful =
-            stateful.then(|| MessageBuffer::new(self.config.stateful_reconnect_buffer_size));
+        self.stateful = stateful.then(|| {
+            Box::new(MessageBuffer::new(
+                self.config.stateful_reconnect_buffer_size,
+            ))
+        });
+        if !stateful {
+            // Without stateful reconnect there is no re-attach to open the socket again for.
+            if let Some(link) = self.link.as_mut() {
+                link.ws_target = None;
+            }
+        }
         let inherent = self.link.as_ref().is_some_and(|l| l.inherent_keep_alive());
         self.timers.server = (!inherent).then(|| now + self.config.server_timeout);
         self.set_state(State::Connected);
@@ -388,10 +403,9 @@ impl Connection {
         if !inherent {
             let _ = self.write(now, &HubMessage::Ping, None);
         }
-        // Negotiation and opening grew these queues; a connection may then stay idle for
-        // long, so give back the room they no longer need.
-        self.transmits.shrink_to_fit();
-        self.requests.shrink_to_fit();
+        // Negotiation and opening grew the queues and maps; a connection may then stay idle
+        // for long, so they give back the room they no longer need once drained.
+        self.trim_when_drained = true;
     }
 
     /// A start or reconnect attempt failed.

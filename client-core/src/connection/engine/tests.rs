@@ -632,3 +632,86 @@ fn an_overdue_stateful_ack_goes_out_with_the_next_message_received_without_a_tim
         "{t:?}"
     );
 }
+
+#[test]
+fn an_invocation_id_is_read_back_only_in_its_canonical_decimal_form() {
+    assert_eq!(invocation_number("0"), Some(0));
+    assert_eq!(invocation_number("17"), Some(17));
+    assert_eq!(invocation_number(&u64::MAX.to_string()), Some(u64::MAX));
+    for other in [
+        "",
+        "00",
+        "017",
+        "+1",
+        "-1",
+        " 1",
+        "1a",
+        "18446744073709551616",
+        "١",
+    ] {
+        assert_eq!(invocation_number(other), None, "{other:?}");
+    }
+}
+
+#[test]
+fn a_completion_whose_id_only_parses_to_a_pending_call_completes_nothing() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    let arg = RawValue::encode(Protocol::Json, &1).unwrap();
+    let (id, _) = conn.invoke(t0, "Echo", vec![arg], vec![]).unwrap();
+    assert_eq!(id, "0");
+    drain(&mut conn);
+    for padded in ["00", "+0"] {
+        let message = format!("{{\"type\":3,\"invocationId\":\"{padded}\",\"result\":1}}\x1e");
+        conn.handle_websocket(t0, WebSocketEvent::Message(Bytes::from(message)));
+        let (_, e) = drain(&mut conn);
+        assert!(e.is_empty(), "{padded}: {e:?}");
+    }
+    conn.handle_websocket(
+        t0,
+        WebSocketEvent::Message(Bytes::from_static(
+            b"{\"type\":3,\"invocationId\":\"0\",\"result\":1}\x1e",
+        )),
+    );
+    let (_, e) = drain(&mut conn);
+    assert!(
+        matches!(&e[..], [Event::InvocationCompleted { id, result: Ok(Some(_)) }] if id == "0"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_connected_connection_gives_back_the_room_of_its_drained_queues() {
+    let t0 = Instant::now();
+    let mut conn = connect_ws(Config::new("http://h/hub"), NEGOTIATE, t0);
+    let idle = |conn: &Connection| {
+        conn.transmits.capacity() == 0
+            && conn.events.capacity() == 0
+            && conn.requests.capacity() == 0
+            && conn.calls.capacity() == 0
+    };
+    assert!(idle(&conn), "after connecting");
+    // A burst of calls grows the queues and maps; the connection then waits for nothing.
+    for _ in 0..20 {
+        let arg = RawValue::encode(Protocol::Json, &1).unwrap();
+        conn.invoke(t0, "Echo", vec![arg], vec![]).unwrap();
+    }
+    drain(&mut conn);
+    let replies: String = (0..20)
+        .map(|i| format!("{{\"type\":3,\"invocationId\":\"{i}\",\"result\":1}}\x1e"))
+        .collect();
+    conn.handle_websocket(t0, WebSocketEvent::Message(Bytes::from(replies)));
+    assert_eq!(drain(&mut conn).1.len(), 20);
+    assert!(!idle(&conn), "a busy connection keeps its room");
+    // The next thing the server sends by itself (its ping) lets the room go.
+    conn.handle_websocket(
+        t0,
+        WebSocketEvent::Message(Bytes::from_static(b"{\"type\":6}\x1e")),
+    );
+    drain(&mut conn);
+    assert!(idle(&conn), "after the server's ping");
+    assert!(conn
+        .link
+        .as_ref()
+        .is_some_and(|l| l.ws_target.is_none() && l.url.is_empty()));
+}
