@@ -352,14 +352,18 @@ impl Connection {
                         self.transmits.push_back(Transmit::CloseWebSocket);
                         self.timers.stop = Some(now + STOP_WAIT);
                     }
-                    _ => {
-                        // As the reference client's stop: the poll or the event stream ends
-                        // at once (nothing more is read); the queued POSTs, the Close among
-                        // them, still go out, then long polling's DELETE.
+                    kind => {
+                        // The queued POSTs, the Close among them, still go out, then long
+                        // polling's DELETE. A long poll ends at once, as the reference
+                        // client's stop aborts it (the server keeps the connection until the
+                        // DELETE); the event stream stays open until the POSTs are done, since
+                        // the server ends the connection with it and would refuse them.
                         link.closing = true;
-                        if let Some(id) = link.receive.take() {
-                            self.requests.remove(&id);
-                            self.transmits.push_back(Transmit::AbortHttp(id));
+                        if kind == TransportKind::LongPolling {
+                            if let Some(id) = link.receive.take() {
+                                self.requests.remove(&id);
+                                self.transmits.push_back(Transmit::AbortHttp(id));
+                            }
                         }
                         self.continue_stop();
                     }
