@@ -98,9 +98,13 @@ wasm_opt="$target_dir/npm-tools/node_modules/.bin/wasm-opt"
 if [ ! -x "$wasm_opt" ]; then
     mkdir -p "$target_dir/npm-tools"
     [ -f "$target_dir/npm-tools/package.json" ] || echo '{"private":true}' >"$target_dir/npm-tools/package.json"
-    npm install --prefix "$target_dir/npm-tools" --no-audit --no-fund --save=false binaryen@132.0.0 >/dev/null
+    npm install --prefix "$target_dir/npm-tools" --no-audit --no-fund binaryen@132.0.0 >/dev/null
 fi
-sizes() { echo "$(wc -c <"$1") $(gzip -9 -c "$1" | wc -c) $(brotli -c -q 11 "$1" | wc -c)"; }
+brotli_size() { # brotli -q 11, with Node's zlib where the brotli command is missing
+    (brotli -c -q 11 "$1" 2>/dev/null ||
+        node -e 'process.stdout.write(require("zlib").brotliCompressSync(require("fs").readFileSync(process.argv[1])))' "$1") | wc -c
+}
+sizes() { echo "$(wc -c <"$1") $(gzip -9 -c "$1" | wc -c) $(brotli_size "$1")"; }
 declare -A wasm js
 for v in base talkback; do
     features=()
