@@ -296,6 +296,35 @@ fn connect_long_polling(t0: Instant) -> (Connection, HttpRequest) {
     (conn, poll.clone())
 }
 
+/// Answers the Close's POST of a stopping long-polling connection: the DELETE follows, gets
+/// `status`, and the connection closes without an error.
+fn finish_stop_with_delete(conn: &mut Connection, t0: Instant, close: &HttpRequest, status: u16) {
+    conn.handle_http(
+        t0,
+        close.id,
+        HttpEvent::Response {
+            status: 200,
+            body: Bytes::new(),
+        },
+    );
+    let (t, _) = drain(conn);
+    let [Transmit::Http(delete)] = &t[..] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(delete.method, HttpMethod::Delete);
+    conn.handle_http(
+        t0,
+        delete.id,
+        HttpEvent::Response {
+            status,
+            body: Bytes::new(),
+        },
+    );
+    let (_, e) = drain(conn);
+    assert_eq!(e.last(), Some(&Event::Closed(None)));
+    assert_eq!(conn.state(), State::Disconnected);
+}
+
 #[test]
 fn a_long_poll_the_server_ends_while_stopping_still_gets_the_delete_after_the_close() {
     let t0 = Instant::now();
@@ -325,30 +354,7 @@ fn a_long_poll_the_server_ends_while_stopping_still_gets_the_delete_after_the_cl
         drain(&mut conn).0.is_empty(),
         "the DELETE waits for the Close's POST"
     );
-    conn.handle_http(
-        t0,
-        close.id,
-        HttpEvent::Response {
-            status: 200,
-            body: Bytes::new(),
-        },
-    );
-    let (t, _) = drain(&mut conn);
-    let [Transmit::Http(delete)] = &t[..] else {
-        panic!("{t:?}")
-    };
-    assert_eq!(delete.method, HttpMethod::Delete);
-    conn.handle_http(
-        t0,
-        delete.id,
-        HttpEvent::Response {
-            status: 404,
-            body: Bytes::new(),
-        },
-    );
-    let (_, e) = drain(&mut conn);
-    assert_eq!(e.last(), Some(&Event::Closed(None)));
-    assert_eq!(conn.state(), State::Disconnected);
+    finish_stop_with_delete(&mut conn, t0, close, 404);
 }
 
 #[test]
@@ -380,30 +386,7 @@ fn stopping_long_polling_with_a_post_in_flight_sends_close_then_deletes() {
         panic!("{t:?}")
     };
     assert_eq!(&close.body[..], b"{\"type\":7}\x1e");
-    conn.handle_http(
-        t0,
-        close.id,
-        HttpEvent::Response {
-            status: 200,
-            body: Bytes::new(),
-        },
-    );
-    let (t, _) = drain(&mut conn);
-    let [Transmit::Http(delete)] = &t[..] else {
-        panic!("{t:?}")
-    };
-    assert_eq!(delete.method, HttpMethod::Delete);
-    conn.handle_http(
-        t0,
-        delete.id,
-        HttpEvent::Response {
-            status: 202,
-            body: Bytes::new(),
-        },
-    );
-    let (_, e) = drain(&mut conn);
-    assert_eq!(e.last(), Some(&Event::Closed(None)));
-    assert_eq!(conn.state(), State::Disconnected);
+    finish_stop_with_delete(&mut conn, t0, close, 202);
 }
 
 /// The failed start's error, after feeding `negotiate` the answer `status`/`body`.
