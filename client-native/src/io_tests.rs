@@ -257,17 +257,23 @@ async fn websocket_frames_sent_with_the_upgrade_answer_are_not_lost() {
     );
 }
 
-#[tokio::test]
-async fn websocket_answer_with_a_wrong_accept_key_fails() {
-    let url = raw_server(|_| switching("bm90IHRoZSByaWdodCBrZXk=")).await;
+/// Opens a WebSocket to `url` and expects it to fail before opening: no HTTP status, and a
+/// message that mentions `expected`.
+async fn expect_upgrade_failure(url: String, expected: &str) {
     let mut socket = open(url, Vec::new());
     match next_ws(&mut socket).await {
         WebSocketEvent::Failed { status, message } => {
             assert_eq!(status, None);
-            assert!(message.contains("Sec-WebSocket-Accept"), "{message}");
+            assert!(message.contains(expected), "{message}");
         }
         other => panic!("expected Failed, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn websocket_answer_with_a_wrong_accept_key_fails() {
+    let url = raw_server(|_| switching("bm90IHRoZSByaWdodCBrZXk=")).await;
+    expect_upgrade_failure(url, "Sec-WebSocket-Accept").await;
 }
 
 #[tokio::test]
@@ -279,14 +285,7 @@ async fn websocket_answer_choosing_an_extension_that_was_not_asked_for_fails() {
         answer
     })
     .await;
-    let mut socket = open(url, Vec::new());
-    match next_ws(&mut socket).await {
-        WebSocketEvent::Failed { status, message } => {
-            assert_eq!(status, None);
-            assert!(message.contains("extension"), "{message}");
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
+    expect_upgrade_failure(url, "extension").await;
 }
 
 #[tokio::test]
@@ -300,14 +299,7 @@ async fn websocket_answer_larger_than_its_bound_fails() {
         answer
     })
     .await;
-    let mut socket = open(url, Vec::new());
-    match next_ws(&mut socket).await {
-        WebSocketEvent::Failed { status, message } => {
-            assert_eq!(status, None);
-            assert!(message.contains("invalid answer"), "{message}");
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
+    expect_upgrade_failure(url, "invalid answer").await;
 }
 
 #[tokio::test]
@@ -329,14 +321,7 @@ async fn websocket_server_closing_before_answering_fails() {
         tcp.shutdown().await.unwrap();
         while tcp.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
     });
-    let mut socket = open(format!("ws://127.0.0.1:{port}/ws"), Vec::new());
-    match next_ws(&mut socket).await {
-        WebSocketEvent::Failed { status, message } => {
-            assert_eq!(status, None);
-            assert!(message.contains("closed the connection"), "{message}");
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
+    expect_upgrade_failure(format!("ws://127.0.0.1:{port}/ws"), "closed the connection").await;
 }
 
 #[tokio::test]
