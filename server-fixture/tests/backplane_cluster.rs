@@ -616,6 +616,14 @@ async fn next_target(peer: &mut Peer) -> String {
     }
 }
 
+/// Sends "Marker" through `server` to the connection `id` alone and checks it is the next thing
+/// `peer` receives (so nothing else reached it before).
+async fn expect_only_marker(server: &Server, peer: &mut Peer, id: &str) {
+    let path = format!("/api/v1/hubs/feed/connections/{id}");
+    rest_send(server, &path, "Marker").await;
+    assert_eq!(next_target(peer).await, "Marker");
+}
+
 /// `POST {path}` on `server`'s REST API with `target()` as the payload: 202.
 async fn rest_send(server: &Server, path: &str, target: &str) {
     let (status, _, body) = azure_kit::rest(
@@ -685,13 +693,7 @@ async fn a_user_added_to_a_group_with_a_ttl_on_one_node_is_in_it_on_every_node_u
         .await
         .unwrap();
     rest_send(&a, "/api/v1/hubs/feed/groups/long", "Gone").await;
-    rest_send(
-        &b,
-        &format!("/api/v1/hubs/feed/connections/{ann_id}"),
-        "Marker",
-    )
-    .await;
-    assert_eq!(next_target(&mut ann).await, "Marker");
+    expect_only_marker(&b, &mut ann, &ann_id).await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -751,20 +753,8 @@ async fn rest_sends_on_one_node_reach_everyone_a_user_a_connection_and_a_group_o
 
     // Nothing else reached ann or bob (bob left the group before "Left"): the next thing each
     // sees is a marker sent to them alone.
-    rest_send(
-        &a,
-        &format!("/api/v1/hubs/feed/connections/{ann_id}"),
-        "Marker",
-    )
-    .await;
-    assert_eq!(next_target(&mut ann).await, "Marker");
-    rest_send(
-        &a,
-        &format!("/api/v1/hubs/feed/connections/{bob_id}"),
-        "Marker",
-    )
-    .await;
-    assert_eq!(next_target(&mut bob).await, "Marker");
+    expect_only_marker(&a, &mut ann, &ann_id).await;
+    expect_only_marker(&a, &mut bob, &bob_id).await;
     a.shutdown().await;
     b.shutdown().await;
 }
