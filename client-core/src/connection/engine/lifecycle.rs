@@ -17,9 +17,9 @@ impl Connection {
         }
         if self.state != State::Connected {
             if self.state == State::Disconnecting {
-                // The server ended a long poll while we were stopping (it had our Close): the
-                // queued POSTs still finish and the DELETE is still sent, as the official client
-                // always sends it on stop.
+                // Lost while stopping over long polling (the poll itself was aborted at stop,
+                // so a timer or a failed read): the queued POSTs still finish and the DELETE
+                // is still sent, as the official client always sends it on stop.
                 if self
                     .link
                     .as_ref()
