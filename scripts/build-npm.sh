@@ -19,56 +19,20 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 npm_dir=client-wasm/npm
 dist="$npm_dir/dist"
 
-# `cargo rustc --crate-type cdylib`: the crate stays an rlib for Rust users and tests.
-build=(cargo rustc --profile wasm-release --target wasm32-unknown-unknown -p talkback-wasm --features js-api
-    --lib --crate-type cdylib)
-# The package's std is rebuilt from source with panics as immediate traps and no source
-# locations (RUSTC_BOOTSTRAP=1 lets the stable compiler take `-Zbuild-std`): the module has no
-# panic hook, so a panic already ends in a trap, and this drops the panic formatting and
-# location strings that nothing could show, about a tenth of the package (README, "Size of the
-# browser package"). It needs the toolchain's `rust-src` component; where that cannot be had
-# (or SMALL_STD=0), the module is built with the prebuilt std, and works the same.
-small_std=0
-if [ "${SMALL_STD:-1}" != 0 ] && { rustup component list --installed 2>/dev/null | grep -q '^rust-src' ||
-    timeout 180 rustup component add rust-src >/dev/null 2>&1; }; then
-    small_std=1
-fi
-if [ "$small_std" = 1 ] && RUSTC_BOOTSTRAP=1 \
-    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
-    "${build[@]}" -Zbuild-std=std,panic_abort; then
-    echo "build-npm: std rebuilt for size (panics trap at once, no locations)" >&2
-else
-    [ "$small_std" = 0 ] || echo "build-npm: the size build of std failed; using the prebuilt std" >&2
-    "${build[@]}"
-fi
+. scripts/wasm-common.sh
+# `cargo rustc --crate-type cdylib`: the crate stays an rlib for Rust users and tests. The std
+# is rebuilt for size where it can be (wasm_release_build in wasm-common.sh).
+wasm_release_build rustc -p talkback-wasm --features js-api --lib --crate-type cdylib
 wasm="$target_dir/wasm32-unknown-unknown/wasm-release/talkback_wasm.wasm"
 
 rm -rf "$dist"
 mkdir -p "$dist"
 wasm-bindgen --target web --no-typescript --out-dir "$dist" --out-name talkback_wasm "$wasm"
 
-# Build tools from npm, pinned, installed on first use under $CARGO_TARGET_DIR/npm-tools.
-tools="$target_dir/npm-tools"
-npm_tool() { # npm_tool <package@version> <binary>: prints the binary's path ("" if it cannot be had)
-    local bin="$tools/node_modules/.bin/$2"
-    if [ ! -x "$bin" ] || ! grep -q "\"version\": \"${1##*@}\"" "$tools/node_modules/${1%@*}/package.json" 2>/dev/null; then
-        mkdir -p "$tools"
-        [ -f "$tools/package.json" ] || echo '{"private":true}' >"$tools/package.json"
-        # Saved to the tools' package.json: an install without it would prune the other tool.
-        npm install --prefix "$tools" --no-audit --no-fund "$1" >/dev/null 2>&1 || true
-    fi
-    [ -x "$bin" ] && echo "$bin"
-    return 0
-}
-
-wasm_opt="${WASM_OPT:-$(npm_tool binaryen@132.0.0 wasm-opt)}"
-if [ "$wasm_opt" != none ] && [ -x "$wasm_opt" ]; then
-    "$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-sign-ext \
-        --enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
-        --enable-multivalue "$dist/talkback_wasm_bg.wasm" -o "$dist/talkback_wasm_bg.wasm.opt"
-    mv "$dist/talkback_wasm_bg.wasm.opt" "$dist/talkback_wasm_bg.wasm"
-else
+if ! wasm_opt_for_size "$dist/talkback_wasm_bg.wasm" "$dist/talkback_wasm_bg.wasm.opt" --converge --strip-producers; then
     echo "build-npm: wasm-opt not available; the wasm is not optimised further" >&2
+else
+    mv "$dist/talkback_wasm_bg.wasm.opt" "$dist/talkback_wasm_bg.wasm"
 fi
 
 cp "$npm_dir/src/index.js" "$npm_dir/src/msgpack.js" "$npm_dir/index.d.ts" "$npm_dir/package.json" "$dist/"
@@ -85,11 +49,7 @@ fi
 [ -f "$npm_dir/README.md" ] && cp "$npm_dir/README.md" "$dist/"
 (cd "$dist" && npm pack --pack-destination .. >/dev/null)
 
-size() {
-    local f=$1
-    printf '%-24s %9d raw %9d gzip %9d brotli\n' "$(basename "$f")" "$(wc -c <"$f")" \
-        "$(gzip -9 -c "$f" | wc -c)" "$( (brotli -c -q 11 "$f" 2>/dev/null || node -e 'process.stdout.write(require("zlib").brotliCompressSync(require("fs").readFileSync(process.argv[1])))' "$f") | wc -c)"
-}
+size() { printf '%-24s %9d raw %9d gzip %9d brotli\n' "$(basename "$1")" $(size_of "$1"); }
 echo "talkback-signalr built in $dist:"
 total_raw=0 total_gz=0 total_br=0
 for f in talkback_wasm_bg.wasm talkback_wasm.js index.js msgpack.js; do

@@ -94,17 +94,7 @@ fn hub(url: String) {
 }
 RS
 
-wasm_opt="$target_dir/npm-tools/node_modules/.bin/wasm-opt"
-if [ ! -x "$wasm_opt" ]; then
-    mkdir -p "$target_dir/npm-tools"
-    [ -f "$target_dir/npm-tools/package.json" ] || echo '{"private":true}' >"$target_dir/npm-tools/package.json"
-    npm install --prefix "$target_dir/npm-tools" --no-audit --no-fund binaryen@132.0.0 >/dev/null
-fi
-brotli_size() { # brotli -q 11, with Node's zlib where the brotli command is missing
-    (brotli -c -q 11 "$1" 2>/dev/null ||
-        node -e 'process.stdout.write(require("zlib").brotliCompressSync(require("fs").readFileSync(process.argv[1])))' "$1") | wc -c
-}
-sizes() { echo "$(wc -c <"$1") $(gzip -9 -c "$1" | wc -c) $(brotli_size "$1")"; }
+. "$ROOT/scripts/wasm-common.sh"
 declare -A wasm js
 for v in base talkback; do
     features=()
@@ -113,11 +103,9 @@ for v in base talkback; do
     out="$app/out-$v"
     wasm-bindgen --target web --no-typescript --out-dir "$out" \
         "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/marginal_app.wasm"
-    "$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-sign-ext \
-        --enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
-        --enable-multivalue "$out/marginal_app_bg.wasm" -o "$out/marginal_app_bg.wasm"
-    wasm[$v]="$(sizes "$out/marginal_app_bg.wasm")"
-    js[$v]="$(sizes "$out/marginal_app.js")"
+    wasm_opt_for_size "$out/marginal_app_bg.wasm" "$out/marginal_app_bg.wasm" --converge --strip-producers
+    wasm[$v]="$(size_of "$out/marginal_app_bg.wasm")"
+    js[$v]="$(size_of "$out/marginal_app.js")"
 done
 row() { printf '%-34s %9s raw %9s gzip %9s brotli\n' "$@"; }
 read -r wr wg wb <<<"${wasm[base]}"; row "app (serde_json, web-sys): wasm" "$wr" "$wg" "$wb"

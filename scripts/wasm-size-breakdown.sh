@@ -9,12 +9,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 wasm="$target_dir/wasm32-unknown-unknown/wasm-release/talkback_wasm.wasm"
-wasm_opt="$target_dir/npm-tools/node_modules/.bin/wasm-opt"
-[ -f "$wasm" ] && [ -x "$wasm_opt" ] || { echo "run scripts/build-npm.sh first" >&2; exit 1; }
+. scripts/wasm-common.sh
+[ -f "$wasm" ] && [ -x "$target_dir/npm-tools/node_modules/.bin/wasm-opt" ] || { echo "run scripts/build-npm.sh first" >&2; exit 1; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 wasm-bindgen --target web --no-typescript --keep-debug --out-dir "$work" --out-name named "$wasm"
-"$wasm_opt" -Oz -g --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-    "$work/named_bg.wasm" -o "$work/named.wasm"
+wasm_opt_for_size "$work/named_bg.wasm" "$work/named.wasm" -g
 python3 scripts/wasm-size-breakdown.py "$work/named.wasm" "$@"
