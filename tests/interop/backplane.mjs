@@ -9,7 +9,8 @@
 //
 // Usage: node backplane.mjs [name-filter-regex]
 // Environment: TALKBACK_FIXTURE_BIN (default target/debug/talkback-fixture), INTEROP_LOG=debug|trace.
-// Skipped (exit 0, "skipped: redis-server not installed") only when redis-server is missing.
+// Skipped (exit 0, "skipped: redis-server not installed") only when redis-server is missing,
+// and then only outside CI (with `CI` set it fails).
 // The last line is exactly `N passed, N failed`; the exit code is non-zero on any failure.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -256,8 +257,11 @@ function publishToConnection(redisUrl, hub, connectionId, target, args) {
 // Tests
 
 if (spawnSync("redis-server", ["--version"]).error) {
-  console.log("skipped: redis-server not installed (scripts/redis-setup.sh installs it)");
-  process.exit(0);
+  // The test command installs it: under CI (`CI` set, as scripts/test.sh does) a missing
+  // server is a failure, so that the backplane cannot go untested unnoticed.
+  const ci = process.env.CI && process.env.CI !== "false";
+  console.log(`${ci ? "FAILED" : "skipped"}: redis-server not installed (scripts/redis-setup.sh installs it)`);
+  process.exit(ci ? 1 : 0);
 }
 
 let redis;
