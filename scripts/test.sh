@@ -170,7 +170,8 @@ wasm_browser_tests() {
 
 # The npm package talkback-signalr: built by scripts/build-npm.sh (wasm-release profile,
 # wasm-bindgen, wasm-opt from npm's binaryen), then loaded by a page in headless Chromium that
-# runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs); then
+# runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs), and
+# the same scenarios in Node.js (node.mjs); then
 # its packaging (client-wasm/npm/test/packaging.mjs: the tarball installed into an app, tsc on a
 # typed app, esbuild and Vite bundles and module workers in Chromium) and the fixture's demo page
 # (demo.mjs: a message from the native `talkback` CLI rendered at /, target/artifacts/demo.png;
@@ -197,6 +198,10 @@ npm_package_tests() {
   cargo build --workspace --all-features --bin talkback --example serverless_dashboard
   local failed=0
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/run.mjs || failed=1
+  # The same scenarios in Node.js, through the packed tarball installed into an app (with its
+  # `ws` dependency), the Node.js behaviours beside the official client's, and the process-exit
+  # check (client-wasm/npm/test/node.mjs).
+  TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/node.mjs || failed=1
   # The same scenarios in headless Firefox, over geckodriver (skipped when Firefox is missing).
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/firefox.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/packaging.mjs || failed=1
@@ -234,8 +239,8 @@ if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-core tests in headless Chromiu
 else step "talkback-core tests in headless Chromium and Firefox (wasm32)" wasm_tests; fi
 if [ "${SKIP_WASM:-0}" = 1 ]; then skip "talkback-wasm in headless Chromium and Firefox" "SKIP_WASM=1"
 else step "talkback-wasm in headless Chromium and Firefox" wasm_browser_tests; fi
-if [ "${SKIP_WASM:-0}" = 1 ]; then skip "npm package talkback-signalr in headless Chromium and Firefox" "SKIP_WASM=1"
-else step "npm package talkback-signalr in headless Chromium and Firefox" npm_package_tests; fi
+if [ "${SKIP_WASM:-0}" = 1 ]; then skip "npm package talkback-signalr in headless Chromium, Firefox and Node.js" "SKIP_WASM=1"
+else step "npm package talkback-signalr in headless Chromium, Firefox and Node.js" npm_package_tests; fi
 if [ "${SKIP_INTEROP:-0}" = 1 ]; then skip "interop: official JavaScript client against the fixture" "SKIP_INTEROP=1"
 else step "interop: official JavaScript client against the fixture" interop; fi
 

@@ -235,15 +235,45 @@ export declare class DefaultHttpClient extends HttpClient {
     getCookieString(url: string): string;
 }
 
+/**
+ * A WebSocket class: the browser's, Node.js 22's, or the `ws` package's (its instances are
+ * typed `object` so that the type needs no DOM library).
+ */
+export interface WebSocketConstructor {
+    new (url: string, protocols?: string | string[], options?: any): object;
+    readonly CLOSED: number;
+    readonly CLOSING: number;
+    readonly CONNECTING: number;
+    readonly OPEN: number;
+}
+
 export interface IHttpConnectionOptions {
     headers?: MessageHeaders;
     /**
      * Makes the connection's HTTP requests, as in the official client: negotiate, the long polls
      * (aborted through `abortSignal` on stop), the sends of long polling and Server-Sent Events,
      * and the long polling DELETE go to its `send`. The Server-Sent Events stream and the
-     * WebSocket are opened by the browser. Without it, the engine uses `fetch`.
+     * WebSocket are opened by the package (`fetch`, the WebSocket constructor); the client is
+     * asked `getCookieString` for each WebSocket, and in Node.js its answer goes on the upgrade
+     * as `Cookie`. Without it, the engine uses `fetch`.
      */
     httpClient?: HttpClient;
+    /**
+     * The WebSocket constructor, as the official client takes it (it keeps the option out of
+     * its published types): used in every environment. Without it, in Node.js the `ws`
+     * package (a dependency of this package), else the global `WebSocket`; with none,
+     * WebSockets is skipped as not supported in the environment. In Node.js it is called as
+     * the official client calls `ws`: `new WebSocket(url, undefined, { headers })`, the headers
+     * holding the user agent, `Authorization` and the `headers` option; elsewhere
+     * `new WebSocket(url)`.
+     */
+    WebSocket?: WebSocketConstructor;
+    /**
+     * Accepted for code written for the official client, and not used: this package reads the
+     * Server-Sent Events stream with `fetch` in every environment (which, in Node.js, sends the
+     * same headers the official client gives its `EventSource` there).
+     */
+    EventSource?: unknown;
     transport?: HttpTransportType;
     logger?: ILogger | LogLevel;
     accessTokenFactory?(): string | Promise<string>;

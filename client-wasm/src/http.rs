@@ -41,6 +41,17 @@ pub const MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 /// request and its timeout timer start at once, before the stream is first polled. Dropping
 /// the stream aborts the request.
 pub(crate) fn perform(request: HttpRequest, credentials: bool) -> BoxStream<HttpEvent> {
+    perform_using(request, credentials, None)
+}
+
+/// [`perform`] with `fetch_fn` in place of the global `fetch` when given: a function called as
+/// `fetch` is, `(url, init)`, that returns a Promise of a `Response` (the JavaScript API's
+/// cookie-keeping `fetch` in Node.js).
+pub(crate) fn perform_using(
+    request: HttpRequest,
+    credentials: bool,
+    fetch_fn: Option<&js_sys::Function>,
+) -> BoxStream<HttpEvent> {
     let controller = match AbortController::new() {
         Ok(controller) => controller,
         Err(e) => {
@@ -55,7 +66,7 @@ pub(crate) fn perform(request: HttpRequest, credentials: bool) -> BoxStream<Http
         streaming: request.streaming,
         hooked: false,
         timer: request.timeout.map(js::sleep),
-        fetch: fetch(&request, credentials, &controller.signal()),
+        fetch: fetch(&request, credentials, &controller.signal(), fetch_fn),
         controller: controller.clone(),
     };
     events(start, controller)
@@ -255,11 +266,12 @@ async fn response(
     }
 }
 
-/// Calls the global `fetch` for `request`.
+/// Calls `fetch_fn`, or the global `fetch`, for `request`.
 fn fetch(
     request: &HttpRequest,
     credentials: bool,
     signal: &AbortSignal,
+    fetch_fn: Option<&js_sys::Function>,
 ) -> Result<JsFuture, String> {
     let init = RequestInit::new();
     init.set_method(method_name(request.method));
@@ -281,7 +293,10 @@ fn fetch(
         RequestCredentials::SameOrigin
     });
     init.set_signal(Some(signal));
-    let fetch = js::global_function("fetch")?;
+    let fetch = match fetch_fn {
+        Some(f) => f.clone(),
+        None => js::global_function("fetch")?,
+    };
     // `fetch` must be called with the global object as `this` ("Illegal invocation").
     let promise = fetch
         .call2(&js_sys::global(), &JsValue::from_str(&request.url), &init)

@@ -58,7 +58,7 @@ pub use http::MAX_RESPONSE_BODY;
 pub use runtime::BrowserRuntime;
 #[cfg(target_arch = "wasm32")]
 pub use shell::HubConnectionBuilderExt;
-pub use user_agent::user_agent;
+pub use user_agent::{node_user_agent, user_agent};
 
 /// Builds a [`HubConnection`] in the browser ([`BrowserRuntime`] and its defaults: see the
 /// `Shell` implementation); every other setting has the reference client's default.

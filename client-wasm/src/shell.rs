@@ -10,7 +10,7 @@ use wasm_bindgen::JsValue;
 
 /// The browser's defaults, as the official JavaScript client has them in a browser:
 ///
-/// - the user agent goes in `X-SignalR-User-Agent` ([`crate::user_agent`]), since scripts may
+/// - the user agent goes in `X-SignalR-User-Agent` ([`crate::user_agent()`]), since scripts may
 ///   not set `User-Agent`;
 /// - no headers on the WebSocket and the Server-Sent Events request (a browser's `WebSocket`
 ///   and `EventSource` cannot set any): the access token goes in the `access_token` query
@@ -33,6 +33,45 @@ impl Shell for BrowserRuntime {
         config.user_agent_header = "X-SignalR-User-Agent".into();
         config.headers_on_websocket = false;
         config.access_token_in_query = true;
+        config
+            .headers
+            .push(("X-Requested-With".into(), "XMLHttpRequest".into()));
+        if let Some(url) = resolve_url(&config.url) {
+            config.url = url;
+        }
+    }
+}
+
+/// The shell of the npm package's connections in Node.js (`index.js` tells the bindings), with
+/// the official JavaScript client's Node.js behaviour:
+///
+/// - the user agent goes in `User-Agent` (the bindings add it as a header, with the Node.js
+///   version and platform: [`crate::node_user_agent`]);
+/// - headers go on the WebSocket upgrade and the Server-Sent Events request (user headers, the
+///   user agent, `Authorization`), as the official client gives them to `ws` and `eventsource`
+///   there; the access token is not put in the query;
+/// - `X-Requested-With: XMLHttpRequest` on every fetch request, as the official fetch client
+///   sends it in Node.js too (the bindings' runtime takes it off the WebSocket upgrade and the
+///   Server-Sent Events request, which the official client makes without it);
+/// - an absolute hub URL is normalized by `URL`; a relative one is left as it is (there is no
+///   document to resolve it against).
+///
+/// The runtime is the browser's: Node.js has `fetch`, `AbortController`, `setTimeout` and a
+/// streaming `Response.body`; its WebSockets come from the factory `index.js` gives.
+#[cfg(feature = "js-api")]
+pub(crate) struct NodeShell;
+
+#[cfg(feature = "js-api")]
+impl Shell for NodeShell {
+    fn runtime() -> Arc<dyn Runtime> {
+        Arc::new(BrowserRuntime::new())
+    }
+
+    fn configure(config: &mut Config) {
+        config.user_agent = String::new();
+        config.user_agent_header = "User-Agent".into();
+        config.headers_on_websocket = true;
+        config.access_token_in_query = false;
         config
             .headers
             .push(("X-Requested-With".into(), "XMLHttpRequest".into()));

@@ -4,13 +4,20 @@
 //! push [`WebSocketEvent`]s into a channel that backs the `events` stream; the `frames` sink
 //! calls `send` directly. Both ends share the `Socket`; when both are dropped it removes its
 //! handlers and closes the browser socket.
+//!
+//! The socket is made by the global `WebSocket` constructor, or by a JavaScript factory
+//! `(url, headers) => socket` ([`open_with`]): the npm package's, which gives the `WebSocket`
+//! connection option's constructor, or in Node.js the `ws` package's, with the upgrade's
+//! headers. Any object with the browser `WebSocket`'s properties works (`onopen`,
+//! `onmessage`, `onclose`, `onerror`, `binaryType`, `readyState`, `send`, `close`).
 
 use crate::js;
 use bytes::Bytes;
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 use futures_sink::Sink;
-use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
+use futures_util::future::{select, Either};
+use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -41,8 +48,15 @@ const OPEN: u16 = 1;
 /// Opens a WebSocket with the global `WebSocket` constructor (looked up now). The request's
 /// headers are ignored: browsers cannot set headers on a WebSocket.
 pub(crate) fn open(request: WebSocketRequest) -> WebSocket {
+    open_with(request, None)
+}
+
+/// Opens a WebSocket with `factory`, called as `factory(url, headers)` with the request's
+/// headers as a flat array `[name, value, ...]` (it decides which of them it can send), or
+/// with the global `WebSocket` constructor when there is none.
+pub(crate) fn open_with(request: WebSocketRequest, factory: Option<&Function>) -> WebSocket {
     let (tx, rx) = mpsc::unbounded();
-    match Socket::connect(&request.url, request.max_message_size, tx.clone()) {
+    match Socket::connect(&request, factory, tx.clone()) {
         Ok(socket) => {
             let socket = Rc::new(socket);
             WebSocket {
@@ -79,6 +93,9 @@ struct Shared {
     finished: Cell<bool>,
     /// Frames written before the socket opened (the browser refuses `send` until then).
     queue: RefCell<VecDeque<Outgoing>>,
+    /// Ends the wait of [`Shared::bound_close`] once the socket has finished, so that no timer
+    /// is left (in Node.js a pending timer keeps the process alive).
+    close_wait: RefCell<Option<oneshot::Sender<()>>>,
 }
 
 impl Shared {
@@ -94,6 +111,7 @@ impl Shared {
             let _ = self.events.unbounded_send(event);
             self.events.close_channel();
         }
+        self.close_wait.borrow_mut().take();
     }
 
     fn on_open(self: &Rc<Self>) {
@@ -178,9 +196,9 @@ impl Shared {
             Outgoing::Frame(data, TransferFormat::Text) => match std::str::from_utf8(data) {
                 Ok(text) => self.ws.send_with_str(text),
                 // Not UTF-8: a text frame cannot carry it (as in the native shell).
-                Err(_) => self.ws.send_with_u8_array(data),
+                Err(_) => send_bytes(&self.ws, data),
             },
-            Outgoing::Frame(data, TransferFormat::Binary) => self.ws.send_with_u8_array(data),
+            Outgoing::Frame(data, TransferFormat::Binary) => send_bytes(&self.ws, data),
             Outgoing::Close => {
                 let closed = self.ws.close_with_code(1000);
                 self.bound_close();
@@ -191,11 +209,18 @@ impl Shared {
     }
 
     /// Reports `Closed` after [`CLOSE_TIMEOUT`] if the server has not answered our close frame
-    /// by then (browsers themselves wait much longer).
+    /// by then (browsers themselves wait much longer). The timer is cleared as soon as the
+    /// socket finishes (or is dropped).
     fn bound_close(self: &Rc<Self>) {
         let weak: Weak<Self> = Rc::downgrade(self);
+        let (done, finished) = oneshot::channel::<()>();
+        *self.close_wait.borrow_mut() = Some(done);
         wasm_bindgen_futures::spawn_local(async move {
-            js::sleep(CLOSE_TIMEOUT).await;
+            // `finished` resolves (cancelled) when the sender is dropped: by `finish`, or with
+            // the socket; the timer is then dropped, which clears it.
+            if let Either::Right(_) = select(js::sleep(CLOSE_TIMEOUT), finished).await {
+                return;
+            }
             if let Some(shared) = weak.upgrade() {
                 shared.finish(WebSocketEvent::Closed {
                     code: None,
@@ -215,18 +240,44 @@ struct Socket {
     _on_error: Closure<dyn FnMut(Event)>,
 }
 
+/// Sends `data` as a binary frame, from a copy in JavaScript memory: a view of the wasm memory
+/// would be read after `send` returns by a socket that sends later (Node.js's `ws`, while it
+/// compresses), when the memory may have changed.
+fn send_bytes(ws: &web_sys::WebSocket, data: &[u8]) -> Result<(), JsValue> {
+    ws.send_with_array_buffer_view(&Uint8Array::from(data))
+}
+
+thread_local! {
+    /// A handler that does nothing, left as `onerror` on a socket being let go: Node.js's `ws`
+    /// reports the end of a socket closed while connecting as an `error` event, and an
+    /// emitter's `error` with no listener ends the process.
+    static IGNORE: JsValue = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {}).into_js_value();
+}
+
 impl Socket {
     fn connect(
-        url: &str,
-        max_message_size: usize,
+        request: &WebSocketRequest,
+        factory: Option<&Function>,
         events: mpsc::UnboundedSender<WebSocketEvent>,
     ) -> Result<Socket, String> {
-        let constructor = js::global_function("WebSocket")?;
-        let args = Array::new();
-        args.push(&JsValue::from_str(url));
+        let url = JsValue::from_str(&request.url);
         // Throws for a malformed URL (a `SyntaxError`).
-        let ws = Reflect::construct(&constructor, &args)
-            .map_err(|e| format!("WebSocket failed to connect: {}", js::describe(&e)))?;
+        let ws = match factory {
+            Some(factory) => {
+                let headers = Array::new();
+                for (name, value) in &request.headers {
+                    headers.push(&JsValue::from_str(name));
+                    headers.push(&JsValue::from_str(value));
+                }
+                factory.call2(&JsValue::NULL, &url, &headers)
+            }
+            None => {
+                let constructor = js::global_function("WebSocket")?;
+                Reflect::construct(&constructor, &Array::of1(&url))
+            }
+        }
+        .map_err(|e| format!("WebSocket failed to connect: {}", js::describe(&e)))?;
+        let max_message_size = request.max_message_size;
         // Not `dyn_into`: a wrapper or polyfill need not be an instance of the browser's class.
         let ws: web_sys::WebSocket = ws.unchecked_into();
         ws.set_binary_type(BinaryType::Arraybuffer);
@@ -237,6 +288,7 @@ impl Socket {
             opened: Cell::new(false),
             finished: Cell::new(false),
             queue: RefCell::new(VecDeque::new()),
+            close_wait: RefCell::new(None),
         });
         let s = shared.clone();
         let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| s.on_open());
@@ -269,12 +321,13 @@ impl Drop for Socket {
         ws.set_onopen(None);
         ws.set_onmessage(None);
         ws.set_onclose(None);
-        ws.set_onerror(None);
+        IGNORE.with(|ignore| ws.set_onerror(Some(ignore.unchecked_ref())));
         if ws.ready_state() <= OPEN {
             let _ = ws.close();
         }
         self.shared.finished.set(true);
         self.shared.events.close_channel();
+        self.shared.close_wait.borrow_mut().take();
     }
 }
 

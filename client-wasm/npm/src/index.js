@@ -25,20 +25,52 @@ function wasmUrl() {
   return new URL("talkback_wasm_bg.wasm", base);
 }
 
+// Node.js, told as the official client tells it (Platform.isNode). Read from `globalThis`, so
+// that nothing here needs Node.js.
+function nodeVersion() {
+  const p = globalThis.process;
+  return p && p.release && p.release.name === "node" && p.versions ? [String(p.platform || ""), String(p.versions.node || "")] : undefined;
+}
+
+// Modules only Node.js loads, imported by a name in a variable: bundlers follow literal
+// `import("...")` specifiers only, so a browser bundle holds none of their code (and asks for
+// none of them). Resolved from this file, so `ws` is the package's own dependency.
+const NODE_FS = "node:fs/promises";
+const WS_PACKAGE = "ws";
+const importNode = (name) => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
 let wasmReady;
 // Fetches and instantiates the wasm module once; a failure is forgotten so a later start()
-// tries again (e.g. after the network comes back).
+// tries again (e.g. after the network comes back). Node.js's fetch does not read file: URLs,
+// so there (the package loaded from node_modules, or a bundle for Node.js) the bytes are read
+// from the file.
 function loadWasm() {
   if (!wasmReady) {
     let url;
     wasmReady = Promise.resolve()
-      .then(() => { url = wasmUrl(); return init({ module_or_path: url }); })
+      .then(async () => {
+        url = wasmUrl();
+        const source = url.protocol === "file:" ? await (await importNode(NODE_FS)).readFile(url) : url;
+        return init({ module_or_path: source });
+      })
       .then(() => undefined, (e) => {
         wasmReady = undefined;
         throw new Error(`talkback-signalr could not load its WebAssembly module${url ? ` from ${url}` : ""}: ${e && e.message || e}`);
       });
   }
   return wasmReady;
+}
+
+let wsReady;
+// The `ws` package's WebSocket in Node.js (what the official client uses there), or undefined
+// where it cannot be loaded; asked once.
+function loadWs() {
+  if (!wsReady) {
+    wsReady = nodeVersion()
+      ? importNode(WS_PACKAGE).then((m) => m.default || m.WebSocket, () => undefined)
+      : Promise.resolve(undefined);
+  }
+  return wsReady;
 }
 
 const NOT_CONNECTED = "Cannot send data if the connection is not in the 'Connected' State.";
@@ -114,11 +146,14 @@ const UNABLE_TO_CONNECT = "Unable to connect to the server with any of the avail
 // AggregateErrors: innerErrors as the official client fills them ("<T> failed:" then the
 // error, for a transport it skipped; a FailedToStartTransportError for one that failed to
 // start), and the message that joins them.
-function aggregate(transports) {
+function aggregate(transports, noWebSocket) {
   const inner = [];
   for (const { transport: name, kind, reason } of transports) {
     const transport = HttpTransportType[name];
-    if (kind === "failed") {
+    if (noWebSocket && transport === HttpTransportType.WebSockets && kind === "disabled") {
+      // Left out by the package (see HubConnection._build), not by the app.
+      inner.push(`${name} failed:`, new UnsupportedTransportError("'WebSockets' is not supported in your environment.", transport));
+    } else if (kind === "failed") {
       inner.push(new FailedToStartTransportError(`${name} failed: ${kept(reason) ?? new Error(reason)}`, transport));
     } else {
       inner.push(`${name} failed:`, kind === "disabled" ? new DisabledTransportError(reason, transport) : new Error(reason));
@@ -129,7 +164,7 @@ function aggregate(transports) {
 
 // An error from the engine (`{message, kind, ...}`, see client-wasm/src/bindings) as the
 // official client's error object. `during` is "start" for the errors of start().
-function toError(e, during) {
+function toError(e, during, noWebSocket) {
   if (e instanceof Error) return e;
   if (e === null || typeof e !== "object") return new Error(String(e));
   const text = e.message;
@@ -152,7 +187,7 @@ function toError(e, during) {
         const http = new HttpError(e.statusText || REASONS[e.status] || "", e.status);
         return new FailedToNegotiateWithServerError(`${NEGOTIATION_FAILED}${http}${e.status === 404 ? NOT_FOUND_HINT : ""}`);
       }
-      if (e.transports && e.transports.length > 0) return aggregate(e.transports);
+      if (e.transports && e.transports.length > 0) return aggregate(e.transports, noWebSocket);
       if (e.negotiate) return new FailedToNegotiateWithServerError(text);
       return new Error(text);
     case "transport":
@@ -215,7 +250,12 @@ export class DefaultHttpClient extends HttpClient {
   constructor(logger) {
     super();
     this._logger = createLogger(logger ?? null);
+    // In Node.js, its own cookies, as the official client's (see CookieJar).
+    if (nodeVersion()) this._jar = new CookieJar();
   }
+
+  // The cookies it keeps for `url` in Node.js (browsers keep cookies themselves: "").
+  getCookieString(url) { return this._jar ? this._jar.header(url) : ""; }
 
   async send(request) {
     if (request.abortSignal && request.abortSignal.aborted) throw new AbortError();
@@ -236,6 +276,8 @@ export class DefaultHttpClient extends HttpClient {
     }
     const body = request.content === "" ? undefined : request.content;
     const headers = { "X-Requested-With": "XMLHttpRequest", ...request.headers };
+    const cookies = this._jar && this._jar.header(request.url);
+    if (cookies) headers.Cookie = headers.Cookie ? `${headers.Cookie}; ${cookies}` : cookies;
     if (body) headers["Content-Type"] = isArrayBuffer(body) ? "application/octet-stream" : "text/plain;charset=UTF-8";
     let response;
     try {
@@ -251,6 +293,7 @@ export class DefaultHttpClient extends HttpClient {
       clearTimeout(timer);
       if (request.abortSignal) request.abortSignal.onabort = null;
     }
+    if (this._jar && response.headers.getSetCookie) this._jar.store(request.url, response.headers.getSetCookie());
     if (!response.ok) {
       const text = await readBody(response, "text");
       throw new HttpError(text || response.statusText, response.status);
@@ -290,17 +333,11 @@ const utf8 = new TextDecoder();
 // throw ends the connection with that error; a send that throws fails its calls with that
 // error and the connection goes on, a send's response status is not looked at (but a 401 is
 // retried with a new token); a negotiate answered with another status than 200 fails start().
-// `("WS", url)` is a WebSocket being opened: the official client asks getCookieString (and
-// uses the answer only outside browsers).
 function httpHook(client, options, binary) {
   const own = (name) => Object.keys(options.headers || {}).some((k) => k.toLowerCase() === name);
   const withCredentials = options.withCredentials ?? true;
   const retries401 = (status) => status === 401 && !!options.accessTokenFactory;
   return async (method, url, list, body, timeout, signal) => {
-    if (method === "WS") {
-      try { client.getCookieString(url.replace(/[?&]access_token=[^&]*$/, "")); } catch { /* only Node uses it */ }
-      return;
-    }
     const headers = {};
     for (let i = 0; i < list.length; i += 2) {
       const lower = list[i].toLowerCase();
@@ -341,6 +378,133 @@ function httpHook(client, options, binary) {
     const c = response.content;
     return [status, typeof c === "string" ? c : c instanceof ArrayBuffer ? new Uint8Array(c)
       : ArrayBuffer.isView(c) ? new Uint8Array(c.buffer, c.byteOffset, c.byteLength) : ""];
+  };
+}
+
+// ---- cookies (Node.js) ----
+//
+// Node.js's fetch keeps no cookies. The official client keeps them there, one jar per
+// connection (its fetch wrapped with fetch-cookie over a tough-cookie jar), and sends them with
+// every request, on the WebSocket upgrade and on the SSE request: what sticky sessions behind a
+// load balancer need. This jar does the same for what such servers set: host-only and Domain
+// cookies, Path, Max-Age and Expires, Secure. Bounded: at most 50 cookies of at most 4096
+// bytes each (the oldest goes first).
+const MAX_COOKIES = 50;
+
+const domainMatch = (host, domain) => host === domain || (host.endsWith(`.${domain}`) && !/^[\d.]+$|:/.test(host));
+const pathMatch = (path, cookiePath) => path === cookiePath ||
+  (path.startsWith(cookiePath) && (cookiePath.endsWith("/") || path[cookiePath.length] === "/"));
+
+class CookieJar {
+  constructor() { this._cookies = []; }
+
+  // Keeps the cookies of a response of `url` (its Set-Cookie values).
+  store(url, setCookies) {
+    const u = new URL(url);
+    const host = u.hostname.toLowerCase();
+    for (const line of setCookies) {
+      const [pair, ...attributes] = line.split(";");
+      const eq = pair.indexOf("=");
+      if (line.length > 4096 || eq < 1) continue;
+      const at = u.pathname.lastIndexOf("/");
+      const c = { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), domain: host, hostOnly: true,
+        path: at > 0 ? u.pathname.slice(0, at) : "/", secure: false, expires: Infinity };
+      let maxAge, refused = false;
+      for (const attribute of attributes) {
+        const i = attribute.indexOf("=");
+        const key = (i < 0 ? attribute : attribute.slice(0, i)).trim().toLowerCase();
+        const value = i < 0 ? "" : attribute.slice(i + 1).trim();
+        if (key === "domain" && value) {
+          c.domain = value.replace(/^\./, "").toLowerCase();
+          c.hostOnly = false;
+          refused = !domainMatch(host, c.domain);
+        } else if (key === "path" && value.startsWith("/")) c.path = value;
+        else if (key === "max-age" && /^-?\d+$/.test(value)) maxAge = Number(value);
+        else if (key === "expires" && !Number.isNaN(Date.parse(value))) c.expires = Date.parse(value);
+        else if (key === "secure") c.secure = true;
+      }
+      if (refused) continue;
+      if (maxAge !== undefined) c.expires = Date.now() + maxAge * 1000;
+      this._cookies = this._cookies.filter((o) => o.name !== c.name || o.domain !== c.domain || o.path !== c.path);
+      if (c.expires > Date.now()) this._cookies.push(c);
+      if (this._cookies.length > MAX_COOKIES) this._cookies.shift();
+    }
+  }
+
+  // The Cookie header for a request to `url` ("" when none).
+  header(url) {
+    const u = new URL(url);
+    const host = u.hostname.toLowerCase();
+    const secure = u.protocol === "https:" || u.protocol === "wss:";
+    const now = Date.now();
+    return this._cookies
+      .filter((c) => c.expires > now && (c.hostOnly ? host === c.domain : domainMatch(host, c.domain))
+        && pathMatch(u.pathname, c.path) && (secure || !c.secure))
+      .sort((a, b) => b.path.length - a.path.length)
+      .map((c) => `${c.name}=${c.value}`)
+      .join("; ");
+  }
+}
+
+// `fetch` with cookies, for the engine's requests in Node.js (client-wasm/src/http.rs,
+// `perform_using`, which gives `init.headers` as a Headers object): those of `jar`, which
+// keeps what the responses set; or, with a custom httpClient (whose requests do not come here
+// but for the SSE stream), its getCookieString answer, as the official client gives it to
+// its EventSource.
+function cookieFetch(jar, client) {
+  return async (url, init) => {
+    let cookies = "";
+    try { cookies = jar ? jar.header(url) : client.getCookieString(url); } catch { /* as no cookies */ }
+    if (cookies) {
+      const own = init.headers.get("cookie");
+      init.headers.set("Cookie", own ? `${own}; ${cookies}` : cookies);
+    }
+    const response = await globalThis.fetch(url, init);
+    if (jar && response.headers.getSetCookie) jar.store(url, response.headers.getSetCookie());
+    return response;
+  };
+}
+
+// ---- WebSockets ----
+
+// The WebSocket constructor of a connection, as the official client picks it: the `WebSocket`
+// connection option in every environment; else in Node.js the `ws` package (loaded by
+// `_ensure`), else the global `WebSocket` (a browser's; Node.js 22's). `undefined` when there
+// is none: the connection then skips WebSockets as not supported in this environment.
+function webSocketClass(options, node, ws) {
+  return options.WebSocket || (node && ws) || globalThis.WebSocket;
+}
+
+// The engine's WebSocket factory (client-wasm/src/websocket.rs, `open_with`): `(url, [name,
+// value, ...])` => a socket. Outside Node.js the socket gets the URL only (browsers cannot set
+// headers; the engine puts the access token in the query); without the `WebSocket` option the
+// global `WebSocket` is looked up for each socket, so a wrapper installed later is used. In
+// Node.js, as the official client gives `ws` its options: `new WebSocket(url, undefined, {
+// headers })` with the engine's headers (the user agent, `Authorization`, the user's headers)
+// and the cookies (of a custom httpClient, else of the connection's jar). A custom httpClient
+// is asked getCookieString for every socket, as the official client asks it.
+function webSocketFactory(options, node, ws, jar) {
+  const client = options.httpClient;
+  return (url, list) => {
+    let cookies = "";
+    if (client) {
+      try { cookies = client.getCookieString(url.replace(/[?&]access_token=[^&]*$/, "")); } catch { /* as no cookies */ }
+    } else if (jar) {
+      cookies = jar.header(url);
+    }
+    const Socket = webSocketClass(options, node, ws);
+    if (!node) return new Socket(url);
+    const headers = {};
+    if (cookies) headers.Cookie = cookies;
+    for (let i = 0; i < list.length; i += 2) headers[list[i]] = list[i + 1];
+    if (Socket === globalThis.WebSocket && !options.WebSocket) {
+      // Node.js 22's own WebSocket (no `ws`) takes no headers: the token goes in the query, as
+      // in a browser.
+      const token = /^Bearer (.+)$/.exec(headers.Authorization || "");
+      if (token) url += `${url.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token[1])}`;
+      return new Socket(url);
+    }
+    return new Socket(url, undefined, { headers });
   };
 }
 
@@ -631,12 +795,15 @@ export class HubConnection {
     // document when the connection is built, and `baseUrl` reads back the result. (Elsewhere,
     // a worker say, it is resolved against the script's location at start().)
     this._url = url;
+    // In Node.js there is nothing to resolve against: the official client's error, at build().
+    if (!/^https?:\/\//.test(url) && nodeVersion()) throw new Error(`Cannot resolve '${url}'.`);
     if (!/^https?:\/\//.test(url) && globalThis.document?.baseURI) {
       this._url = new URL(url, globalThis.document.baseURI).href;
       this._httpLogger.log(LogLevel.Information, `Normalizing '${url}' to '${this._url}'.`);
     }
     this.serverTimeoutInMilliseconds = serverTimeout ?? 30000;
     this.keepAliveIntervalInMilliseconds = keepAlive ?? 15000;
+    this._httpOptions = options;
     this._options = {
       protocol: protocol.name,
       // HttpTransportType.None (0) means "any", as in the official client.
@@ -674,10 +841,12 @@ export class HubConnection {
     this._ensure().catch(() => {}); // start() reports a failure (and tries again)
   }
 
-  // Makes the engine's connection once the wasm module is ready.
+  // Makes the engine's connection once the wasm module (and in Node.js the `ws` package) is
+  // ready.
   async _ensure() {
     if (this._raw) return;
-    await loadWasm();
+    const [, ws] = await Promise.all([loadWasm(), loadWs()]);
+    this._ws = ws;
     if (!this._raw) this._raw = this._build();
   }
 
@@ -694,6 +863,21 @@ export class HubConnection {
     // disconnected connection makes a new one at the next start() (see start()).
     this._options.serverTimeout = this.serverTimeoutInMilliseconds;
     this._options.keepAliveInterval = this.keepAliveIntervalInMilliseconds;
+    // The environment and the WebSocket constructor, looked up when the engine's connection is
+    // made (see webSocketClass). With none, WebSockets is left out of the transports, so the
+    // engine falls back to the others as the official client does (and its errors say "not
+    // supported in your environment").
+    const options = this._httpOptions;
+    const node = nodeVersion();
+    this._options.node = node;
+    // In Node.js, cookies: the connection's own (see CookieJar), or a custom httpClient's.
+    if (node && !options.httpClient && !this._jar) this._jar = new CookieJar();
+    this._options.fetch = node ? cookieFetch(this._jar, options.httpClient) : undefined;
+    this._options.webSocket = webSocketFactory(options, node, this._ws, this._jar);
+    this._noWebSocket = !webSocketClass(options, node, this._ws);
+    this._transports = options.transport || (HttpTransportType.WebSockets | HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling);
+    const others = this._transports & ~HttpTransportType.WebSockets;
+    this._options.transport = this._noWebSocket && others ? others : options.transport || undefined;
     let raw;
     try {
       raw = new RawConnection(resolveUrl(this._url), this._options);
@@ -755,7 +939,13 @@ export class HubConnection {
         this._options.keepAliveInterval !== this.keepAliveIntervalInMilliseconds)) {
       this._rebuild();
     }
-    await this._raw.start().catch((e) => { throw toError(e, "start"); });
+    if (this._noWebSocket && !(this._transports & ~HttpTransportType.WebSockets)) {
+      // WebSockets only, and no WebSocket: the official client's errors.
+      if (this._options.skipNegotiation) throw new Error("'WebSocket' is not supported in your environment.");
+      throw aggregate(["WebSockets", "ServerSentEvents", "LongPolling"].map((transport) =>
+        ({ transport, kind: "disabled", reason: `'${transport}' is disabled by the client.` })), true);
+    }
+    await this._raw.start().catch((e) => { throw toError(e, "start", this._noWebSocket); });
   }
 
   async stop() {

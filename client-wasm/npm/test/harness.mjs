@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -201,6 +201,36 @@ export async function serveStatic(dirs, { route } = {}) {
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   onCleanup(() => server.close());
   return `http://127.0.0.1:${server.address().port}`;
+}
+
+/**
+ * Installs the tarball `npm pack` made (client-wasm/npm/<name>-<version>.tgz, by
+ * scripts/build-npm.sh) into a fresh temporary app (removed on exit unless KEEP_APP is set) with
+ * `npm install --offline`, as an app would, with its dependencies (`ws`) packed from this
+ * folder's node_modules. Resolves with `{ app, installed, tarball, source }`:
+ * the app's folder, the installed package's folder, the tarball and the source package.json.
+ */
+export async function installTarball(prefix = "talkback-signalr-app-") {
+  const source = JSON.parse(readFileSync(join(npmDir, "package.json"), "utf8"));
+  const tarball = join(npmDir, `${source.name}-${source.version}.tgz`);
+  if (!existsSync(tarball)) throw new Error(`${tarball} is missing (scripts/build-npm.sh packs it)`);
+  const app = mkdtempSync(join(tmpdir(), prefix));
+  if (!process.env.KEEP_APP) onCleanup(() => rmSync(app, { recursive: true, force: true }));
+  else console.log(`temporary app: ${app}`);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "tarball-app", private: true, type: "module" }, null, 2));
+  // The package's dependencies (`ws`), from the test tools' install (npm ci here) packed into
+  // tarballs too: an offline install cannot resolve a version range without the registry.
+  const deps = [];
+  for (const name of Object.keys(source.dependencies || {})) {
+    const dir = join(here, "node_modules", name);
+    if (!existsSync(dir)) throw new Error(`${dir} is missing: (cd ${here} && npm ci)`);
+    const packed = (await run("npm", ["pack", "--silent", "--pack-destination", app, dir], { cwd: app })).trim().split("\n").pop();
+    deps.push(join(app, packed));
+  }
+  await run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", tarball, ...deps], { cwd: app });
+  const installed = join(app, "node_modules", source.name);
+  if (!existsSync(join(installed, "package.json"))) throw new Error("no node_modules/talkback-signalr/package.json after npm install");
+  return { app, installed, tarball, source };
 }
 
 /**

@@ -15,7 +15,8 @@ function assert(cond, what) {
   if (!cond) throw new Error(what);
 }
 
-// The official client, as a classic script that sets `window.signalR`.
+// The official client, as a classic script that sets `window.signalR` (in Node.js, node.mjs
+// sets it to the official client's Node.js build).
 function loadOfficial() {
   if (window.signalR) return Promise.resolve(window.signalR);
   return new Promise((resolve, reject) => {

@@ -18,7 +18,8 @@ function script(src) {
   });
 }
 
-// The official MessagePackHubProtocol (its browser bundle extends `window.signalR`).
+// The official MessagePackHubProtocol (its browser bundle extends `window.signalR`; in Node.js,
+// node.mjs sets `window.signalR.protocols.msgpack` to its Node.js build).
 async function loadOfficialMsgPack() {
   if (!window.signalR) await script("/official/signalr.js");
   if (!window.signalR.protocols?.msgpack) await script("/official-msgpack/signalr-protocol-msgpack.js");

@@ -14,6 +14,7 @@
 // The exported types are handles for JavaScript, where `Debug` means nothing.
 #![allow(missing_debug_implementations)]
 
+use crate::shell::NodeShell;
 use crate::BrowserRuntime;
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::{select, Either};
@@ -23,7 +24,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use talkback_core::client::{
-    self, BoxFuture, BoxStream, HubConnection, HubConnectionBuilder, Runtime, WebSocket,
+    self, BoxFuture, BoxStream, HubConnection, HubConnectionBuilder, Runtime, Shell, WebSocket,
     WebSocketRequest,
 };
 use talkback_core::{
@@ -185,16 +186,33 @@ impl ReconnectPolicy for JsPolicy {
     }
 }
 
-/// The browser runtime with a custom `httpClient` (the `http` option of `index.js`): every HTTP
-/// request but the Server-Sent Events stream goes to that JavaScript function (see
-/// `http::perform_with`), which also hears of each WebSocket opened (`("WS", url)`), as the
-/// official client asks its `HttpClient` for the socket's cookies.
-struct HookedRuntime {
+/// The browser runtime with what `index.js` gives a connection: `http`, a custom
+/// `httpClient` (every HTTP request but the Server-Sent Events stream goes to that JavaScript
+/// function, see `http::perform_with`); `webSocket`, the factory `(url, headers) => socket`
+/// of its WebSockets (the `WebSocket` option's constructor, `ws` in Node.js; see
+/// `websocket::open_with`), which also adds the socket's cookies; and `fetch`, used in place of
+/// the global `fetch` (in Node.js, a `fetch` that keeps the connection's cookies).
+///
+/// `fetch_only` names a header that goes on fetch requests only (`X-Requested-With` in
+/// Node.js, see `NodeShell`): it is taken off the WebSocket upgrade and the Server-Sent Events
+/// request, which the official client makes with `ws` and `eventsource` without it.
+struct JsRuntime {
     inner: BrowserRuntime,
-    hook: Function,
+    hook: Option<Function>,
+    websocket: Option<Function>,
+    fetch: Option<Function>,
+    fetch_only: Option<&'static str>,
 }
 
-impl Runtime for HookedRuntime {
+impl JsRuntime {
+    fn strip(&self, headers: &mut Vec<(String, String)>) {
+        if let Some(name) = self.fetch_only {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+    }
+}
+
+impl Runtime for JsRuntime {
     fn spawn(&self, task: BoxFuture<()>) {
         self.inner.spawn(task);
     }
@@ -207,20 +225,22 @@ impl Runtime for HookedRuntime {
         self.inner.sleep_until(deadline)
     }
 
-    fn http(&self, request: HttpRequest) -> BoxStream<HttpEvent> {
-        if request.streaming {
-            return self.inner.http(request);
+    fn http(&self, mut request: HttpRequest) -> BoxStream<HttpEvent> {
+        match &self.hook {
+            Some(hook) if !request.streaming => crate::http::perform_with(hook, request),
+            _ => {
+                if request.streaming {
+                    self.strip(&mut request.headers);
+                }
+                let credentials = self.inner.credentials();
+                crate::http::perform_using(request, credentials, self.fetch.as_ref())
+            }
         }
-        crate::http::perform_with(&self.hook, request)
     }
 
-    fn websocket(&self, request: WebSocketRequest) -> WebSocket {
-        let _ = self.hook.call2(
-            &JsValue::NULL,
-            &JsValue::from_str("WS"),
-            &JsValue::from_str(&request.url),
-        );
-        self.inner.websocket(request)
+    fn websocket(&self, mut request: WebSocketRequest) -> WebSocket {
+        self.strip(&mut request.headers);
+        crate::websocket::open_with(request, self.websocket.as_ref())
     }
 }
 
@@ -324,6 +344,78 @@ impl StreamHandle {
     }
 }
 
+/// Whether the `headers` option has a header `lower_name` (in any case).
+fn has_header(o: &JsValue, lower_name: &str) -> bool {
+    let headers = get(o, "headers");
+    headers.is_object()
+        && js_sys::Object::keys(headers.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .any(|k| {
+                k.as_string()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(lower_name))
+            })
+}
+
+/// The builder `b` with the options of `index.js` (`o`) but the shell's own.
+fn configure<S: Shell>(
+    b: HubConnectionBuilder<S>,
+    runtime: Arc<dyn Runtime>,
+    protocol: Protocol,
+    o: &JsValue,
+) -> HubConnectionBuilder<S> {
+    let mut b = b.with_runtime(runtime).with_protocol(protocol);
+    if let Some(t) = get(o, "transport").as_f64() {
+        b = b.with_transports(TransportSet(t as u8));
+    }
+    if get(o, "skipNegotiation").as_bool() == Some(true) {
+        b = b.skip_negotiation(true);
+    }
+    if let Some(d) = millis(&get(o, "timeout")) {
+        b = b.with_http_timeout(d);
+    }
+    if let Some(d) = millis(&get(o, "serverTimeout")) {
+        b = b.with_server_timeout(d);
+    }
+    if let Some(d) = millis(&get(o, "keepAliveInterval")) {
+        b = b.with_keep_alive_interval(d);
+    }
+    let headers = get(o, "headers");
+    if headers.is_object() {
+        for entry in js_sys::Object::entries(headers.unchecked_ref()).iter() {
+            let entry: Array = entry.unchecked_into();
+            if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+                b = b.with_header(k, v);
+            }
+        }
+    }
+    if let Ok(factory) = get(o, "accessTokenFactory").dyn_into::<Function>() {
+        b = b.with_access_token_factory(move || {
+            let token = factory.call0(&JsValue::NULL);
+            async move {
+                let token = match token {
+                    Ok(t) => JsFuture::from(Promise::resolve(&t)).await,
+                    Err(e) => Err(e),
+                };
+                match token {
+                    Ok(t) => Ok(t.as_string().unwrap_or_default()),
+                    Err(e) => Err(describe(&e).into()),
+                }
+            }
+        });
+    }
+    if let Ok(policy) = get(o, "reconnect").dyn_into::<Function>() {
+        b = b.with_reconnect_policy(JsPolicy::new(policy));
+    }
+    let stateful = get(o, "statefulReconnect");
+    if stateful.is_object() {
+        b = match get(&stateful, "bufferSize").as_f64() {
+            Some(n) if n > 0.0 => b.with_stateful_reconnect_buffer_size(n as usize),
+            _ => b.with_stateful_reconnect(),
+        };
+    }
+    b
+}
+
 /// One hub connection, with encoded values.
 #[wasm_bindgen]
 pub struct RawConnection {
@@ -342,64 +434,46 @@ impl RawConnection {
             _ => Protocol::Json,
         };
         let credentials = get(&o, "withCredentials").as_bool().unwrap_or(true);
-        let inner = BrowserRuntime::new().with_credentials(credentials);
-        let runtime: Arc<dyn Runtime> = match get(&o, "http").dyn_into::<Function>() {
-            Ok(hook) => Arc::new(HookedRuntime { inner, hook }),
-            Err(_) => Arc::new(inner),
-        };
-        let mut b = HubConnectionBuilder::<BrowserRuntime>::new(url)
-            .with_runtime(runtime)
-            .with_protocol(protocol);
-        if let Some(t) = get(&o, "transport").as_f64() {
-            b = b.with_transports(TransportSet(t as u8));
-        }
-        if get(&o, "skipNegotiation").as_bool() == Some(true) {
-            b = b.skip_negotiation(true);
-        }
-        if let Some(d) = millis(&get(&o, "timeout")) {
-            b = b.with_http_timeout(d);
-        }
-        if let Some(d) = millis(&get(&o, "serverTimeout")) {
-            b = b.with_server_timeout(d);
-        }
-        if let Some(d) = millis(&get(&o, "keepAliveInterval")) {
-            b = b.with_keep_alive_interval(d);
-        }
-        let headers = get(&o, "headers");
-        if headers.is_object() {
-            for entry in js_sys::Object::entries(headers.unchecked_ref()).iter() {
-                let entry: Array = entry.unchecked_into();
-                if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
-                    b = b.with_header(k, v);
-                }
+        // In Node.js (`node: [platform, version]`), the official client's Node.js behaviour:
+        // see `NodeShell`.
+        let node = get(&o, "node");
+        const REQUESTED_WITH: &str = "x-requested-with";
+        let runtime = Arc::new(JsRuntime {
+            inner: BrowserRuntime::new().with_credentials(credentials),
+            hook: get(&o, "http").dyn_into::<Function>().ok(),
+            websocket: get(&o, "webSocket").dyn_into::<Function>().ok(),
+            fetch: get(&o, "fetch").dyn_into::<Function>().ok(),
+            fetch_only: (Array::is_array(&node) && !has_header(&o, REQUESTED_WITH))
+                .then_some(REQUESTED_WITH),
+        });
+        let conn = if Array::is_array(&node) {
+            let node: &Array = node.unchecked_ref();
+            let agent = crate::user_agent::node_user_agent(
+                &node.get(0).as_string().unwrap_or_default(),
+                &node.get(1).as_string().unwrap_or_default(),
+            );
+            let b = configure(
+                HubConnectionBuilder::<NodeShell>::new(url),
+                runtime,
+                protocol,
+                &o,
+            );
+            // The user's own `User-Agent` header wins, as in the official client.
+            if has_header(&o, "user-agent") {
+                b.build()
+            } else {
+                b.with_header("User-Agent", agent).build()
             }
-        }
-        if let Ok(factory) = get(&o, "accessTokenFactory").dyn_into::<Function>() {
-            b = b.with_access_token_factory(move || {
-                let token = factory.call0(&JsValue::NULL);
-                async move {
-                    let token = match token {
-                        Ok(t) => JsFuture::from(Promise::resolve(&t)).await,
-                        Err(e) => Err(e),
-                    };
-                    match token {
-                        Ok(t) => Ok(t.as_string().unwrap_or_default()),
-                        Err(e) => Err(describe(&e).into()),
-                    }
-                }
-            });
-        }
-        if let Ok(policy) = get(&o, "reconnect").dyn_into::<Function>() {
-            b = b.with_reconnect_policy(JsPolicy::new(policy));
-        }
-        let stateful = get(&o, "statefulReconnect");
-        if stateful.is_object() {
-            b = match get(&stateful, "bufferSize").as_f64() {
-                Some(n) if n > 0.0 => b.with_stateful_reconnect_buffer_size(n as usize),
-                _ => b.with_stateful_reconnect(),
-            };
-        }
-        let conn = b.build().map_err(|e| error_value(&e))?;
+        } else {
+            configure(
+                HubConnectionBuilder::<BrowserRuntime>::new(url),
+                runtime,
+                protocol,
+                &o,
+            )
+            .build()
+        };
+        let conn = conn.map_err(|e| error_value(&e))?;
         // Lifecycle events go to one JavaScript function: `(kind, text)`.
         if let Ok(events) = get(&o, "events").dyn_into::<Function>() {
             let e = events.clone();
