@@ -10,8 +10,13 @@
 #      WASM_OPT=none to skip it
 #   4. copies the JavaScript (minified by esbuild@0.28.2, from npm like binaryen, keeping
 #      names so the error classes keep theirs; set MINIFY=0 to ship it as written), the
-#      TypeScript definitions and package.json, then `npm pack`.
-# Prints the sizes (raw / gzip / brotli) of what the package loads, beside the official client's.
+#      TypeScript definitions and package.json;
+#   5. bundles the package for classic <script> tags, as the official dist/browser/signalr.js is
+#      (esbuild --format=iife --global-name=signalR): dist/browser/talkback-signalr.js (readable)
+#      and talkback-signalr.min.js, with a copy of the wasm module beside them, where the bundle
+#      looks for it (next to the running script); then `npm pack`.
+# Prints the sizes (raw / gzip / brotli) of what the package loads, beside the official client's,
+# and of the script-tag bundle (an alternative to the ES module, not an addition to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -36,15 +41,33 @@ else
 fi
 
 cp "$npm_dir/src/index.js" "$npm_dir/src/msgpack.js" "$npm_dir/index.d.ts" "$npm_dir/package.json" "$dist/"
-esbuild=""
-[ "${MINIFY:-1}" = 0 ] || esbuild="$(npm_tool esbuild@0.28.2 esbuild)"
-if [ -n "$esbuild" ]; then
+esbuild="$(npm_tool esbuild@0.28.2 esbuild)"
+[ -n "$esbuild" ] || { echo "build-npm: esbuild@0.28.2 could not be installed from npm; it bundles dist/browser" >&2; exit 1; }
+
+# The script-tag bundle, from the JavaScript as written (before it is minified below). Its entry
+# re-exports the package and adds `protocols.msgpack`, which the official MessagePack add-on
+# (signalr-protocol-msgpack.js) puts on the same global: `signalR.protocols.msgpack.
+# MessagePackHubProtocol` and `.VERSION`. `var signalR = ...` at the top of a classic script is
+# a property of the page's (or worker's) global object, as the official UMD bundle's is. The
+# bundle finds its wasm module next to itself (index.js: `import.meta` is empty in an iife, so
+# `document.currentScript` in a page, a stack trace in a worker), hence the copy in browser/.
+browser_entry='export * from "./index.js";
+import { MessagePackHubProtocol, VERSION } from "./index.js";
+export const protocols = { msgpack: { MessagePackHubProtocol, VERSION } };'
+mkdir -p "$dist/browser"
+for min in "" --minify; do
+    out="$PWD/$dist/browser/talkback-signalr${min:+.min}.js"
+    (cd "$dist" && printf '%s\n' "$browser_entry" | "$esbuild" --bundle --format=iife --global-name=signalR \
+        --platform=browser --target=es2022 --sourcefile=talkback-signalr.js $min ${min:+--keep-names} \
+        --log-override:empty-import-meta=silent --log-level=warning --outfile="$out")
+done
+cp "$dist/talkback_wasm_bg.wasm" "$dist/browser/"
+
+if [ "${MINIFY:-1}" != 0 ]; then
     for f in index.js msgpack.js talkback_wasm.js; do
         "$esbuild" "$dist/$f" --minify --keep-names --format=esm --target=es2022 --log-level=warning \
             --outfile="$dist/$f.min" && mv "$dist/$f.min" "$dist/$f"
     done
-elif [ "${MINIFY:-1}" != 0 ]; then
-    echo "build-npm: esbuild not available; the JavaScript is not minified" >&2
 fi
 [ -f "$npm_dir/README.md" ] && cp "$npm_dir/README.md" "$dist/"
 (cd "$dist" && npm pack --pack-destination .. >/dev/null)
@@ -61,3 +84,7 @@ done
 printf '%-24s %9d raw %9d gzip %9d brotli   (each file compressed on its own, as served)\n' \
     "total" "$total_raw" "$total_gz" "$total_br"
 echo "official @microsoft/signalr 10: signalr.min.js 47,668 raw / 13,724 gzip; with signalr-protocol-msgpack 22,419 gzip"
+echo "or, from a <script> tag (instead of the ES module above; the same wasm module):"
+set -- $(size_of "$dist/browser/talkback-signalr.min.js") $(size_of "$dist/browser/talkback_wasm_bg.wasm")
+size "$dist/browser/talkback-signalr.min.js"
+printf '%-24s %9d raw %9d gzip %9d brotli   (with talkback_wasm_bg.wasm)\n' "total" $(($1 + $4)) $(($2 + $5)) $(($3 + $6))

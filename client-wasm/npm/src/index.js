@@ -12,9 +12,24 @@
 import init, { RawConnection } from "./talkback_wasm.js";
 import { encode as mpEncode, decode as mpDecode } from "./msgpack.js";
 
-// Where this module was loaded from when `import.meta.url` is not there (an iife bundle): the
-// classic script being run, or the worker's own script. Read while the script runs.
-const scriptUrl = globalThis.document?.currentScript?.src;
+// Where this module was loaded from when `import.meta.url` is not there (an iife bundle, such as
+// browser/talkback-signalr.js): in a page, the classic script being run; in a worker, which has
+// no `currentScript`, the script a stack trace taken now names (the one `importScripts()` is
+// running, or the worker's own script when the package is bundled into it). Read while the
+// script runs; wasmUrl() falls back to the worker's own address.
+const scriptUrl = import.meta.url ? undefined : globalThis.document ? globalThis.document.currentScript?.src : runningScriptUrl();
+
+// The URL in the first frame of a stack trace: `at f (https://host/a.js:1:2)` in Chromium,
+// `f@https://host/a.js:1:2` in Firefox and Safari. Undefined when there is none (Node.js prints
+// paths, and an `eval`-ed script has no URL of its own).
+function runningScriptUrl() {
+  try {
+    const frame = /((?:https?|blob|file):[^\s()@]+?):\d+:\d+/.exec(String(new Error().stack));
+    return frame ? frame[1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function wasmUrl() {
   // The literal `new URL("...", import.meta.url)` is what bundlers (Vite, webpack, Parcel) look

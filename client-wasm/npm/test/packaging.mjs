@@ -16,7 +16,11 @@
 // 5. the lazy wasm initialisation, in a page written here (LAZY_PAGE): importing the package
 //    fetches nothing, a connection just built is Disconnected, calls made before start() get the
 //    official error, a module that cannot be loaded is start()'s error and a later start()
-//    loads it.
+//    loads it;
+// 6. the script-tag bundle (browser/talkback-signalr.min.js, the global `signalR`): in the
+//    tarball with its wasm module beside it, reachable through the exports map, a classic
+//    script; ../classic.html (an app of classic scripts, ../classic-app.js) runs against the
+//    fixture with it.
 // Prints `N passed, N failed`; exits non-zero on any failure. Everything it starts is stopped,
 // also after TEST_TIMEOUT_MS (default 240 s). Set KEEP_APP=1 to keep the temporary app.
 
@@ -141,7 +145,8 @@ async function main() {
     const nodeModule = "(node:[\\w/]+|fs|fs/promises|path|url|os|crypto|util|stream|http|https|child_process|worker_threads|module|ws)";
     const nodeOnly = [/\brequire\s*\(/, /\bprocess\s*\./, /\bBuffer\b/, /__dirname|__filename/, /\bmodule\.exports\b/,
       new RegExp(`from\\s*["']${nodeModule}["']`), new RegExp(`\\bimport\\s*\\(\\s*(/\\*.*?\\*/\\s*)*["'\`]${nodeModule}["'\`]`)];
-    for (const f of readdirSync(installed).filter((n) => n.endsWith(".js"))) {
+    const scripts = [...readdirSync(installed), ...readdirSync(join(installed, "browser")).map((n) => `browser/${n}`)];
+    for (const f of scripts.filter((n) => n.endsWith(".js"))) {
       const text = readFileSync(join(installed, f), "utf8");
       for (const re of nodeOnly) {
         const m = re.exec(text);
@@ -150,6 +155,25 @@ async function main() {
       assert(!/^\s*import\s[^;]*from\s+["'](?!\.\/)/m.test(text), `${f} imports only its own files`);
     }
   });
+
+  // ---- 6. the script-tag bundle (its page runs with the others, in step 4)
+  const scriptTag = await results.check("the tarball holds the script-tag bundle (browser/), a classic script with its wasm module beside it", () => {
+    const require = createRequire(join(app, "package.json"));
+    const wasm = readFileSync(require.resolve(`${source.name}/talkback_wasm_bg.wasm`));
+    const beside = readFileSync(require.resolve(`${source.name}/browser/talkback_wasm_bg.wasm`));
+    assert(wasm.equals(beside), "browser/talkback_wasm_bg.wasm is the package's wasm module");
+    for (const f of ["talkback-signalr.js", "talkback-signalr.min.js"]) {
+      const text = readFileSync(require.resolve(`${source.name}/browser/${f}`), "utf8");
+      assert(/^var signalR ?= ?\(\(\) ?=> ?\{/.test(text), `${f} sets the global signalR: ${JSON.stringify(text.slice(0, 40))}`);
+      assert(!/^\s*(import|export)\s/m.test(text), `${f} is a classic script (no import or export statement)`);
+    }
+  });
+  const classicHtml = readFileSync(join(here, "classic.html"), "utf8");
+  const tag = `<script src="/pkg/browser/talkback-signalr.js"></script>`;
+  mkdirSync(join(app, "script-tag"), { recursive: true });
+  cpSync(join(here, "classic-app.js"), join(app, "classic-app.js"));
+  writeFileSync(join(app, "script-tag/index.html"),
+    classicHtml.replace(tag, `<script src="/node_modules/${source.name}/browser/talkback-signalr.min.js"></script>`));
 
   cpSync(join(here, "apps"), app, { recursive: true });
   mkdirSync(join(app, "lazy"), { recursive: true });
@@ -227,13 +251,14 @@ async function main() {
     ["module worker (unbundled)", true, "/worker/index.html"],
     ["classic worker (esbuild iife)", classicOk, "/out/classic/index.html"],
     ["lazy init page (unbundled)", true, "/lazy/index.html"],
+    ["script tag (installed browser/talkback-signalr.min.js)", scriptTag && classicHtml.includes(tag), "/script-tag/index.html", true],
   ];
-  for (const [label, built, path] of pages) {
+  for (const [label, built, path, prefixed] of pages) {
     if (!built) { results.add(`${label}: runs in headless Chromium`, false, "not built (see above)"); continue; }
     try {
       await page.navigate(`${site}${path}?hub=${encodeURIComponent(hub)}`);
       const list = await page.waitFor("globalThis.results", `the results of the ${label}`, 90000);
-      for (const r of list) results.add(r.name, r.ok, r.error);
+      for (const r of list) results.add(prefixed ? `${label}: ${r.name}` : r.name, r.ok, r.error);
     } catch (e) {
       results.add(`${label}: runs in headless Chromium`, false, e && e.stack || e);
     }
