@@ -3,20 +3,7 @@
 
 mod kit;
 
-#[allow(unused_imports)]
-use futures::{SinkExt, StreamExt};
-#[allow(unused_imports)]
 use kit::*;
-#[allow(unused_imports)]
-use serde_json::{json, Value};
-#[allow(unused_imports)]
-use std::time::Duration;
-#[allow(unused_imports)]
-use talkback_core::protocol::{
-    CancelInvocation, Completion, CompletionResult, HubMessage, Invocation, StreamItem,
-};
-#[allow(unused_imports)]
-use talkback_fixture::{Config, Server};
 
 #[tokio::test]
 async fn item_06_messagepack_over_sse_is_refused_at_handshake() {

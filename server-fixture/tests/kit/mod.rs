@@ -1,15 +1,20 @@
 //! The test kit shared by the fixture's integration tests: a fixture, raw HTTP and WebSocket
 //! peers over real loopback sockets, and a time limit on every await.
 //!
-//! Each test file includes it with `mod kit;`; not every file uses every helper.
-#![allow(dead_code, unreachable_pub)]
+//! Each test file includes it with `mod kit;` and `use kit::*;` (which also brings the common
+//! imports below); not every file uses every helper.
+// Each test binary compiles its own copy of the kit and uses part of it, the re-exports too.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-use futures::{SinkExt, StreamExt};
-use serde_json::Value;
-use std::time::Duration;
-use talkback_core::protocol::{Completion, CompletionResult, Decoded, HubMessage, Invocation};
-pub use talkback_core::protocol::{Protocol, RawValue};
-use talkback_fixture::{Config, Server};
+// What the test files use besides the kit's own helpers, so that each needs only `use kit::*;`.
+pub use futures::{SinkExt, StreamExt};
+pub use serde_json::{json, Value};
+pub use std::time::Duration;
+pub use talkback_core::protocol::{
+    CancelInvocation, Completion, CompletionResult, Decoded, HubMessage, Invocation, Protocol,
+    RawValue, StreamItem,
+};
+pub use talkback_fixture::{Config, Server};
 pub use tokio_tungstenite::tungstenite::Message;
 
 /// A client WebSocket.
