@@ -11,6 +11,8 @@ mod engine;
 mod fast_map;
 mod link;
 
+// The client layer keys its pending calls by the same number.
+#[cfg(feature = "client")]
 pub(crate) use engine::invocation_number;
 pub(crate) use fast_map::FastMap;
 

@@ -92,6 +92,27 @@ fn authenticate(
     }
 }
 
+/// The checks every `/client/` request passes first, in the service's order: the Azure mode is
+/// on (else 404), the method is one the route takes (405), the `hub` parameter names a hub
+/// (400) and the token is valid for that hub's client URL (401). Gives the mode, the wire hub
+/// name and the token's user.
+fn admit(
+    shared: &App,
+    method_allowed: bool,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(Arc<AzureState>, String, Option<String>), Response> {
+    let Some(azure) = azure(shared) else {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    };
+    if !method_allowed {
+        return Err(StatusCode::METHOD_NOT_ALLOWED.into_response());
+    }
+    let wire = wire_hub(query)?;
+    let user = authenticate(&azure, headers, query, &wire)?;
+    Ok((azure, wire, user))
+}
+
 fn unauthorized(message: &str) -> Response {
     let mut response = text(StatusCode::UNAUTHORIZED, message);
     response.headers_mut().insert(
@@ -108,18 +129,8 @@ async fn negotiate(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(azure) = azure(&shared) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if method != Method::POST {
-        return StatusCode::METHOD_NOT_ALLOWED.into_response();
-    }
-    let wire = match wire_hub(&query) {
-        Ok(wire) => wire,
-        Err(response) => return response,
-    };
-    let user = match authenticate(&azure, &headers, &query, &wire) {
-        Ok(user) => user,
+    let (azure, wire, user) = match admit(&shared, method == Method::POST, &headers, &query) {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
     let hub = match azure.client_hub(&shared, &wire) {
@@ -148,15 +159,8 @@ async fn connect(
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(azure) = azure(&shared) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let wire = match wire_hub(&query) {
-        Ok(wire) => wire,
-        Err(response) => return response,
-    };
-    let user = match authenticate(&azure, request.headers(), &query, &wire) {
-        Ok(user) => user,
+    let (azure, wire, user) = match admit(&shared, true, request.headers(), &query) {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
     let hub = match azure.client_hub(&shared, &wire) {
