@@ -189,6 +189,31 @@ struct Call {
     body: Option<Vec<u8>>,
 }
 
+impl Call {
+    /// A call with no query pairs of its own and no body.
+    fn new(name: &'static str, method: Method, path: String) -> Self {
+        Call {
+            name,
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Adds the call's own query pairs.
+    fn with_query(mut self, query: Vec<(&'static str, String)>) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// Adds the call's body.
+    fn with_body(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
 /// How an answer's status maps to a result.
 #[derive(Clone, Copy)]
 enum Expect {
@@ -314,13 +339,7 @@ impl ServiceClient {
     /// `HEAD /api/v1/health` or `HEAD /api/health?api-version=2022-06-01`: Ok when the service
     /// answers 200.
     pub async fn health(&self) -> Result<(), AzureError> {
-        let call = Call {
-            name: "health",
-            method: Method::HEAD,
-            path: "health".into(),
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new("health", Method::HEAD, "health".into());
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -376,13 +395,13 @@ impl ServiceClient {
         message: &Message,
         excluded: &[&str],
     ) -> Result<(), AzureError> {
-        let call = Call {
-            name: "send to all",
-            method: Method::POST,
-            path: self.action(self.hub_path(hub)?, ":send"),
-            query: Self::excluded(excluded)?,
-            body: Some(Self::body(message)?),
-        };
+        let call = Call::new(
+            "send to all",
+            Method::POST,
+            self.action(self.hub_path(hub)?, ":send"),
+        )
+        .with_query(Self::excluded(excluded)?)
+        .with_body(Self::body(message)?);
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -399,13 +418,8 @@ impl ServiceClient {
             self.hub_path(hub)?,
             encode_path_segment(user)
         );
-        let call = Call {
-            name: "send to user",
-            method: Method::POST,
-            path: self.action(base, ":send"),
-            query: Vec::new(),
-            body: Some(Self::body(message)?),
-        };
+        let call = Call::new("send to user", Method::POST, self.action(base, ":send"))
+            .with_body(Self::body(message)?);
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -423,13 +437,9 @@ impl ServiceClient {
             self.hub_path(hub)?,
             encode_path_segment(group)
         );
-        let call = Call {
-            name: "send to group",
-            method: Method::POST,
-            path: self.action(base, ":send"),
-            query: Self::excluded(excluded)?,
-            body: Some(Self::body(message)?),
-        };
+        let call = Call::new("send to group", Method::POST, self.action(base, ":send"))
+            .with_query(Self::excluded(excluded)?)
+            .with_body(Self::body(message)?);
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -440,13 +450,12 @@ impl ServiceClient {
         connection_id: &str,
         message: &Message,
     ) -> Result<(), AzureError> {
-        let call = Call {
-            name: "send to connection",
-            method: Method::POST,
-            path: self.action(self.connection_path(hub, connection_id)?, ":send"),
-            query: Vec::new(),
-            body: Some(Self::body(message)?),
-        };
+        let call = Call::new(
+            "send to connection",
+            Method::POST,
+            self.action(self.connection_path(hub, connection_id)?, ":send"),
+        )
+        .with_body(Self::body(message)?);
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -483,37 +492,23 @@ impl ServiceClient {
         hub: &str,
         connection_id: &str,
     ) -> Result<bool, AzureError> {
-        let call = Call {
-            name: "connection exists",
-            method: Method::HEAD,
-            path: self.connection_path(hub, connection_id)?,
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new(
+            "connection exists",
+            Method::HEAD,
+            self.connection_path(hub, connection_id)?,
+        );
         self.execute(call, Expect::Exists).await
     }
 
     /// Whether any connection is in the group.
     pub async fn group_exists(&self, hub: &str, group: &str) -> Result<bool, AzureError> {
-        let call = Call {
-            name: "group exists",
-            method: Method::HEAD,
-            path: self.group_path(hub, group)?,
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new("group exists", Method::HEAD, self.group_path(hub, group)?);
         self.execute(call, Expect::Exists).await
     }
 
     /// Whether the user has any connection.
     pub async fn user_exists(&self, hub: &str, user: &str) -> Result<bool, AzureError> {
-        let call = Call {
-            name: "user exists",
-            method: Method::HEAD,
-            path: self.user_path(hub, user)?,
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new("user exists", Method::HEAD, self.user_path(hub, user)?);
         self.execute(call, Expect::Exists).await
     }
 
@@ -538,13 +533,7 @@ impl ServiceClient {
                 encode_path_segment(group)
             ),
         };
-        let call = Call {
-            name: "user in group",
-            method: Method::HEAD,
-            path,
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new("user in group", Method::HEAD, path);
         self.execute(call, Expect::Exists).await
     }
 
@@ -571,13 +560,7 @@ impl ServiceClient {
                 encode_path_segment(group)
             ),
         };
-        Ok(Call {
-            name,
-            method,
-            path,
-            query,
-            body: None,
-        })
+        Ok(Call::new(name, method, path).with_query(query))
     }
 
     /// Adds the connection to the group. The service answers 404 (an [`AzureError::Status`])
@@ -589,17 +572,15 @@ impl ServiceClient {
         connection_id: &str,
     ) -> Result<(), AzureError> {
         check_id("connection id", connection_id)?;
-        let call = Call {
-            name: "add connection to group",
-            method: Method::PUT,
-            path: format!(
+        let call = Call::new(
+            "add connection to group",
+            Method::PUT,
+            format!(
                 "{}/connections/{}",
                 self.group_path(hub, group)?,
                 encode_path_segment(connection_id)
             ),
-            query: Vec::new(),
-            body: None,
-        };
+        );
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -611,17 +592,15 @@ impl ServiceClient {
         connection_id: &str,
     ) -> Result<(), AzureError> {
         check_id("connection id", connection_id)?;
-        let call = Call {
-            name: "remove connection from group",
-            method: Method::DELETE,
-            path: format!(
+        let call = Call::new(
+            "remove connection from group",
+            Method::DELETE,
+            format!(
                 "{}/connections/{}",
                 self.group_path(hub, group)?,
                 encode_path_segment(connection_id)
             ),
-            query: Vec::new(),
-            body: None,
-        };
+        );
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -632,13 +611,11 @@ impl ServiceClient {
         connection_id: &str,
     ) -> Result<(), AzureError> {
         self.require_2022("remove connection from all groups")?;
-        let call = Call {
-            name: "remove connection from all groups",
-            method: Method::DELETE,
-            path: format!("{}/groups", self.connection_path(hub, connection_id)?),
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new(
+            "remove connection from all groups",
+            Method::DELETE,
+            format!("{}/groups", self.connection_path(hub, connection_id)?),
+        );
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -681,13 +658,11 @@ impl ServiceClient {
         hub: &str,
         user: &str,
     ) -> Result<(), AzureError> {
-        let call = Call {
-            name: "remove user from all groups",
-            method: Method::DELETE,
-            path: format!("{}/groups", self.user_path(hub, user)?),
-            query: Vec::new(),
-            body: None,
-        };
+        let call = Call::new(
+            "remove user from all groups",
+            Method::DELETE,
+            format!("{}/groups", self.user_path(hub, user)?),
+        );
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -698,15 +673,16 @@ impl ServiceClient {
         connection_id: &str,
         reason: Option<&str>,
     ) -> Result<(), AzureError> {
-        let call = Call {
-            name: "close connection",
-            method: Method::DELETE,
-            path: self.connection_path(hub, connection_id)?,
-            query: reason
+        let call = Call::new(
+            "close connection",
+            Method::DELETE,
+            self.connection_path(hub, connection_id)?,
+        )
+        .with_query(
+            reason
                 .map(|r| vec![("reason", r.to_owned())])
                 .unwrap_or_default(),
-            body: None,
-        };
+        );
         self.execute(call, Expect::Success).await.map(drop)
     }
 
@@ -727,13 +703,12 @@ impl ServiceClient {
         reason: Option<&str>,
     ) -> Result<(), AzureError> {
         self.require_2022(name)?;
-        let call = Call {
+        let call = Call::new(
             name,
-            method: Method::POST,
-            path: format!("{}/:closeConnections", scope()?),
-            query: Self::close_query(excluded, reason)?,
-            body: None,
-        };
+            Method::POST,
+            format!("{}/:closeConnections", scope()?),
+        )
+        .with_query(Self::close_query(excluded, reason)?);
         self.execute(call, Expect::Success).await.map(drop)
     }
 
