@@ -11,6 +11,8 @@
 #   scripts/bench.sh
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=1000 scripts/bench.sh
 #   RUST_BENCH_CMD='cargo run --release -p talkback-examples --example bench --' scripts/bench.sh
+#   BENCH_FIXTURE_BIN=/path/to/talkback-fixture scripts/bench.sh   # another fixture build (A/B)
+#   BENCH_FIXTURE_WORKERS=auto scripts/bench.sh                      # a fixture thread per core (default 1)
 #
 # Sides: `rust` (the tokio client on a single-threaded runtime), `rust_mt` (two workers), `js`
 # (@microsoft/signalr in Node), `raw_ws` and `raw_rs` (pre-encoded frames over a bare WebSocket
@@ -36,9 +38,13 @@ cleanup() {
 trap cleanup EXIT
 
 header "build (release)"
-cargo build --release -p talkback-fixture
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-FIXTURE_BIN="$TARGET_DIR/release/talkback-fixture"
+if [ -n "${BENCH_FIXTURE_BIN:-}" ]; then
+  FIXTURE_BIN="$BENCH_FIXTURE_BIN"
+else
+  cargo build --release -p talkback-fixture
+  TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  FIXTURE_BIN="$TARGET_DIR/release/talkback-fixture"
+fi
 (cd tests/interop && { [ -d node_modules/@microsoft/signalr ] || npm ci --no-audit --no-fund --loglevel=error; })
 
 rust_cmd="${RUST_BENCH_CMD:-}"
@@ -54,7 +60,19 @@ if [ -z "$rust_cmd" ]; then
 fi
 
 header "fixture"
-"$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+# BENCH_FIXTURE_WORKERS (default 1): the fixture's tokio worker threads (TOKIO_WORKER_THREADS;
+# `auto`: one per core). The clients compared run on one thread each (the Rust side on a
+# current-thread runtime, Node), so on the 2 cores of our machines one fixture thread gives each
+# side a core. With a thread per core the fixture's tasks wake each other across its threads on
+# the cores the client needs (about 45 % of the fixture's CPU per call), and the fixture, not
+# the client, sets the pace of both clients (README, "Benchmarks").
+workers="${BENCH_FIXTURE_WORKERS:-1}"
+echo "fixture with ${workers} tokio worker thread(s)"
+if [ "$workers" = auto ]; then
+  "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+else
+  TOKIO_WORKER_THREADS="$workers" "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+fi
 FIXTURE_PID=$!
 URL=""
 for _ in $(seq 1 100); do

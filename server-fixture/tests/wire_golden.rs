@@ -371,7 +371,7 @@ async fn raw_peer(
     server: &talkback_fixture::Server,
     protocol: Protocol,
     version: u32,
-) -> (Ws, String, String) {
+) -> (Records, String, String) {
     let body = negotiate(server, "negotiateVersion=1&useStatefulReconnect=true").await;
     let token = body["connectionToken"].as_str().unwrap().to_owned();
     let id = body["connectionId"].as_str().unwrap().to_owned();
@@ -386,7 +386,80 @@ async fn raw_peer(
         b"{}\x1e",
         "HandshakeProtocol: {{}}"
     );
-    (ws, id, token)
+    (Records::new(ws), id, token)
+}
+
+/// A raw client socket read record by record: the fixture, like ASP.NET Core, may send several
+/// records queued together as one WebSocket message.
+struct Records {
+    ws: Ws,
+    /// Records of the last message not yet returned, each with its framing.
+    pending: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Records {
+    fn new(ws: Ws) -> Records {
+        Records {
+            ws,
+            pending: Default::default(),
+        }
+    }
+
+    /// The next record with its framing (the JSON record separator, the MessagePack length
+    /// prefix), as the reference writers produce it.
+    async fn next(&mut self, protocol: Protocol) -> Vec<u8> {
+        while self.pending.is_empty() {
+            let bytes = read(&mut self.ws).await.expect("a frame");
+            self.pending.extend(split_records(protocol, &bytes));
+        }
+        self.pending.pop_front().unwrap()
+    }
+}
+
+impl std::ops::Deref for Records {
+    type Target = Ws;
+    fn deref(&self) -> &Ws {
+        &self.ws
+    }
+}
+
+impl std::ops::DerefMut for Records {
+    fn deref_mut(&mut self) -> &mut Ws {
+        &mut self.ws
+    }
+}
+
+/// One WebSocket message's records, each with its framing; fails on a partial record.
+fn split_records(protocol: Protocol, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let end = match protocol {
+            Protocol::Json => {
+                bytes
+                    .iter()
+                    .position(|&b| b == 0x1e)
+                    .expect("a whole record")
+                    + 1
+            }
+            Protocol::MessagePack => {
+                // The length prefix: 7 bits per byte, low bits first, at most 5 bytes.
+                let (mut length, mut prefix) = (0usize, 0usize);
+                loop {
+                    let byte = bytes[prefix];
+                    length |= usize::from(byte & 0x7f) << (7 * prefix);
+                    prefix += 1;
+                    if byte & 0x80 == 0 || prefix == 5 {
+                        break;
+                    }
+                }
+                prefix + length
+            }
+        };
+        assert!(end <= bytes.len(), "a whole record");
+        records.push(bytes[..end].to_vec());
+        bytes = &bytes[end..];
+    }
+    records
 }
 
 async fn send_text(ws: &mut Ws, protocol: Protocol, message: HubMessage) {
@@ -399,11 +472,11 @@ async fn send_text(ws: &mut Ws, protocol: Protocol, message: HubMessage) {
     within(ws.send(frame)).await.unwrap();
 }
 
-/// The next frame that is not a Ping.
-async fn next_frame(ws: &mut Ws, protocol: Protocol) -> Vec<u8> {
+/// The next record that is not a Ping.
+async fn next_frame(ws: &mut Records, protocol: Protocol) -> Vec<u8> {
     let ping = encoded(protocol, &HubMessage::Ping);
     loop {
-        let frame = read(ws).await.expect("a frame");
+        let frame = ws.next(protocol).await;
         if frame != ping {
             return frame;
         }
@@ -586,7 +659,7 @@ async fn ack_and_sequence_over_a_socket() {
             "{protocol:?}"
         );
         drop(ws);
-        let mut ws = open(&ws_url(&server, &format!("id={token}"))).await;
+        let mut ws = Records::new(open(&ws_url(&server, &format!("id={token}"))).await);
         send_text(&mut ws, protocol, HubMessage::Sequence(2)).await;
         assert_eq!(
             next_frame(&mut ws, protocol).await,

@@ -5,7 +5,7 @@ use super::App;
 use crate::registry::{Conn, Inbound, Outbound};
 use crate::session;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::Ordering;
@@ -60,8 +60,9 @@ pub(super) fn websocket(
 /// [`CLOSE_TOO_BIG`].
 ///
 /// Unlike ASP.NET Core, whose limit applies to each hub message only, several hub messages
-/// batched into one WebSocket message count together here; the clients this fixture serves
-/// send one hub message per WebSocket message.
+/// batched into one WebSocket message count together here. Clients may batch (the native
+/// client sends calls made together as one message of up to 4 KiB, as the .NET client does), so
+/// a client that batches must keep its messages under this limit, not only each hub message.
 pub(super) fn ws_message_limit(config: &crate::Config) -> usize {
     config.max_receive_message_size.saturating_add(16)
 }
@@ -95,14 +96,17 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
     // message's payload, never read; the session's Close goes out, then the socket closes.
     let mut reading = true;
     let mut close_code = 1000;
+    // A queued item taken out while coalescing that did not fit in the message: the next one.
+    let mut held: Option<Outbound> = None;
+    let mut first = !reattach;
     loop {
         tokio::select! {
             message = socket.recv(), if reading => match message {
                 // Once the session has ended its receiver is gone and what arrives is dropped;
                 // the loop goes on until the session's last frames (its Close) are sent.
                 Some(Ok(Message::Text(text))) => {
-                    let bytes = Bytes::copy_from_slice(text.as_bytes());
-                    let _ = conn.pipe.inbound.send(Inbound::Data(bytes)).await;
+                    // The text's own buffer, not a copy.
+                    let _ = conn.pipe.inbound.send(Inbound::Data(Bytes::from(text))).await;
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     let _ = conn.pipe.inbound.send(Inbound::Data(bytes)).await;
@@ -125,20 +129,26 @@ async fn run_websocket(shared: App, conn: Arc<Conn>, mut socket: WebSocket, reat
                 }
                 Some(Err(_)) | None => break,
             },
-            frame = outbound.recv() => match frame {
+            frame = next_outbound(&mut held, &mut outbound) => match frame {
                 Some(Outbound::Frame(bytes)) => {
-                    let message = if binary() {
-                        Message::Binary(bytes)
+                    // The first frame of a new connection is the handshake response: it goes
+                    // alone, so a client that reads it as its own message is served too.
+                    let frames = if first {
+                        first = false;
+                        vec![bytes]
                     } else {
-                        match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => Message::Text(text.into()),
-                            Err(_) => Message::Binary(bytes),
-                        }
+                        coalesce(bytes, &mut outbound, &mut held)
                     };
-                    // A client that does not read must not pin this task.
-                    tokio::select! {
-                        sent = socket.send(message) => if sent.is_err() { break; },
-                        _ = &mut kill => break,
+                    let mut failed = false;
+                    for message in messages(frames, binary()) {
+                        // A client that does not read must not pin this task.
+                        tokio::select! {
+                            sent = socket.send(message) => if sent.is_err() { failed = true; break; },
+                            _ = &mut kill => { failed = true; break; }
+                        }
+                    }
+                    if failed {
+                        break;
                     }
                 }
                 Some(Outbound::End) | None => {
@@ -194,4 +204,82 @@ async fn answer_close(socket: &mut WebSocket) {
         while let Some(Ok(_)) = socket.recv().await {}
     })
     .await;
+}
+
+/// The most bytes of queued frames sent together as one WebSocket message (a single larger
+/// frame still goes alone, whole).
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// The next item for the socket: the one held back by [`coalesce`] first, then the queue.
+async fn next_outbound(
+    held: &mut Option<Outbound>,
+    outbound: &mut crate::queue::Receiver<Outbound>,
+) -> Option<Outbound> {
+    match held.take() {
+        Some(item) => Some(item),
+        None => outbound.recv().await,
+    }
+}
+
+/// `first` and the frames queued right behind it, in order, while they add up to at most
+/// [`COALESCE_LIMIT`] bytes; the first queued item that does not fit (a frame too large, or
+/// the end) is left in `held` for the next turn.
+///
+/// ASP.NET Core's server does the same: its WebSocket transport
+/// (`WebSocketsServerTransport.StartSending`, dotnet/aspnetcore
+/// `src/SignalR/common/Http.Connections/src/Internal/Transports/WebSocketsServerTransport.cs`)
+/// reads whatever the application pipe holds and sends that whole buffer as one WebSocket
+/// message, so hub messages written while a send was in progress leave together. Each record
+/// is self-delimiting (the JSON record separator, the MessagePack length prefix), so clients
+/// split such a message as they split a batch.
+fn coalesce(
+    first: Bytes,
+    outbound: &mut crate::queue::Receiver<Outbound>,
+    held: &mut Option<Outbound>,
+) -> Vec<Bytes> {
+    let mut total = first.len();
+    let mut frames = vec![first];
+    while total < COALESCE_LIMIT {
+        let Ok(item) = outbound.try_recv() else { break };
+        match item {
+            Outbound::Frame(bytes) if total + bytes.len() <= COALESCE_LIMIT => {
+                total += bytes.len();
+                frames.push(bytes);
+            }
+            other => {
+                *held = Some(other);
+                break;
+            }
+        }
+    }
+    frames
+}
+
+/// The WebSocket messages for frames taken together: one message of all of them (binary for
+/// MessagePack, text for JSON). A text batch that is not UTF-8 (the JSON writers never produce
+/// one) goes out as frames were sent before coalescing: one message each, text if it is UTF-8
+/// and binary otherwise.
+fn messages(frames: Vec<Bytes>, binary: bool) -> Vec<Message> {
+    let joined = if frames.len() == 1 {
+        frames[0].clone()
+    } else {
+        let mut joined = Vec::with_capacity(frames.iter().map(Bytes::len).sum());
+        for frame in &frames {
+            joined.extend_from_slice(frame);
+        }
+        Bytes::from(joined)
+    };
+    if binary {
+        return vec![Message::Binary(joined)];
+    }
+    if let Ok(text) = Utf8Bytes::try_from(joined) {
+        return vec![Message::Text(text)];
+    }
+    frames
+        .into_iter()
+        .map(|frame| match Utf8Bytes::try_from(frame.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(frame),
+        })
+        .collect()
 }

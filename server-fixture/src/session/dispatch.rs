@@ -456,8 +456,9 @@ impl Drop for RunnerGuard {
 }
 
 /// Runs a connection's hub calls: connection callbacks and non-blocking invocations one after
-/// another in arrival order (so a client's sends keep their order), blocking invocations each as
-/// their own task (so a slow `Delay` does not hold up the others, and results may overtake).
+/// another in arrival order (so a client's sends keep their order); a blocking invocation is
+/// started here and, unless it finished at once, goes on as its own task (so a slow `Delay`
+/// does not hold up the others, and results may overtake).
 async fn run_dispatcher(dispatcher: Dispatcher, detailed: bool) {
     let guard = RunnerGuard(dispatcher);
     while let Some(job) = guard.0.next() {
@@ -476,31 +477,79 @@ async fn run_dispatcher(dispatcher: Dispatcher, detailed: bool) {
                     }
                     continue;
                 };
-                tokio::spawn(
-                    async move {
-                        let conn = job.ctx.conn.clone();
-                        let metrics = job.ctx.shared.metrics.clone();
-                        let result =
-                            f(job.ctx, job.arguments)
-                                .await
-                                .unwrap_or_else(|e: HubError| {
-                                    metrics.error(ErrorKind::Invocation);
-                                    CompletionResult::Error(
-                                        e.to_completion_text(&job.target, detailed),
-                                    )
-                                });
-                        conn.active_invocations.lock().remove(&invocation_id);
-                        let done = HubMessage::Completion(Completion {
-                            invocation_id,
-                            result,
-                            headers: Default::default(),
-                        });
-                        let _ = conn.commands.send(Command::Message(Box::new(done))).await;
+                let conn = job.ctx.conn.clone();
+                let metrics = job.ctx.shared.metrics.clone();
+                let target = job.target;
+                let mut call = f(job.ctx, job.arguments).instrument(span.clone());
+                // Polled once here first: a method that answers at once (most do) costs no
+                // task of its own. One that is not done yet goes on as its own task (so a slow
+                // `Delay` does not hold up the calls behind it), which polls it again and so
+                // takes over its wake-ups. A panic in that first poll ends the call as a
+                // panicking task would (no Completion), not this runner.
+                let first = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || std::future::Future::poll(std::pin::Pin::new(&mut call), cx),
+                    )))
+                })
+                .await;
+                match first {
+                    Ok(std::task::Poll::Ready(outcome)) => {
+                        let done =
+                            completion(&conn, &metrics, invocation_id, outcome, &target, detailed);
+                        // Queued without waiting when there is room: a full queue must hold up
+                        // only this call's answer, not the calls behind it.
+                        if let Err(queue::TrySendError::Full(done)) = conn.commands.try_send(done) {
+                            tokio::spawn(async move {
+                                let _ = conn.commands.send(done).await;
+                            });
+                        }
                     }
-                    .instrument(span),
-                );
+                    Ok(std::task::Poll::Pending) => {
+                        tokio::spawn(
+                            async move {
+                                let outcome = call.await;
+                                let done = completion(
+                                    &conn,
+                                    &metrics,
+                                    invocation_id,
+                                    outcome,
+                                    &target,
+                                    detailed,
+                                );
+                                let _ = conn.commands.send(done).await;
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Err(_) => {
+                        span.in_scope(|| {
+                            tracing::error!(target = %target, "hub method panicked");
+                        });
+                    }
+                }
             }
             Method::Stream(_) => {}
         }
     }
+}
+
+/// The Completion command for a finished blocking call, which frees its invocation id.
+fn completion(
+    conn: &Arc<crate::registry::Conn>,
+    metrics: &crate::metrics::Metrics,
+    invocation_id: String,
+    outcome: Result<CompletionResult, HubError>,
+    target: &str,
+    detailed: bool,
+) -> Command {
+    let result = outcome.unwrap_or_else(|e| {
+        metrics.error(ErrorKind::Invocation);
+        CompletionResult::Error(e.to_completion_text(target, detailed))
+    });
+    conn.active_invocations.lock().remove(&invocation_id);
+    Command::Message(Box::new(HubMessage::Completion(Completion {
+        invocation_id,
+        result,
+        headers: Default::default(),
+    })))
 }

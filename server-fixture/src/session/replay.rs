@@ -5,12 +5,41 @@
 use super::Session;
 use crate::queue;
 use crate::registry::Outbound;
-use talkback_core::protocol::HubMessage;
+use bytes::Bytes;
+use std::cell::RefCell;
+use talkback_core::protocol::{HubMessage, Protocol};
+
+/// The most capacity the per-thread encoding buffer keeps between messages; a larger message
+/// leaves it empty again, so a worker thread holds at most this much for encoding.
+const KEPT_ENCODE_CAPACITY: usize = 16 * 1024;
+
+thread_local! {
+    /// Where this worker thread encodes a message before copying it out at its size: the
+    /// encoder writes into a buffer that has already grown, instead of growing a new `Vec`
+    /// step by step (several reallocations per message) for every reply.
+    static ENCODE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes one message into a buffer of exactly its size.
+fn encode(protocol: Protocol, message: &HubMessage) -> Bytes {
+    ENCODE_BUFFER.with(|cell| {
+        let Ok(mut buffer) = cell.try_borrow_mut() else {
+            return crate::wire::to_bytes(protocol, message);
+        };
+        buffer.clear();
+        crate::wire::encode_server_message(protocol, message, &mut buffer);
+        let bytes = Bytes::copy_from_slice(&buffer);
+        if buffer.capacity() > KEPT_ENCODE_CAPACITY {
+            *buffer = Vec::new();
+        }
+        bytes
+    })
+}
 
 impl Session {
     /// Encodes and sends one message (numbered and buffered under stateful reconnect).
     pub(super) async fn write(&mut self, message: &HubMessage, out: &queue::Sender<Outbound>) {
-        let bytes = crate::wire::to_bytes(self.protocol, message);
+        let bytes = encode(self.protocol, message);
         if let (Some(buffer), true) = (self.stateful.as_mut(), message.is_trackable()) {
             buffer.push_sent(bytes.clone());
             if buffer.buffered_bytes() > self.shared.config.replay_buffer_bytes.saturating_mul(10) {
