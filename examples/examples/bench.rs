@@ -10,7 +10,7 @@
 //! Environment: `BENCH_SECONDS` per throughput figure (default 5), `BENCH_CONNECTIONS` (1000),
 //! `BENCH_MEMORY_SAMPLES` (fresh processes measuring idle memory, default 3), `BENCH_ONLY`
 //! (`echo_json`: only the JSON echo figures of the single-threaded runtime, `echo_json_100`:
-//! only its figure with 100 in flight, for profiling;
+//! only its figure with 100 in flight, `echo_json_1`: only its sequential figure, for profiling;
 //! `memory`: only the idle-memory samples), `BENCH_MEMORY_LEAK` (a memory sample exits holding
 //! its connections, so that `heaptrack` lists what they keep as leaks).
 //!
@@ -113,7 +113,10 @@ async fn echo_rate(conn: &HubConnection, width: usize, seconds: u64) -> (f64, f6
 
 /// The ceiling: pre-encoded `Echo` invocations over a bare tokio-tungstenite socket
 /// (skipNegotiation, JSON), `width` in flight, no SignalR client logic at all.
-async fn raw_echo_rate(url: &str, width: usize, seconds: u64) -> f64 {
+/// Echo calls per second over a bare WebSocket with pre-encoded frames (no client logic: the
+/// ceiling), and the process's CPU time per call over them (the floor of what a client spends:
+/// the system calls and wake-ups alone).
+async fn raw_echo_rate(url: &str, width: usize, seconds: u64) -> (f64, f64) {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let ws_url = url.replacen("http", "ws", 1);
@@ -145,11 +148,16 @@ async fn raw_echo_rate(url: &str, width: usize, seconds: u64) -> f64 {
         let completions = text.matches("\"type\":3").count();
         in_flight -= completions;
         if Instant::now() >= warm_up_end {
-            started.get_or_insert_with(Instant::now);
+            started.get_or_insert_with(|| (Instant::now(), cpu_micros()));
             done += completions;
         }
     }
-    done as f64 / started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64())
+    let Some((started, cpu_before)) = started else {
+        return (0.0, 0.0);
+    };
+    let calls = done.max(1) as f64;
+    let cpu = (cpu_micros() - cpu_before) / calls;
+    (done as f64 / started.elapsed().as_secs_f64(), cpu)
 }
 
 fn millis_now() -> f64 {
@@ -336,6 +344,12 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
             return results;
         }
         let (sequential, sequential_cpu) = echo_rate(&conn, 1, seconds).await;
+        if only == "echo_json_1" {
+            report(&mut results, "rust.echo_sequential", sequential, "ops/s");
+            let key = "rust.cpu_us_per_call_sequential";
+            report(&mut results, key, sequential_cpu, "us");
+            return results;
+        }
         report(
             &mut results,
             &format!("{side}.echo_sequential{suffix}"),
@@ -366,10 +380,12 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
     if !everything || !only.is_empty() {
         return results;
     }
-    let sequential = raw_echo_rate(&url, 1, seconds).await;
-    report(&mut results, "raw_rs.echo_sequential", sequential, "ops/s");
-    let parallel = raw_echo_rate(&url, 100, seconds).await;
-    report(&mut results, "raw_rs.echo_100_in_flight", parallel, "ops/s");
+    for (width, name) in [(1, "sequential"), (100, "100_in_flight")] {
+        let (rate, cpu) = raw_echo_rate(&url, width, seconds).await;
+        report(&mut results, &format!("raw_rs.echo_{name}"), rate, "ops/s");
+        let key = format!("raw_rs.cpu_us_per_call_{name}");
+        report(&mut results, &key, cpu, "us");
+    }
 
     // Idle connections: connection rate and client memory, the median of fresh processes.
     let samples = memory_samples(&base);

@@ -130,6 +130,17 @@ impl Hub {
     }
 
     pub(crate) fn find(&self, target: &str) -> Option<&Method> {
+        // Lowered on the stack when the name is short (method names are), so that looking up
+        // the method of every call allocates nothing.
+        let mut buffer = [0u8; 64];
+        if let Some(lowered) = buffer.get_mut(..target.len()) {
+            lowered.copy_from_slice(target.as_bytes());
+            lowered.make_ascii_lowercase();
+            // ASCII lowering leaves UTF-8 valid.
+            return std::str::from_utf8(lowered)
+                .ok()
+                .and_then(|name| self.methods.get(name));
+        }
         self.methods.get(&target.to_ascii_lowercase())
     }
 }
