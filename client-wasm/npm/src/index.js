@@ -47,12 +47,13 @@ function nodeVersion() {
   return p && p.release && p.release.name === "node" && p.versions ? [String(p.platform || ""), String(p.versions.node || "")] : undefined;
 }
 
-// Modules only Node.js loads, imported by a name in a variable: bundlers follow literal
-// `import("...")` specifiers only, so a browser bundle holds none of their code (and asks for
-// none of them). Resolved from this file, so `ws` is the package's own dependency.
-const NODE_FS = "node:fs/promises";
-const WS_PACKAGE = "ws";
-const importNode = (name) => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+// A module of Node.js's own, from `process.getBuiltinModule` (Node.js 20.16 and later), or
+// undefined elsewhere. No `import()` of a computed name: bundlers (webpack above all) warn
+// about those, and a browser bundle must hold and ask for no Node.js module.
+function nodeModule(name) {
+  const p = globalThis.process;
+  return p && typeof p.getBuiltinModule === "function" ? p.getBuiltinModule(name) : undefined;
+}
 
 let wasmReady;
 // Fetches and instantiates the wasm module once; a failure is forgotten so a later start()
@@ -65,7 +66,12 @@ function loadWasm() {
     wasmReady = Promise.resolve()
       .then(async () => {
         url = wasmUrl();
-        const source = url.protocol === "file:" ? await (await importNode(NODE_FS)).readFile(url) : url;
+        let source = url;
+        if (url.protocol === "file:") {
+          const fs = nodeModule("fs/promises");
+          if (!fs) throw new Error("reading it from a file needs Node.js 20.16 or later");
+          source = await fs.readFile(url);
+        }
         return init({ module_or_path: source });
       })
       .then(() => undefined, (e) => {
@@ -78,12 +84,19 @@ function loadWasm() {
 
 let wsReady;
 // The `ws` package's WebSocket in Node.js (what the official client uses there), or undefined
-// where it cannot be loaded; asked once.
+// where it cannot be loaded; asked once. Resolved from this file, so that `ws` is the
+// package's own dependency.
 function loadWs() {
   if (!wsReady) {
-    wsReady = nodeVersion()
-      ? importNode(WS_PACKAGE).then((m) => m.default || m.WebSocket, () => undefined)
-      : Promise.resolve(undefined);
+    let ws;
+    try {
+      const load = nodeVersion() && nodeModule("module")?.createRequire(import.meta.url);
+      const exported = load && load("ws");
+      ws = exported && (exported.WebSocket || exported);
+    } catch {
+      ws = undefined; // not installed: the global WebSocket, if any, as without `ws`
+    }
+    wsReady = Promise.resolve(ws);
   }
   return wsReady;
 }

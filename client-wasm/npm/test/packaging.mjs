@@ -135,16 +135,18 @@ async function main() {
     assert(hidden, "internal modules are not exported");
   });
 
-  // In Node.js the package reads its wasm file with node:fs and opens WebSockets with `ws`,
-  // imported by a name held in a variable: bundlers follow only literal specifiers, so neither
-  // reaches a browser bundle (checked on the esbuild bundle below). So a Node module's name may
-  // appear as a string; what is refused is code a bundler would follow or a browser could not
-  // run: require(), a static or literal dynamic import of a Node module or of `ws`, `process.`,
-  // Buffer, __dirname, module.exports.
+  // In Node.js the package reads its wasm file with node:fs and opens WebSockets with `ws`, both
+  // reached through `process.getBuiltinModule` (fs, and module's createRequire for ws): nothing
+  // a bundler follows, so neither reaches a browser bundle (checked on the esbuild bundle
+  // below). So a Node module's name may appear as a string; what is refused is code a bundler
+  // would follow or warn about, or a browser could not run: require(), a static or literal
+  // dynamic import of a Node module or of `ws`, an `import()` of a computed name (webpack warns
+  // "Critical dependency" on those), `process.`, Buffer, __dirname, module.exports.
   await results.check("the package's JavaScript has no Node-only code", () => {
     const nodeModule = "(node:[\\w/]+|fs|fs/promises|path|url|os|crypto|util|stream|http|https|child_process|worker_threads|module|ws)";
     const nodeOnly = [/\brequire\s*\(/, /\bprocess\s*\./, /\bBuffer\b/, /__dirname|__filename/, /\bmodule\.exports\b/,
-      new RegExp(`from\\s*["']${nodeModule}["']`), new RegExp(`\\bimport\\s*\\(\\s*(/\\*.*?\\*/\\s*)*["'\`]${nodeModule}["'\`]`)];
+      new RegExp(`from\\s*["']${nodeModule}["']`), new RegExp(`\\bimport\\s*\\(\\s*(/\\*.*?\\*/\\s*)*["'\`]${nodeModule}["'\`]`),
+      /\bimport\s*\(\s*(\/\*.*?\*\/\s*)*(?!["'`])[\w$]/];
     const scripts = [...readdirSync(installed), ...readdirSync(join(installed, "browser")).map((n) => `browser/${n}`)];
     for (const f of scripts.filter((n) => n.endsWith(".js"))) {
       const text = readFileSync(join(installed, f), "utf8");
