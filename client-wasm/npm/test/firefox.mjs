@@ -4,10 +4,10 @@
 //   node client-wasm/npm/test/firefox.mjs
 //
 // By default it also runs the custom-httpClient scenarios of httpclient.js beside the official
-// client's browser bundle (served at /official/ as run.mjs does); SCENARIOS=api runs only the
-// API's scenarios, SCENARIOS=httpclient only those. (They once failed now and then in Firefox:
-// a test race, and two real differences from the official client's stop() over long polling,
-// both fixed in the engine.)
+// client's browser bundle (served at /official/ as run.mjs does), and the script-tag bundle in a
+// page and in a classic worker; SCENARIOS=api runs only the API's scenarios, SCENARIOS=httpclient
+// only those. (They once failed now and then in Firefox: a test race, and two real differences
+// from the official client's stop() over long polling, both fixed in the engine.)
 //
 // Needs the built package (scripts/build-npm.sh), the fixture (TALKBACK_FIXTURE_BIN, else
 // target/debug/talkback-fixture, else $CARGO_TARGET_DIR/debug/talkback-fixture), Firefox
@@ -193,10 +193,49 @@ async function main(tools) {
     if (more.error) throw new Error(`runHttpClient threw: ${more.error}`);
     results.push(...more.results);
   }
+  if (scenarios === "all") results.push(...await scriptTag(s, site, `${base}/hubs/test`));
   const report = new Results();
   for (const t of results) report.add(t.name, t.ok, t.error);
   await s("DELETE", "").catch(() => {});
   return report.report("Firefox: ");
+}
+
+/**
+ * The script-tag bundle (browser/talkback-signalr.js) as run.mjs runs it in Chromium: classic.html,
+ * an app of classic scripts written for the official bundles, then the same app in a classic
+ * worker that loads the minified bundle with importScripts(). In a worker the bundle finds its
+ * wasm module from the address a stack frame names, and Firefox writes frames its own way
+ * (`f@https://...`), so this is the check that the lookup works there too.
+ */
+async function scriptTag(s, site, hub) {
+  const results = [];
+  const page = "script tag (talkback-signalr.js)";
+  await s("POST", "/url", { url: `${site}/classic.html?hub=${encodeURIComponent(hub)}` });
+  let list = null;
+  for (let i = 0; !list; i++) {
+    list = await s("POST", "/execute/sync", { script: "return window.results || null;", args: [] });
+    if (list) break;
+    if (i > 1200) return [{ name: `${page}: the app ran`, ok: false, error: "no results in 60 s" }];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const r of list) results.push({ ...r, name: `${page}: ${r.name}` });
+  const worker = "classic worker, importScripts(talkback-signalr.min.js)";
+  const answer = await s("POST", "/execute/async", {
+    script: `const done = arguments[arguments.length - 1];
+             const w = new Worker("/classic-worker.js?bundle=talkback");
+             const timer = setTimeout(() => { w.terminate(); done({ error: "no answer from the worker in 60 s" }); }, 60000);
+             w.onerror = (e) => { clearTimeout(timer); w.terminate(); done({ error: "worker error: " + e.message }); };
+             w.onmessage = (e) => { clearTimeout(timer); w.terminate(); done(e.data); };
+             w.postMessage({ hub: arguments[0] });`,
+    args: [hub],
+  });
+  if (answer.error) return [...results, { name: `${worker}: the app ran`, ok: false, error: answer.error }];
+  for (const r of answer.results) results.push({ ...r, name: `${worker}: ${r.name}` });
+  const expected = JSON.stringify([`${site}/pkg/browser/talkback_wasm_bg.wasm`]);
+  const fetched = JSON.stringify(answer.wasm);
+  results.push({ name: `${worker}: the wasm module is fetched from next to the imported script, not the worker's`,
+    ok: fetched === expected, error: `fetched ${fetched}, not ${expected}` });
+  return results;
 }
 
 const tools = {};
