@@ -6,7 +6,7 @@ use super::driver::bounded;
 use super::error::Error;
 use super::handlers::{run_dispatcher, ClientResultDone, Dispatch, Registry, DISPATCH_QUEUE};
 use super::runtime::Runtime;
-use crate::connection::{invocation_number, FastMap};
+use crate::connection::{invocation_number, FastMap, GiveBackRoom};
 use crate::protocol::RawValue;
 use crate::{Connection, Event, Instant, State};
 use futures_channel::{mpsc, oneshot};
@@ -111,12 +111,8 @@ impl Deliveries {
 
     /// Gives back the room of the empty queue of waiting deliveries and the stream map.
     pub(crate) fn trim(&mut self) {
-        if self.waiting.is_empty() {
-            self.waiting = VecDeque::new();
-        }
-        if self.streams.is_empty() {
-            self.streams = FastMap::default();
-        }
+        self.waiting.give_back_if_empty();
+        self.streams.give_back_if_empty();
     }
 
     /// Whether everything has been delivered (the driver reads input only then).
@@ -239,21 +235,11 @@ pub(crate) struct Pending {
 impl Pending {
     /// Gives back the room of the empty lists and maps (a burst of calls made them grow).
     pub(crate) fn trim(&mut self) {
-        if self.starts.is_empty() {
-            self.starts = Vec::new();
-        }
-        if self.stops.is_empty() {
-            self.stops = Vec::new();
-        }
-        if self.writes.is_empty() {
-            self.writes = FastMap::default();
-        }
-        if self.invokes.is_empty() {
-            self.invokes = FastMap::default();
-        }
-        if self.streams.is_empty() {
-            self.streams = FastMap::default();
-        }
+        self.starts.give_back_if_empty();
+        self.stops.give_back_if_empty();
+        self.writes.give_back_if_empty();
+        self.invokes.give_back_if_empty();
+        self.streams.give_back_if_empty();
     }
 
     /// Hands `command` to the engine and remembers who waits for its outcome.

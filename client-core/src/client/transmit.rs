@@ -2,6 +2,7 @@
 //! answers: HTTP outcomes, WebSocket events, access tokens.
 
 use super::runtime::{BoxFuture, BoxStream, Outgoing, Runtime, WebSocket, WebSocketRequest};
+use crate::connection::GiveBackRoom;
 use crate::protocol::TransferFormat;
 use crate::{Connection, HttpEvent, RequestId, Transmit, WebSocketEvent};
 use bytes::{Bytes, BytesMut};
@@ -91,9 +92,7 @@ impl Io {
 
     /// Gives back the room of the empty queue of frames (a burst made it grow).
     pub(crate) fn trim(&mut self) {
-        if self.outbox.is_empty() {
-            self.outbox = VecDeque::new();
-        }
+        self.outbox.give_back_if_empty();
     }
 
     /// Whether the socket's writer is behind (calls wait then).

@@ -7,8 +7,8 @@
 //! [`lifecycle`] (loss, re-attach, reconnect, close).
 
 use super::link::Link;
-use super::FastMap;
 use super::{ClientResult, Config, Event, HttpEvent, RequestId, State, Transmit, WebSocketEvent};
+use super::{FastMap, GiveBackRoom};
 use crate::negotiate::{self, AvailableTransport, NegotiateConnection};
 use crate::protocol::{
     CancelInvocation, Completion, CompletionResult, HubMessage, Invocation, RawValue, StreamItem,
@@ -837,18 +837,10 @@ impl Connection {
         self.trim_when_drained = false;
         self.transmits = VecDeque::new();
         self.events = VecDeque::new();
-        if self.held_writes.is_empty() {
-            self.held_writes = VecDeque::new();
-        }
-        if self.calls.is_empty() {
-            self.calls = FastMap::default();
-        }
-        if self.op_calls.is_empty() {
-            self.op_calls = FastMap::default();
-        }
-        if self.requests.is_empty() {
-            self.requests = FastMap::default();
-        }
+        self.held_writes.give_back_if_empty();
+        self.calls.give_back_if_empty();
+        self.op_calls.give_back_if_empty();
+        self.requests.give_back_if_empty();
     }
 
     /// The next deadline, if any.

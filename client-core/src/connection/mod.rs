@@ -10,11 +10,13 @@
 mod engine;
 mod fast_map;
 mod link;
+mod room;
 
 // The client layer keys its pending calls by the same number.
 #[cfg(feature = "client")]
 pub(crate) use engine::invocation_number;
 pub(crate) use fast_map::FastMap;
+pub(crate) use room::GiveBackRoom;
 
 pub use engine::{
     Connection, ACCESS_TOKEN_FAILED, CLOSED_DURING_HANDSHAKE, INVOCATION_CANCELED, NOT_CONNECTED,
