@@ -34,7 +34,6 @@
 //! connection's protocol go out unchanged (a value held in the other protocol is transcoded,
 //! `null`/`nil` if it cannot be).
 
-use bytes::Bytes;
 use talkback_core::protocol::{
     CompletionResult, Headers, HubMessage, Protocol, RawValue, RECORD_SEPARATOR,
 };
@@ -59,13 +58,6 @@ pub fn encode_handshake_response(error: Option<&str>, out: &mut Vec<u8>) {
     }
     out.push(b'}');
     out.push(RECORD_SEPARATOR);
-}
-
-/// Encodes one message into a new buffer.
-pub(crate) fn to_bytes(protocol: Protocol, message: &HubMessage) -> Bytes {
-    let mut out = Vec::new();
-    encode_server_message(protocol, message, &mut out);
-    Bytes::from(out)
 }
 
 mod json {

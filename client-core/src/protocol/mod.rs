@@ -9,10 +9,12 @@ mod framing;
 mod handshake;
 mod json;
 mod msgpack;
+mod scratch;
 mod value;
 
 pub use framing::{BinaryFramer, Framer, TextFramer, DEFAULT_MAX_MESSAGE_SIZE, RECORD_SEPARATOR};
 pub use handshake::{HandshakeRequest, HandshakeResponse};
+pub use scratch::encode_exact;
 pub use value::{decode_arguments, encode_arguments, RawValue, ValueError};
 
 use std::collections::BTreeMap;

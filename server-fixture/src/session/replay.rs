@@ -6,33 +6,17 @@ use super::Session;
 use crate::queue;
 use crate::registry::Outbound;
 use bytes::Bytes;
-use std::cell::RefCell;
-use talkback_core::protocol::{HubMessage, Protocol};
+use talkback_core::protocol::{encode_exact, HubMessage, Protocol};
 
 /// The most capacity the per-thread encoding buffer keeps between messages; a larger message
 /// leaves it empty again, so a worker thread holds at most this much for encoding.
 const KEPT_ENCODE_CAPACITY: usize = 16 * 1024;
 
-thread_local! {
-    /// Where this worker thread encodes a message before copying it out at its size: the
-    /// encoder writes into a buffer that has already grown, instead of growing a new `Vec`
-    /// step by step (several reallocations per message) for every reply.
-    static ENCODE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Encodes one message into a buffer of exactly its size.
+/// Encodes one message into a buffer of exactly its size, through this worker thread's
+/// scratch buffer (`encode_exact`): no `Vec` grown step by step for every reply.
 fn encode(protocol: Protocol, message: &HubMessage) -> Bytes {
-    ENCODE_BUFFER.with(|cell| {
-        let Ok(mut buffer) = cell.try_borrow_mut() else {
-            return crate::wire::to_bytes(protocol, message);
-        };
-        buffer.clear();
-        crate::wire::encode_server_message(protocol, message, &mut buffer);
-        let bytes = Bytes::copy_from_slice(&buffer);
-        if buffer.capacity() > KEPT_ENCODE_CAPACITY {
-            *buffer = Vec::new();
-        }
-        bytes
+    encode_exact(KEPT_ENCODE_CAPACITY, |out| {
+        crate::wire::encode_server_message(protocol, message, out)
     })
 }
 
@@ -62,7 +46,7 @@ impl Session {
         };
         let (next, replay) = buffer.resend();
         tracing::debug!(connection = %self.conn.id, next, replay = replay.len(), "re-attached");
-        let sequence = crate::wire::to_bytes(self.protocol, &HubMessage::Sequence(next));
+        let sequence = encode(self.protocol, &HubMessage::Sequence(next));
         self.write_raw(sequence, out).await;
         for message in replay {
             self.write_raw(message, out).await;

@@ -15,31 +15,9 @@ const SEND_FAILED: &str = "Send failed";
 /// The largest encoding buffer a thread keeps between messages; a larger one is let go.
 const SCRATCH_KEPT: usize = 64 * 1024;
 
-thread_local! {
-    /// The buffer messages are encoded into on this thread, kept between messages.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Encodes `message` into bytes of exactly its size: one allocation per message (a `Vec`
-/// with room to spare would cost `Bytes` a second one for its shared header).
+/// Encodes `message` into bytes of exactly its size (see [`crate::protocol::encode_exact`]).
 fn encode(protocol: crate::protocol::Protocol, message: &HubMessage) -> Bytes {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            scratch.clear();
-            protocol.encode(message, &mut scratch);
-            let bytes = Bytes::copy_from_slice(&scratch);
-            if scratch.capacity() > SCRATCH_KEPT {
-                *scratch = Vec::new();
-            }
-            bytes
-        }
-        // Only an encoder that encodes from inside an encoding could find it borrowed.
-        Err(_) => {
-            let mut bytes = Vec::new();
-            protocol.encode(message, &mut bytes);
-            Bytes::from(bytes)
-        }
-    })
+    crate::protocol::encode_exact(SCRATCH_KEPT, |out| protocol.encode(message, out))
 }
 
 impl Connection {
