@@ -305,7 +305,7 @@ export class DefaultHttpClient extends HttpClient {
     const body = request.content === "" ? undefined : request.content;
     const headers = { "X-Requested-With": "XMLHttpRequest", ...request.headers };
     const cookies = this._jar && this._jar.header(request.url);
-    if (cookies) headers.Cookie = headers.Cookie ? `${headers.Cookie}; ${cookies}` : cookies;
+    if (cookies) headers.Cookie = joinCookies(headers.Cookie, cookies);
     if (body) headers["Content-Type"] = isArrayBuffer(body) ? "application/octet-stream" : "text/plain;charset=UTF-8";
     let response;
     try {
@@ -321,7 +321,7 @@ export class DefaultHttpClient extends HttpClient {
       clearTimeout(timer);
       if (request.abortSignal) request.abortSignal.onabort = null;
     }
-    if (this._jar && response.headers.getSetCookie) this._jar.store(request.url, response.headers.getSetCookie());
+    if (this._jar) this._jar.keep(request.url, response);
     if (!response.ok) {
       const text = await readBody(response, "text");
       throw new HttpError(text || response.statusText, response.status);
@@ -423,8 +423,16 @@ const domainMatch = (host, domain) => host === domain || (host.endsWith(`.${doma
 const pathMatch = (path, cookiePath) => path === cookiePath ||
   (path.startsWith(cookiePath) && (cookiePath.endsWith("/") || path[cookiePath.length] === "/"));
 
+// A Cookie header of the request's own cookies (if any) and the jar's.
+const joinCookies = (own, cookies) => (own ? `${own}; ${cookies}` : cookies);
+
 class CookieJar {
   constructor() { this._cookies = []; }
+
+  // Keeps the cookies a fetch `response` of `url` sets.
+  keep(url, response) {
+    if (response.headers.getSetCookie) this.store(url, response.headers.getSetCookie());
+  }
 
   // Keeps the cookies of a response of `url` (its Set-Cookie values).
   store(url, setCookies) {
@@ -483,12 +491,9 @@ function cookieFetch(jar, client) {
   return async (url, init) => {
     let cookies = "";
     try { cookies = jar ? jar.header(url) : client.getCookieString(url); } catch { /* as no cookies */ }
-    if (cookies) {
-      const own = init.headers.get("cookie");
-      init.headers.set("Cookie", own ? `${own}; ${cookies}` : cookies);
-    }
+    if (cookies) init.headers.set("Cookie", joinCookies(init.headers.get("cookie"), cookies));
     const response = await globalThis.fetch(url, init);
-    if (jar && response.headers.getSetCookie) jar.store(url, response.headers.getSetCookie());
+    if (jar) jar.keep(url, response);
     return response;
   };
 }
