@@ -457,6 +457,22 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends `n` in decimal, without the allocation of `n.to_string()`.
+pub(crate) fn write_u64(n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// How many bytes at the start of `bytes` need no attention inside a string: everything up to
 /// the first `"`, `\` or control character. Eight bytes at a time while none of them is one
 /// (the string scan is most of the work of reading a hub message with text in it).
@@ -526,6 +542,15 @@ mod tests {
 
     fn accepts(text: &str) -> bool {
         Json::parse(text.as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_as_to_string_writes_them() {
+        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = b"x".to_vec();
+            write_u64(n, &mut out);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
     }
 
     #[test]

@@ -167,6 +167,19 @@ proptest! {
     }
 
     #[test]
+    fn argument_lists_of_any_length_round_trip(items in prop::collection::vec(".{0,12}", 0..5)) {
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            let args = encode_arguments(protocol, &items).unwrap();
+            prop_assert_eq!(args.len(), items.len());
+            for (arg, item) in args.iter().zip(&items) {
+                prop_assert_eq!(&arg.decode::<String>().unwrap(), item);
+            }
+            let back: Vec<String> = decode_arguments(&args).unwrap();
+            prop_assert_eq!(&back, &items);
+        }
+    }
+
+    #[test]
     fn values_transcode_without_loss(v in json_value()) {
         let json = RawValue::encode(Protocol::Json, &v).unwrap();
         let packed = json.to_protocol(Protocol::MessagePack).unwrap();

@@ -1,12 +1,12 @@
 //! The JSON hub protocol (docs/protocol/hub-protocol.md, "JSON encoding"): one object per
 //! record, arguments kept raw.
 
+use super::value::RecordValues;
 use super::{
     CancelInvocation, Close, Completion, CompletionResult, Decoded, Headers, HubMessage,
     Invocation, Protocol, ProtocolError, RawValue, StreamItem, RECORD_SEPARATOR,
 };
-use crate::json_text::{write_string, JsonError, Reader};
-use bytes::Bytes;
+use crate::json_text::{write_string, write_u64, JsonError, Reader};
 
 /// Appends `message` as a JSON record and its separator.
 pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
@@ -73,7 +73,7 @@ pub(super) fn encode(message: &HubMessage, out: &mut Vec<u8>) {
         }
         HubMessage::Ack(id) | HubMessage::Sequence(id) => {
             w.key("sequenceId");
-            w.out.extend_from_slice(id.to_string().as_bytes());
+            write_u64(*id, w.out);
         }
     }
     out.extend_from_slice(b"}");
@@ -99,7 +99,7 @@ struct ObjectWriter<'a> {
 impl<'a> ObjectWriter<'a> {
     fn new(out: &'a mut Vec<u8>, type_id: u8) -> Self {
         out.extend_from_slice(b"{\"type\":");
-        out.extend_from_slice(type_id.to_string().as_bytes());
+        write_u64(u64::from(type_id), out);
         ObjectWriter { out }
     }
 
@@ -229,10 +229,9 @@ fn invalid(error: JsonError) -> ProtocolError {
 
 /// Decodes one JSON record (without its separator).
 pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
-    let record = Bytes::copy_from_slice(record);
-    let wire = Wire::read(&record)?;
-    let raw =
-        |value: &str| RawValue::from_encoded(Protocol::Json, record.slice_ref(value.as_bytes()));
+    let wire = Wire::read(record)?;
+    let mut values = RecordValues::new(Protocol::Json, record);
+    let mut raw = |value: &str, alone: bool| values.value_of(value.as_bytes(), alone);
     let type_id = wire.type_id.ok_or(ProtocolError::MissingField("type"))?;
     let headers = wire.headers.unwrap_or_default();
     let id = |id: Option<String>| match id {
@@ -256,10 +255,9 @@ pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
                 .ok_or(ProtocolError::MissingField("target"))?;
             let arguments = wire
                 .arguments
-                .ok_or(ProtocolError::MissingField("arguments"))?
-                .into_iter()
-                .map(raw)
-                .collect();
+                .ok_or(ProtocolError::MissingField("arguments"))?;
+            let alone = arguments.len() == 1;
+            let arguments = arguments.into_iter().map(|a| raw(a, alone)).collect();
             let invocation = Invocation {
                 invocation_id,
                 target,
@@ -275,13 +273,13 @@ pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
         }
         2 => HubMessage::StreamItem(StreamItem {
             invocation_id: id(wire.invocation_id)?,
-            item: raw(wire.item.ok_or(ProtocolError::MissingField("item"))?),
+            item: raw(wire.item.ok_or(ProtocolError::MissingField("item"))?, true),
             headers,
         }),
         3 => {
             let result = match (wire.result, wire.error) {
                 (Some(_), Some(_)) => return Err(ProtocolError::ResultAndError),
-                (Some(value), None) => CompletionResult::Value(raw(value)),
+                (Some(value), None) => CompletionResult::Value(raw(value, true)),
                 (None, Some(error)) => CompletionResult::Error(error),
                 (None, None) => CompletionResult::Void,
             };

@@ -2,11 +2,11 @@
 //! array per record, arguments kept as the raw bytes of each value.
 
 use super::framing::write_length_prefix;
+use super::value::RecordValues;
 use super::{
     CancelInvocation, Close, Completion, CompletionResult, Decoded, Headers, HubMessage,
     Invocation, Protocol, ProtocolError, RawValue, StreamItem,
 };
-use bytes::Bytes;
 use rmp::encode as enc;
 
 /// How deep a value may nest inside a message.
@@ -251,8 +251,9 @@ fn skip(buf: &[u8], pos: usize, depth: usize) -> Result<usize, ProtocolError> {
 
 /// A cursor over one record.
 struct Reader<'a> {
-    record: &'a Bytes,
+    record: &'a [u8],
     pos: usize,
+    values: RecordValues<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -309,9 +310,10 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    fn raw(&mut self) -> Result<RawValue, ProtocolError> {
+    /// The next value; `alone` when it is the record's only one.
+    fn raw(&mut self, alone: bool) -> Result<RawValue, ProtocolError> {
         let end = value_span(self.record, self.pos)?;
-        let value = RawValue::from_encoded(Protocol::MessagePack, self.record.slice(self.pos..end));
+        let value = self.values.value(self.pos..end, alone);
         self.pos = end;
         Ok(value)
     }
@@ -346,10 +348,10 @@ impl<'a> Reader<'a> {
 
 /// Decodes one MessagePack record (without its length prefix).
 pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
-    let record = Bytes::copy_from_slice(record);
     let mut r = Reader {
-        record: &record,
+        record,
         pos: 0,
+        values: RecordValues::new(Protocol::MessagePack, record),
     };
     let len = r.array_len().map_err(|_| invalid("Invalid payload."))?;
     if len == 0 {
@@ -385,7 +387,7 @@ pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
             }
             let mut arguments = Vec::with_capacity(count);
             for _ in 0..count {
-                arguments.push(r.raw()?);
+                arguments.push(r.raw(count == 1)?);
             }
             let stream_ids = if len >= 6 {
                 let count = r.array_len()?;
@@ -419,7 +421,7 @@ pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
             let invocation_id = r.id()?;
             HubMessage::StreamItem(StreamItem {
                 invocation_id,
-                item: r.raw()?,
+                item: r.raw(true)?,
                 headers,
             })
         }
@@ -434,7 +436,7 @@ pub(super) fn decode(record: &[u8]) -> Result<Decoded, ProtocolError> {
             let result = match kind {
                 1 => CompletionResult::Error(r.string("error")?),
                 2 => CompletionResult::Void,
-                3 => CompletionResult::Value(r.raw()?),
+                3 => CompletionResult::Value(r.raw(true)?),
                 other => return Err(invalid(&format!("invalid result kind {other}"))),
             };
             HubMessage::Completion(Completion {

@@ -4,30 +4,38 @@ use bytes::Bytes;
 use std::cell::RefCell;
 
 thread_local! {
-    /// The buffer messages are encoded into on this thread, kept between messages.
+    /// The buffer messages and values are encoded into on this thread, kept between uses.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How much room the scratch buffer keeps for values encoded outside a message (arguments,
+/// results, stream items).
+pub(crate) const VALUE_SCRATCH_KEPT: usize = 16 * 1024;
+
+/// Runs `use_it` on this thread's scratch buffer, emptied first. The buffer keeps its capacity
+/// for the next use unless it grew past `kept` bytes, so a thread holds at most that much. An
+/// encoder that encodes from inside an encoding finds the buffer taken and gets a new one.
+pub(crate) fn with_scratch<R>(kept: usize, use_it: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            let result = use_it(&mut scratch);
+            if scratch.capacity() > kept {
+                *scratch = Vec::new();
+            }
+            result
+        }
+        Err(_) => use_it(&mut Vec::new()),
+    })
 }
 
 /// Runs `encode` on this thread's scratch buffer and returns what it wrote as bytes of exactly
 /// that size: one allocation per message, where a `Vec` grown step by step costs several (and,
-/// with room to spare, a second one for `Bytes`' shared header). The buffer keeps its capacity
-/// for the next message unless it grew past `kept` bytes, so a thread holds at most that much.
+/// with room to spare, a second one for `Bytes`' shared header). See [`with_scratch`] for
+/// `kept`.
 pub fn encode_exact(kept: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            scratch.clear();
-            encode(&mut scratch);
-            let bytes = Bytes::copy_from_slice(&scratch);
-            if scratch.capacity() > kept {
-                *scratch = Vec::new();
-            }
-            bytes
-        }
-        // Only an encoder that encodes from inside an encoding could find it borrowed.
-        Err(_) => {
-            let mut bytes = Vec::new();
-            encode(&mut bytes);
-            Bytes::from(bytes)
-        }
+    with_scratch(kept, |scratch| {
+        encode(scratch);
+        Bytes::copy_from_slice(scratch)
     })
 }

@@ -1,6 +1,7 @@
 //! [`RawValue`]: an argument, result or stream item kept in its wire encoding.
 
 use super::msgpack::value_span;
+use super::scratch::{with_scratch, VALUE_SCRATCH_KEPT};
 use super::Protocol;
 use crate::json_text::{write_string, Json, Reader};
 use base64::Engine as _;
@@ -37,19 +38,12 @@ impl RawValue {
         protocol: Protocol,
         value: &T,
     ) -> Result<Self, ValueError> {
-        let bytes = match protocol {
-            Protocol::Json => serde_json::to_vec(value).map_err(|e| ValueError(e.to_string()))?,
-            Protocol::MessagePack => {
-                let mut out = Vec::new();
-                value
-                    .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
-                    .map_err(|e| ValueError(e.to_string()))?;
-                out
-            }
-        };
-        Ok(RawValue {
-            protocol,
-            bytes: bytes.into(),
+        with_scratch(VALUE_SCRATCH_KEPT, |out| {
+            serialize_into(protocol, value, out)?;
+            Ok(RawValue::from_encoded(
+                protocol,
+                Bytes::copy_from_slice(out),
+            ))
         })
     }
 
@@ -79,10 +73,7 @@ impl RawValue {
 
     /// Whether the value is `null` (JSON) or `nil` (MessagePack).
     pub fn is_null(&self) -> bool {
-        match self.protocol {
-            Protocol::Json => self.bytes.trim_ascii() == b"null",
-            Protocol::MessagePack => self.bytes[..] == [0xc0],
-        }
+        is_null(self.protocol, &self.bytes)
     }
 
     /// The protocol whose encoding the bytes are in.
@@ -333,19 +324,134 @@ impl std::fmt::Debug for RawValue {
     }
 }
 
+/// Copies the values of one received record out of the network's buffer: a value that is its
+/// record's only one (a result, a stream item, a lone argument) gets a copy of its own, one
+/// allocation; several values share one copy of the record (which costs a second allocation,
+/// for the count of its sharers, when the first of them is sliced off it).
+pub(crate) struct RecordValues<'a> {
+    protocol: Protocol,
+    record: &'a [u8],
+    shared: Option<Bytes>,
+}
+
+impl<'a> RecordValues<'a> {
+    pub(crate) fn new(protocol: Protocol, record: &'a [u8]) -> Self {
+        RecordValues {
+            protocol,
+            record,
+            shared: None,
+        }
+    }
+
+    /// The value at `span` of the record; `alone` when it is the record's only value.
+    pub(crate) fn value(&mut self, span: std::ops::Range<usize>, alone: bool) -> RawValue {
+        let bytes = if alone {
+            Bytes::copy_from_slice(&self.record[span])
+        } else {
+            let record = self.record;
+            self.shared
+                .get_or_insert_with(|| Bytes::copy_from_slice(record))
+                .slice(span)
+        };
+        RawValue::from_encoded(self.protocol, bytes)
+    }
+
+    /// The value `text`, a slice of the record; `alone` when it is the record's only value.
+    pub(crate) fn value_of(&mut self, text: &[u8], alone: bool) -> RawValue {
+        let start = (text.as_ptr() as usize).wrapping_sub(self.record.as_ptr() as usize);
+        assert!(
+            start <= self.record.len() && text.len() <= self.record.len() - start,
+            "a value outside its record"
+        );
+        self.value(start..start + text.len(), alone)
+    }
+}
+
+/// Serializes `value` for `protocol` at the end of `out` (MessagePack structs become maps, as
+/// the official clients write them).
+fn serialize_into<T: Serialize + ?Sized>(
+    protocol: Protocol,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    let written = match protocol {
+        Protocol::Json => serde_json::to_writer(&mut *out, value).map_err(|e| e.to_string()),
+        Protocol::MessagePack => value
+            .serialize(&mut rmp_serde::Serializer::new(&mut *out).with_struct_map())
+            .map_err(|e| e.to_string()),
+    };
+    written.map_err(ValueError)
+}
+
 /// Encodes a tuple or sequence (`(1, "a")`, `Vec<T>`, `()`) as one [`RawValue`] per element:
 /// the argument list of an invocation.
+///
+/// The list is serialized into this thread's scratch buffer. A single argument (the usual
+/// call) is then copied out alone, one allocation; several are copied out together and
+/// shared by their values.
 pub fn encode_arguments<T: Serialize + ?Sized>(
     protocol: Protocol,
     arguments: &T,
 ) -> Result<Vec<RawValue>, ValueError> {
-    let whole = RawValue::encode(protocol, arguments)?;
-    if whole.is_null() {
-        return Ok(Vec::new());
-    }
-    split_array(&whole).ok_or_else(|| {
-        ValueError("arguments must serialize as a sequence, such as a tuple: (a, b)".into())
+    with_scratch(VALUE_SCRATCH_KEPT, |out| {
+        serialize_into(protocol, arguments, out)?;
+        let not_a_sequence =
+            || ValueError("arguments must serialize as a sequence, such as a tuple: (a, b)".into());
+        if is_null(protocol, out) {
+            return Ok(Vec::new());
+        }
+        match only_element(protocol, out) {
+            Err(()) => Err(not_a_sequence()),
+            Ok(Some(item)) => Ok(vec![RawValue::from_encoded(
+                protocol,
+                Bytes::copy_from_slice(item),
+            )]),
+            Ok(None) => {
+                let whole = RawValue::from_encoded(protocol, Bytes::copy_from_slice(out));
+                split_array(&whole).ok_or_else(not_a_sequence)
+            }
+        }
     })
+}
+
+/// Whether `bytes` is `null` (JSON) or `nil` (MessagePack).
+fn is_null(protocol: Protocol, bytes: &[u8]) -> bool {
+    match protocol {
+        Protocol::Json => bytes.trim_ascii() == b"null",
+        Protocol::MessagePack => bytes == [0xc0],
+    }
+}
+
+/// The element of an encoded array of exactly one; `Ok(None)` for any other length, `Err` if
+/// `bytes` is not an array.
+fn only_element(protocol: Protocol, bytes: &[u8]) -> Result<Option<&[u8]>, ()> {
+    match protocol {
+        Protocol::Json => {
+            let mut reader = Reader::new(bytes).map_err(drop)?;
+            let mut count = 0usize;
+            let mut first = None;
+            reader
+                .array(|r| {
+                    let item = r.skip()?;
+                    count += 1;
+                    first.get_or_insert(item);
+                    Ok(())
+                })
+                .and_then(|()| reader.finish())
+                .map_err(drop)?;
+            Ok(first.filter(|_| count == 1).map(str::as_bytes))
+        }
+        Protocol::MessagePack => {
+            let mut rd = bytes;
+            let len = rmp::decode::read_array_len(&mut rd).map_err(drop)?;
+            if len != 1 {
+                return Ok(None);
+            }
+            let start = bytes.len() - rd.len();
+            let end = value_span(bytes, start).map_err(drop)?;
+            Ok(Some(&bytes[start..end]))
+        }
+    }
 }
 
 /// Splits an encoded array into its elements, `None` if it is not an array.
@@ -418,5 +524,51 @@ pub fn decode_arguments<T: DeserializeOwned>(arguments: &[RawValue]) -> Result<T
         // `()` is `null` to serde, while an empty argument list is `[]`.
         Err(error) if arguments.is_empty() => RawValue::null(protocol).decode().map_err(|_| error),
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value whose serialization encodes another value on the same thread.
+    struct Nested;
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let inner = RawValue::encode(Protocol::Json, &("inner", 1)).expect("encodes");
+            serializer.serialize_str(std::str::from_utf8(inner.as_bytes()).expect("UTF-8"))
+        }
+    }
+
+    #[test]
+    fn a_value_that_encodes_another_while_it_is_encoded_gets_both_right() {
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            let args = encode_arguments(protocol, &(Nested, 2)).expect("encodes");
+            assert_eq!(args.len(), 2);
+            assert_eq!(args[0].decode::<String>().unwrap(), r#"["inner",1]"#);
+            assert_eq!(args[1].decode::<i32>().unwrap(), 2);
+            let alone = encode_arguments(protocol, &(Nested,)).expect("encodes");
+            assert_eq!(alone[0].decode::<String>().unwrap(), r#"["inner",1]"#);
+        }
+    }
+
+    #[test]
+    fn arguments_that_are_not_a_sequence_are_refused() {
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            let error = encode_arguments(protocol, &"text").unwrap_err();
+            assert!(error.0.contains("sequence"), "{error}");
+            assert!(encode_arguments(protocol, &()).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_received_value_is_copied_out_of_its_record() {
+        let record = br#"[1,"two",3]"#;
+        let mut values = RecordValues::new(Protocol::Json, record);
+        let alone = values.value_of(&record[3..8], true);
+        let shared = values.value_of(&record[9..10], false);
+        assert_eq!(alone.decode::<String>().unwrap(), "two");
+        assert_eq!(shared.decode::<i32>().unwrap(), 3);
     }
 }
