@@ -11,6 +11,7 @@
 //! `BENCH_MEMORY_SAMPLES` (fresh processes measuring idle memory, default 3), `BENCH_ONLY`
 //! (`echo_json`: only the JSON echo figures of the single-threaded runtime, `echo_json_100`:
 //! only its figure with 100 in flight, `echo_json_1`: only its sequential figure, for profiling;
+//! `raw_json_1`: only the bare socket's sequential figure, the floor to profile against;
 //! `memory`: only the idle-memory samples), `BENCH_MEMORY_LEAK` (a memory sample exits holding
 //! its connections, so that `heaptrack` lists what they keep as leaks).
 //!
@@ -67,9 +68,12 @@ fn cpu_micros() -> f64 {
     (ticks(11) + ticks(12)) * 1_000_000.0 / 100.0
 }
 
+/// Prints a figure and keeps its `RESULT` line; microseconds with two decimals (CPU per call
+/// with 100 in flight is about 2 us), everything else with one.
 fn report(results: &mut Vec<String>, key: &str, value: f64, unit: &str) {
-    println!("{key:<40} {value:>14.1} {unit}");
-    results.push(format!("RESULT {key} {value:.1} {unit}"));
+    let decimals = if unit == "us" { 2 } else { 1 };
+    println!("{key:<40} {value:>14.decimals$} {unit}");
+    results.push(format!("RESULT {key} {value:.decimals$} {unit}"));
 }
 
 async fn connect(url: &str, protocol: Protocol) -> HubConnection {
@@ -313,6 +317,12 @@ async fn run(side: &str, everything: bool) -> Vec<String> {
         "[{side}] server: {url}; {seconds} s per throughput figure; {connections} idle connections"
     );
 
+    if only == "raw_json_1" {
+        let (rate, cpu) = raw_echo_rate(&url, 1, seconds).await;
+        report(&mut results, "raw_rs.echo_sequential", rate, "ops/s");
+        report(&mut results, "raw_rs.cpu_us_per_call_sequential", cpu, "us");
+        return results;
+    }
     if only == "memory" {
         let samples = memory_samples(&base);
         let rss: Vec<f64> = samples.iter().map(|s| s.rss).collect();

@@ -5,7 +5,8 @@
 // Environment: TALKBACK_FIXTURE_BIN (default target/release/talkback-fixture, else debug),
 //   BENCH_SECONDS (per throughput measurement, default 5), BENCH_CONNECTIONS (default 1000),
 //   BENCH_MEMORY_SAMPLES (fresh processes measuring idle memory, default 3),
-//   BENCH_URL (use a running fixture instead of starting one, e.g. http://127.0.0.1:5000).
+//   BENCH_URL (use a running fixture instead of starting one, e.g. http://127.0.0.1:5000),
+//   BENCH_ONLY=echo_json_1 (only the sequential echo figures, as the Rust side's, for profiling).
 // Output: human-readable lines, then one line per result: `RESULT <key> <value> <unit>`.
 //
 // Memory per idle connection is measured the same way as the Rust side's
@@ -68,7 +69,7 @@ async function measure(op, inFlight, seconds) {
   await Promise.all(Array.from({ length: inFlight }, worker));
   const rate = Math.round(done / ((performance.now() - started) / 1000));
   const cpu = process.cpuUsage(cpuBefore);
-  return { rate, cpuPerCall: Number(((cpu.user + cpu.system) / Math.max(done, 1)).toFixed(1)) };
+  return { rate, cpuPerCall: Number(((cpu.user + cpu.system) / Math.max(done, 1)).toFixed(2)) };
 }
 
 /** Ops per second only. */
@@ -225,6 +226,10 @@ async function main() {
     const sequential = await measure(() => conn.invoke("Echo", "hello"), 1, SECONDS);
     report("js.echo_sequential", sequential.rate, "ops/s");
     report("js.cpu_us_per_call_sequential", sequential.cpuPerCall, "us");
+    if (process.env.BENCH_ONLY === "echo_json_1") {
+      await conn.stop();
+      return;
+    }
     const parallel = await measure(() => conn.invoke("Echo", "hello"), 100, SECONDS);
     report("js.echo_100_in_flight", parallel.rate, "ops/s");
     report("js.cpu_us_per_call_100_in_flight", parallel.cpuPerCall, "us");
@@ -251,9 +256,9 @@ async function main() {
     report("js.heap_per_idle_connection", median(field("heap")), "bytes", `V8 heap + external: ${shown("heap")}`);
   } finally {
     await fixture?.stop();
+    console.log("");
+    for (const { key, value, unit } of results) console.log(`RESULT ${key} ${value} ${unit}`);
   }
-  console.log("");
-  for (const { key, value, unit } of results) console.log(`RESULT ${key} ${value} ${unit}`);
 }
 
 main().then(
