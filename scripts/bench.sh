@@ -13,6 +13,16 @@
 #   RUST_BENCH_CMD='cargo run --release -p talkback-examples --example bench --' scripts/bench.sh
 #   BENCH_FIXTURE_BIN=/path/to/talkback-fixture scripts/bench.sh   # another fixture build (A/B)
 #   BENCH_FIXTURE_WORKERS=auto scripts/bench.sh                      # a fixture thread per core (default 1)
+#   BENCH_CPUS=all scripts/bench.sh                                  # let the kernel place the processes
+#
+# BENCH_CPUS (default 0): the CPUs (a `taskset -c` list) that the fixture and both clients run on;
+# `all` pins nothing. By default everything shares core 0. On the virtual machines we measure
+# on, waking a process that sleeps on another, idle core costs the waker a round trip through
+# the hypervisor (an inter-processor interrupt): with the client and the fixture on different
+# cores, about 30 % of the client's CPU samples are that wake-up, a bare socket costs ~32 us of
+# CPU per sequential call instead of ~8 us, and the figures of both clients swing several times
+# more from run to run. A client talking to a server on another machine never pays it. The
+# cross-core figures are still worth a look: README, "Benchmarks", gives both.
 #
 # Sides: `rust` (the tokio client on a single-threaded runtime), `rust_mt` (two workers), `js`
 # (@microsoft/signalr in Node), `raw_ws` and `raw_rs` (pre-encoded frames over a bare WebSocket
@@ -37,6 +47,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+pin=()
+if [ "${BENCH_CPUS:-0}" != all ]; then pin=(taskset -c "${BENCH_CPUS:-0}"); fi
+
 header "build (release)"
 if [ -n "${BENCH_FIXTURE_BIN:-}" ]; then
   FIXTURE_BIN="$BENCH_FIXTURE_BIN"
@@ -59,7 +72,13 @@ if [ -z "$rust_cmd" ]; then
     });')"
 fi
 
+# Build the Rust side now, so that nothing compiles on the pinned CPUs.
+case "$rust_cmd" in
+  "cargo run "*) build_cmd="${rust_cmd/cargo run/cargo build}"; build_cmd="${build_cmd% --}"; $build_cmd ;;
+esac
+
 header "fixture"
+echo "CPUs: ${BENCH_CPUS:-0} (BENCH_CPUS)"
 # BENCH_FIXTURE_WORKERS (default 1): the fixture's tokio worker threads (TOKIO_WORKER_THREADS;
 # `auto`: one per core). The clients compared run on one thread each (the Rust side on a
 # current-thread runtime, Node), so on the 2 cores of our machines one fixture thread gives each
@@ -69,9 +88,9 @@ header "fixture"
 workers="${BENCH_FIXTURE_WORKERS:-1}"
 echo "fixture with ${workers} tokio worker thread(s)"
 if [ "$workers" = auto ]; then
-  "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+  "${pin[@]}" "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
 else
-  TOKIO_WORKER_THREADS="$workers" "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
+  TOKIO_WORKER_THREADS="$workers" "${pin[@]}" "$FIXTURE_BIN" --port 0 > "$OUT/fixture.log" 2>&1 &
 fi
 FIXTURE_PID=$!
 URL=""
@@ -89,14 +108,14 @@ header "Rust client"
 if [ -n "$rust_cmd" ]; then
   echo "\$ $rust_cmd $URL"
   # shellcheck disable=SC2086
-  if ! $rust_cmd "$URL" | tee "$OUT/rust.txt"; then echo "the Rust benchmark failed"; status=1; fi
+  if ! "${pin[@]}" $rust_cmd "$URL" | tee "$OUT/rust.txt"; then echo "the Rust benchmark failed"; status=1; fi
 else
   echo "no Rust benchmark program found (set RUST_BENCH_CMD, or add an example or binary named 'bench')"
   : > "$OUT/rust.txt"
 fi
 
 header "official JavaScript client (@microsoft/signalr, Node $(node --version))"
-if ! node --expose-gc tests/interop/bench.mjs | tee "$OUT/js.txt"; then echo "the JavaScript benchmark failed"; status=1; fi
+if ! "${pin[@]}" node --expose-gc tests/interop/bench.mjs | tee "$OUT/js.txt"; then echo "the JavaScript benchmark failed"; status=1; fi
 
 header "side by side"
 cat "$OUT/rust.txt" "$OUT/js.txt" | grep '^RESULT ' | node -e '
