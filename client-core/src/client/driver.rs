@@ -15,7 +15,10 @@
 //! 7. calls, unless the writer is behind or the engine's send buffer is full.
 //!
 //! One pass takes at most one input from each source, so no source starves another; after each
-//! input the engine is drained and the gates above are checked again.
+//! input the engine is drained and the gates above are checked again. A source that answered
+//! pending is not polled again until the driver is woken ([`Quiet`]; the network also when the
+//! driver starts a request, socket or token fetch): it holds the driver's waker, and a look
+//! through the WebSocket's reader is the costliest poll of a pass.
 
 use super::commands::{CommandReceiver, ControlReceiver, Shared};
 use super::handlers::{ClientResultDone, Registry};
@@ -66,6 +69,19 @@ struct Driver {
     deliveries: Deliveries,
     /// The armed timer and its deadline (never later than the engine's next deadline).
     timer: Option<(Instant, BoxFuture<()>)>,
+    /// The sources found pending since the driver was last woken.
+    quiet: Quiet,
+}
+
+/// The sources that answered pending since the driver was last woken. Each holds the driver's
+/// waker then, so looking again before the next wake-up would find it pending again: later
+/// passes skip it. (The network's flag is [`Io`]'s own: starting a request there clears it.)
+#[derive(Default)]
+struct Quiet {
+    control: bool,
+    results: bool,
+    timer: bool,
+    commands: bool,
 }
 
 /// Spawns the driver of one connection on `runtime` (its handler dispatcher starts with the
@@ -90,6 +106,7 @@ pub(crate) fn spawn(runtime: &Arc<dyn Runtime>, seed: DriverSeed) {
         pending: Pending::default(),
         deliveries: Deliveries::new(seed.registry, runtime.clone()),
         timer: None,
+        quiet: Quiet::default(),
     };
     runtime.spawn(Box::pin(Run(driver)));
 }
@@ -115,6 +132,8 @@ impl Driver {
     /// The loop: drain, check for the end, take one input from each ready source; pending once
     /// no source has anything.
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.io.woken();
+        self.quiet = Quiet::default();
         for _ in 0..BUDGET {
             self.drain(cx);
             if !self.commands_open
@@ -144,7 +163,7 @@ impl Driver {
     fn poll_sources(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
 
-        if self.control_open {
+        if self.control_open && !self.quiet.control {
             if let Poll::Ready(command) = self.control.poll_next_unpin(cx) {
                 progressed = true;
                 match command {
@@ -156,13 +175,15 @@ impl Driver {
                     None => self.control_open = false,
                 }
                 self.drain(cx);
+            } else {
+                self.quiet.control = true;
             }
         }
 
         if self.results.is_none() {
             self.results = self.deliveries.take_results();
         }
-        if let Some(results) = &mut self.results {
+        if let Some(results) = self.results.as_mut().filter(|_| !self.quiet.results) {
             if let Poll::Ready(done) = results.poll_next_unpin(cx) {
                 match done {
                     Some((id, result)) => {
@@ -174,6 +195,8 @@ impl Driver {
                     // The dispatcher is gone (it ends only with the driver's queue to it).
                     None => self.results = None,
                 }
+            } else {
+                self.quiet.results = true;
             }
         }
 
@@ -204,7 +227,11 @@ impl Driver {
 
         // Calls wait while the socket's writer is behind or while stateful reconnect's buffer
         // of unacknowledged messages is full (item 91).
-        if self.commands_open && !self.io.is_writer_behind() && !self.conn.is_send_blocked() {
+        if self.commands_open
+            && !self.quiet.commands
+            && !self.io.is_writer_behind()
+            && !self.conn.is_send_blocked()
+        {
             if let Poll::Ready(command) = self.commands.poll_next(cx) {
                 progressed = true;
                 let now = self.runtime.now();
@@ -221,6 +248,8 @@ impl Driver {
                     }
                 }
                 self.drain(cx);
+            } else {
+                self.quiet.commands = true;
             }
         }
 
@@ -236,13 +265,18 @@ impl Driver {
             return false;
         };
         match &self.timer {
-            Some((armed, _)) if *armed <= deadline => {}
+            Some((armed, _)) if *armed <= deadline => {
+                if self.quiet.timer {
+                    return false;
+                }
+            }
             _ => self.timer = Some((deadline, self.runtime.sleep_until(deadline))),
         }
         let Some((_, sleep)) = &mut self.timer else {
             return false;
         };
         if sleep.poll_unpin(cx).is_pending() {
+            self.quiet.timer = true;
             return false;
         }
         self.timer = None;

@@ -61,6 +61,10 @@ pub(crate) struct Io {
     /// The socket's sink failed: it takes nothing more (a sink is not polled after an error).
     writer_gone: bool,
     tokens: Vec<oneshot::Receiver<Result<Option<String>, String>>>,
+    /// The last look at the network found nothing, and nothing was started since: every source
+    /// has the driver's waker, so looking again before the driver is woken finds nothing either
+    /// (and costs a pass through the WebSocket's reader). Cleared when the driver is woken.
+    quiet: bool,
 }
 
 impl Io {
@@ -82,7 +86,13 @@ impl Io {
             unflushed: false,
             writer_gone: false,
             tokens: Vec::new(),
+            quiet: false,
         }
+    }
+
+    /// The driver was woken: the network may have something again.
+    pub(crate) fn woken(&mut self) {
+        self.quiet = false;
     }
 
     /// Whether frames wait for the socket's writer or its flush.
@@ -116,6 +126,7 @@ impl Io {
                 let id = request.id;
                 let stream = self.runtime.http(request);
                 self.http.insert(id, stream);
+                self.quiet = false;
             }
             Transmit::AbortHttp(id) => {
                 if self.finish_http(id) {
@@ -130,6 +141,7 @@ impl Io {
                         let _ = tx.send(fetch.await);
                     }));
                     self.tokens.push(rx);
+                    self.quiet = false;
                 }
                 None => conn.handle_access_token(self.runtime.now(), Ok(None)),
             },
@@ -144,6 +156,7 @@ impl Io {
                     headers,
                     max_message_size: self.max_message_size,
                 }));
+                self.quiet = false;
             }
             Transmit::WebSocketSend { data, format } => {
                 if self.log_message_content {
@@ -277,6 +290,9 @@ impl Io {
     /// The next answer from the network, if one is ready: the socket first, then HTTP
     /// outcomes, then tokens.
     pub(crate) fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Input> {
+        if self.quiet {
+            return Poll::Pending;
+        }
         if let Some(socket) = &mut self.socket {
             match socket.events.as_mut().poll_next(cx) {
                 Poll::Ready(Some(event)) => {
@@ -344,6 +360,7 @@ impl Io {
                 return Poll::Ready(Input::Token(token));
             }
         }
+        self.quiet = true;
         Poll::Pending
     }
 

@@ -31,8 +31,8 @@ pub(crate) fn with_scratch<R>(kept: usize, use_it: impl FnOnce(&mut Vec<u8>) -> 
 
 /// Runs `encode` on this thread's scratch buffer and returns what it wrote as bytes of exactly
 /// that size: one allocation per message, where a `Vec` grown step by step costs several (and,
-/// with room to spare, a second one for `Bytes`' shared header). See [`with_scratch`] for
-/// `kept`.
+/// with room to spare, a second one for `Bytes`' shared header). The buffer keeps its capacity
+/// for the next message unless it grew past `kept` bytes.
 pub fn encode_exact(kept: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     with_scratch(kept, |scratch| {
         encode(scratch);
