@@ -171,11 +171,25 @@ wasm_browser_tests() {
 # The npm package talkback-signalr: built by scripts/build-npm.sh (wasm-release profile,
 # wasm-bindgen, wasm-opt from npm's binaryen), then loaded by a page in headless Chromium that
 # runs the JavaScript API's scenarios against the fixture (client-wasm/npm/test/run.mjs), and
-# the same scenarios in Node.js (node.mjs); then
+# the same scenarios in Node.js 20 and 22 (node.mjs); then
 # its packaging (client-wasm/npm/test/packaging.mjs: the tarball installed into an app, tsc on a
 # typed app, esbuild and Vite bundles and module workers in Chromium) and the fixture's demo page
 # (demo.mjs: a message from the native `talkback` CLI rendered at /, target/artifacts/demo.png;
 # serverless.mjs: the serverless dashboard example's browser page, target/artifacts/serverless.png).
+# Node.js 22 (the active LTS; it has a WebSocket of its own), for the Node.js test of the npm
+# package beside the machine's Node.js 20: an official build from npm's `node-linux-<arch>`
+# package, installed once under <target>/node22. Prints the binary's path.
+node22_bin() {
+  local dir="$1/node22" version=22.23.5 arch
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) return 1 ;; esac
+  local bin="$dir/node_modules/node-linux-$arch/bin/node"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version)" != "v$version" ]; then
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$version") >&2 || return 1
+  fi
+  echo "$bin"
+}
+
 npm_package_tests() {
   if [ ! -f "$WASM_ENV_FILE" ]; then echo "no wasm toolchain (the setup step failed)"; return 1; fi
   local tc target_dir
@@ -202,6 +216,16 @@ npm_package_tests() {
   # `ws` dependency), the Node.js behaviours beside the official client's, and the process-exit
   # check (client-wasm/npm/test/node.mjs).
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/node.mjs || failed=1
+  # The same in Node.js 22, whose global WebSocket and require() of ES modules are its own.
+  local node22
+  if node22="$(node22_bin "$target_dir")"; then
+    echo "node.mjs under $("$node22" --version)"
+    PATH="$(dirname "$node22"):$PATH" TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" \
+      node client-wasm/npm/test/node.mjs || failed=1
+  else
+    echo "Node.js 22 could not be installed from npm (node-linux-<arch>)"
+    failed=1
+  fi
   # The same scenarios in headless Firefox, over geckodriver (skipped when Firefox is missing).
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/firefox.mjs || failed=1
   TALKBACK_FIXTURE_BIN="$target_dir/debug/talkback-fixture" node client-wasm/npm/test/packaging.mjs || failed=1
