@@ -13,19 +13,24 @@ import init, { RawConnection } from "./talkback_wasm.js";
 import { encode as mpEncode, decode as mpDecode } from "./msgpack.js";
 
 // Where this module was loaded from when `import.meta.url` is not there (an iife bundle, such as
-// browser/talkback-signalr.js): in a page, the classic script being run; in a worker, which has
-// no `currentScript`, the script a stack trace taken now names (the one `importScripts()` is
-// running, or the worker's own script when the package is bundled into it). Read while the
-// script runs; wasmUrl() falls back to the worker's own address.
+// browser/talkback-signalr.js, or a CommonJS bundle for Node.js): in a page, the classic script
+// being run; elsewhere (a worker has no `currentScript`), the script a stack trace taken now
+// names (the one `importScripts()` is running, the worker's own script when the package is
+// bundled into it, the bundle's file in Node.js). Read while the script runs; wasmUrl() falls
+// back to the worker's own address.
 const scriptUrl = import.meta.url ? undefined : globalThis.document ? globalThis.document.currentScript?.src : runningScriptUrl();
 
 // The URL in the first frame of a stack trace: `at f (https://host/a.js:1:2)` in Chromium,
-// `f@https://host/a.js:1:2` in Firefox and Safari. Undefined when there is none (Node.js prints
-// paths, and an `eval`-ed script has no URL of its own).
+// `f@https://host/a.js:1:2` in Firefox and Safari; in Node.js, whose CommonJS frames hold paths
+// (`at f (/app/dist/a.js:1:2)`), the path's file: URL. Undefined when there is none (an
+// `eval`-ed script has no URL of its own).
 function runningScriptUrl() {
   try {
-    const frame = /((?:https?|blob|file):[^\s()@]+?):\d+:\d+/.exec(String(new Error().stack));
-    return frame ? frame[1] : undefined;
+    const stack = String(new Error().stack);
+    const frame = /((?:https?|blob|file):[^\s()@]+?):\d+:\d+/.exec(stack);
+    if (frame) return frame[1];
+    const path = nodeVersion() && /(?:\(|at )((?:\/|[A-Za-z]:\\)[^()\n]+?):\d+:\d+\)?$/m.exec(stack);
+    return path ? nodeModule("url")?.pathToFileURL(path[1]).href : undefined;
   } catch {
     return undefined;
   }
@@ -90,7 +95,7 @@ function loadWs() {
   if (!wsReady) {
     let ws;
     try {
-      const load = nodeVersion() && nodeModule("module")?.createRequire(import.meta.url);
+      const load = nodeVersion() && nodeModule("module")?.createRequire(import.meta.url || scriptUrl);
       const exported = load && load("ws");
       ws = exported && (exported.WebSocket || exported);
     } catch {

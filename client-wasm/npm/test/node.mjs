@@ -92,6 +92,19 @@ function runChild(cwd, code, { ms = 20000, type = "module" } = {}) {
   });
 }
 
+// Runs a program to its end (killed after `ms`): its exit code and what it printed.
+function runProcess(file, args, cwd, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (d) => { stdout += d; });
+    child.stderr.on("data", (d) => { stderr += d; });
+    const t = setTimeout(() => { child.kill("SIGKILL"); }, ms);
+    child.on("error", (e) => { clearTimeout(t); reject(e); });
+    child.on("exit", (exitCode) => { clearTimeout(t); resolve({ stdout, stderr, exitCode }); });
+  });
+}
+
 // What one connection of `lib` sees of itself at the server, over `transport`, with an access
 // token and a header of its own; `extra` adds connection options. The user agent keeps its
 // shape: its detailed version (ours `talkback x.y.z`, the official's `10.0.n`) is replaced.
@@ -329,6 +342,31 @@ async function main() {
       })();
     `, { type: "commonjs" });
     assertEq([exitCode, JSON.parse(lines[0] ?? "null")], [0, [3, "websocket"]], "the script's result");
+  });
+
+  await results.check("node: an app bundled into one CommonJS file (esbuild, as for a serverless function) finds the wasm module next to it", async () => {
+    // esbuild turns `import.meta.url` into nothing in a CommonJS bundle: the package must find
+    // its wasm module (copied next to the bundle) and `ws` (left out of the bundle, as the
+    // official client leaves it) from the bundle's own file.
+    const out = join(app, "bundled");
+    rmSync(out, { recursive: true, force: true });
+    mkdirSync(out);
+    writeFileSync(join(app, "bundle-entry.cjs"), `
+      const signalR = require("talkback-signalr");
+      (async () => {
+        const c = new signalR.HubConnectionBuilder().withUrl(${JSON.stringify(hub)}).configureLogging(signalR.LogLevel.None).build();
+        await c.start();
+        console.log(JSON.stringify([await c.invoke("Add", 1, 2), await c.invoke("GetHeader", "upgrade")]));
+        await c.stop();
+      })();
+    `);
+    const esbuild = join(here, "node_modules/.bin/esbuild");
+    const built = await runProcess(esbuild, [join(app, "bundle-entry.cjs"), "--bundle", "--platform=node", "--format=cjs",
+      "--external:ws", "--log-level=error", `--outfile=${join(out, "app.js")}`], app);
+    assertEq([built.exitCode, built.stderr], [0, ""], "esbuild bundled the app");
+    cpSync(join(app, "node_modules/talkback-signalr/talkback_wasm_bg.wasm"), join(out, "talkback_wasm_bg.wasm"));
+    const { stdout, stderr, exitCode } = await runProcess(process.execPath, [join(out, "app.js")], out);
+    assertEq([exitCode, stderr, JSON.parse(stdout.trim() || "null")], [0, "", [3, "websocket"]], "the bundle's result");
   });
 
   // Each child starts, invokes, streams, stops, prints `stopped`, and must then end by itself.
