@@ -386,31 +386,21 @@ fn serialize_into<T: Serialize + ?Sized>(
 /// Encodes a tuple or sequence (`(1, "a")`, `Vec<T>`, `()`) as one [`RawValue`] per element:
 /// the argument list of an invocation.
 ///
-/// The list is serialized into this thread's scratch buffer. A single argument (the usual
-/// call) is then copied out alone, one allocation; several are copied out together and
-/// shared by their values.
+/// The list is serialized into this thread's scratch buffer, and its elements are copied out as
+/// [`RecordValues`] copies a received record's: a single argument (the usual call) alone, one
+/// allocation; several together, shared by their values.
 pub fn encode_arguments<T: Serialize + ?Sized>(
     protocol: Protocol,
     arguments: &T,
 ) -> Result<Vec<RawValue>, ValueError> {
     with_scratch(VALUE_SCRATCH_KEPT, |out| {
         serialize_into(protocol, arguments, out)?;
-        let not_a_sequence =
-            || ValueError("arguments must serialize as a sequence, such as a tuple: (a, b)".into());
         if is_null(protocol, out) {
             return Ok(Vec::new());
         }
-        match only_element(protocol, out) {
-            Err(()) => Err(not_a_sequence()),
-            Ok(Some(item)) => Ok(vec![RawValue::from_encoded(
-                protocol,
-                Bytes::copy_from_slice(item),
-            )]),
-            Ok(None) => {
-                let whole = RawValue::from_encoded(protocol, Bytes::copy_from_slice(out));
-                split_array(&whole).ok_or_else(not_a_sequence)
-            }
-        }
+        split_array(protocol, out).ok_or_else(|| {
+            ValueError("arguments must serialize as a sequence, such as a tuple: (a, b)".into())
+        })
     })
 }
 
@@ -422,72 +412,56 @@ fn is_null(protocol: Protocol, bytes: &[u8]) -> bool {
     }
 }
 
-/// The element of an encoded array of exactly one; `Ok(None)` for any other length, `Err` if
-/// `bytes` is not an array.
-fn only_element(protocol: Protocol, bytes: &[u8]) -> Result<Option<&[u8]>, ()> {
-    match protocol {
-        Protocol::Json => {
-            let mut reader = Reader::new(bytes).map_err(drop)?;
-            let mut count = 0usize;
-            let mut first = None;
-            reader
-                .array(|r| {
-                    let item = r.skip()?;
-                    count += 1;
-                    first.get_or_insert(item);
-                    Ok(())
-                })
-                .and_then(|()| reader.finish())
-                .map_err(drop)?;
-            Ok(first.filter(|_| count == 1).map(str::as_bytes))
+/// Splits an encoded array into its elements, copied out of `array` (read once: the first
+/// element waits until the second shows whether it is alone); `None` if it is not an array.
+fn split_array(protocol: Protocol, array: &[u8]) -> Option<Vec<RawValue>> {
+    let mut values = RecordValues::new(protocol, array);
+    let mut items = Vec::new();
+    let mut first = None;
+    each_element(protocol, array, |item| {
+        if items.is_empty() && first.is_none() {
+            first = Some(item);
+            return;
         }
-        Protocol::MessagePack => {
-            let mut rd = bytes;
-            let len = rmp::decode::read_array_len(&mut rd).map_err(drop)?;
-            if len != 1 {
-                return Ok(None);
-            }
-            let start = bytes.len() - rd.len();
-            let end = value_span(bytes, start).map_err(drop)?;
-            Ok(Some(&bytes[start..end]))
+        if let Some(first) = first.take() {
+            items.push(values.value_of(first, false));
         }
+        items.push(values.value_of(item, false));
+    })?;
+    if let Some(first) = first {
+        items.push(values.value_of(first, true));
     }
+    Some(items)
 }
 
-/// Splits an encoded array into its elements, `None` if it is not an array.
-fn split_array(array: &RawValue) -> Option<Vec<RawValue>> {
-    match array.protocol {
+/// Calls `element` with each element of an encoded array, in order; `None` if `array` is not
+/// one.
+fn each_element<'a>(
+    protocol: Protocol,
+    array: &'a [u8],
+    mut element: impl FnMut(&'a [u8]),
+) -> Option<()> {
+    match protocol {
         Protocol::Json => {
-            let mut items = Vec::new();
-            let mut reader = Reader::new(&array.bytes).ok()?;
+            let mut reader = Reader::new(array).ok()?;
             reader
                 .array(|r| {
-                    let item = r.skip()?;
-                    items.push(RawValue::from_encoded(
-                        Protocol::Json,
-                        array.bytes.slice_ref(item.as_bytes()),
-                    ));
+                    element(r.skip()?.as_bytes());
                     Ok(())
                 })
                 .and_then(|()| reader.finish())
-                .ok()?;
-            Some(items)
+                .ok()
         }
         Protocol::MessagePack => {
-            let bytes = &array.bytes[..];
-            let mut rd = bytes;
+            let mut rd = array;
             let len = rmp::decode::read_array_len(&mut rd).ok()?;
-            let mut pos = bytes.len() - rd.len();
-            let mut items = Vec::with_capacity((len as usize).min(rd.len()));
+            let mut pos = array.len() - rd.len();
             for _ in 0..len {
-                let end = value_span(bytes, pos).ok()?;
-                items.push(RawValue::from_encoded(
-                    Protocol::MessagePack,
-                    array.bytes.slice(pos..end),
-                ));
+                let end = value_span(array, pos).ok()?;
+                element(&array[pos..end]);
                 pos = end;
             }
-            Some(items)
+            Some(())
         }
     }
 }
