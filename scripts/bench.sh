@@ -19,9 +19,9 @@
 # `all` pins nothing. By default everything shares core 0. On the virtual machines we measure
 # on, waking a process that sleeps on another, idle core costs the waker a round trip through
 # the hypervisor (an inter-processor interrupt): with the client and the fixture on different
-# cores, about 30 % of the client's CPU samples are that wake-up, a bare socket costs ~32 us of
-# CPU per sequential call instead of ~8 us, and the figures of both clients swing several times
-# more from run to run. A client talking to a server on another machine never pays it. The
+# cores, about half of the client's CPU samples are wake-ups, a bare socket costs 26-34 us of
+# CPU per sequential call instead of 7-8.5 us, and the figures of both clients swing several
+# times more from run to run. A client talking to a server on another machine never pays it. The
 # cross-core figures are still worth a look: README, "Benchmarks", gives both.
 #
 # Sides: `rust` (the tokio client on a single-threaded runtime), `rust_mt` (two workers), `js`
@@ -47,8 +47,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cpus="${BENCH_CPUS:-0}"
 pin=()
-if [ "${BENCH_CPUS:-0}" != all ]; then pin=(taskset -c "${BENCH_CPUS:-0}"); fi
+if [ "$cpus" != all ]; then pin=(taskset -c "$cpus"); fi
 
 header "build (release)"
 if [ -n "${BENCH_FIXTURE_BIN:-}" ]; then
@@ -78,7 +79,7 @@ case "$rust_cmd" in
 esac
 
 header "fixture"
-echo "CPUs: ${BENCH_CPUS:-0} (BENCH_CPUS)"
+echo "CPUs: $cpus (BENCH_CPUS)"
 # BENCH_FIXTURE_WORKERS (default 1): the fixture's tokio worker threads (TOKIO_WORKER_THREADS;
 # `auto`: one per core). The clients compared run on one thread each (the Rust side on a
 # current-thread runtime, Node), so on the 2 cores of our machines one fixture thread gives each

@@ -16,8 +16,9 @@
 //    Events' headers, cookies a server sets (sent back on every request, the upgrade included,
 //    through a proxy that sets them), the `EventSource` option (accepted, not used), no `ws`
 //    (Node.js 22's WebSocket, or none: skipped as not supported, with the official error),
-//    require() from CommonJS, an app bundled into one CommonJS file by esbuild, and a child process that starts, calls, stops and must then end
-//    by itself (nothing left holding the event loop), over each transport.
+//    require() from CommonJS, an app bundled into one CommonJS file by esbuild, and a child
+//    process that starts, calls, stops and must then end by itself (nothing left holding the
+//    event loop), over each transport.
 // Prints `N passed, N failed`; exits non-zero on any failure. Everything it starts is stopped,
 // also after TEST_TIMEOUT_MS (default 240 s).
 
