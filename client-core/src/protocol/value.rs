@@ -387,7 +387,7 @@ fn serialize_into<T: Serialize + ?Sized>(
 /// the argument list of an invocation.
 ///
 /// The list is serialized into this thread's scratch buffer, and its elements are copied out as
-/// [`RecordValues`] copies a received record's: a single argument (the usual call) alone, one
+/// a received record's values are: a single argument (the usual call) alone, one
 /// allocation; several together, shared by their values.
 pub fn encode_arguments<T: Serialize + ?Sized>(
     protocol: Protocol,
